@@ -1,0 +1,31 @@
+"""Small PNG plots for asset metadata."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: assets run in servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+
+def premium_day_png(premium: pl.DataFrame, title: str) -> bytes:
+    """Premium (in %) per coin and venue over the day, both definitions."""
+    fig, ax = plt.subplots(figsize=(7, 2.8), dpi=80)
+    for (coin, venue), part in premium.sort("ts").group_by(["coin", "kr_venue"], maintain_order=True):
+        ts = part["ts"].to_list()
+        ax.plot(ts, (part["premium_fx"] * 100).to_list(), lw=1, label=f"{coin} {venue} (FX)")
+        if part["premium_usdt"].is_not_null().any():
+            ax.plot(ts, (part["premium_usdt"] * 100).to_list(), lw=0.8, ls="--", label=f"{coin} {venue} (USDT)")
+    ax.set_ylabel("premium %")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2, loc="best")
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

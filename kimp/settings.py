@@ -1,0 +1,77 @@
+"""Settings from the environment, validated in one place.
+
+KIMP_HOME            every piece of local state (Parquet store, DAGSTER_HOME, later MLflow); default .kimp/
+KIMP_SOURCE          simulated (default) | files | exchange
+KIMP_DATA_DIR        folder of real files for the files source (and the FX file for exchange)
+KIMP_STORAGE_URI     base URI of the Parquet store (default $KIMP_HOME/store; s3://bucket/prefix works)
+KIMP_START_DATE      first daily partition (default 2017-08-17, the start of the real hourly samples)
+KIMP_SEED            simulator seed (default 7)
+KIMP_ORDERBOOK_MS    simulated order-book snapshot interval in ms (default 5000, down to 100)
+KIMP_MAX_GAP_MINUTES gap threshold of the blocking 'gaps' checks (default 360)
+KIMP_MAX_FX_AGE_HOURS freshness limit of USD/KRW for the premium (default 120)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+SOURCES = ("simulated", "files", "exchange")
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    source: str
+    data_dir: str | None
+    storage_uri: str
+    start_date: date
+    seed: int
+    orderbook_interval_ms: int
+    max_gap_minutes: int
+    max_fx_age_hours: int
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("KIMP_HOME") or PROJECT_ROOT / ".kimp").expanduser().resolve()
+        source = env.get("KIMP_SOURCE", "simulated").strip().lower()
+        if source not in SOURCES:
+            raise ValueError(f"KIMP_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
+        data_dir = env.get("KIMP_DATA_DIR") or None
+        if source == "files" and not data_dir:
+            raise ValueError("KIMP_SOURCE=files needs KIMP_DATA_DIR (the folder holding the candle and FX files)")
+        if data_dir and "://" not in data_dir:
+            data_dir = str(Path(data_dir).expanduser().resolve())
+        storage = env.get("KIMP_STORAGE_URI") or str(home / "store")
+        ob_ms = _int(env, "KIMP_ORDERBOOK_MS", 5_000)
+        if not 100 <= ob_ms <= 3_600_000:
+            raise ValueError(f"KIMP_ORDERBOOK_MS={ob_ms}: expected 100 .. 3,600,000 milliseconds")
+        return cls(
+            home=home,
+            source=source,
+            data_dir=data_dir,
+            storage_uri=storage,
+            start_date=date.fromisoformat(env.get("KIMP_START_DATE", "2017-08-17")),
+            seed=_int(env, "KIMP_SEED", 7),
+            orderbook_interval_ms=ob_ms,
+            max_gap_minutes=_int(env, "KIMP_MAX_GAP_MINUTES", 360),
+            max_fx_age_hours=_int(env, "KIMP_MAX_FX_AGE_HOURS", 120),
+        )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected an integer") from None

@@ -1,0 +1,116 @@
+"""A Parquet store laid out as ``{base}/{table}/{partition}.parquet``.
+
+Writes are atomic: a reader sees either the previous complete file or the new complete file, never a
+half-written one.
+- Local folders: write ``.{name}.tmp-<uuid>`` in the same folder, fsync, then ``os.replace`` (atomic
+  rename on POSIX). The temporary name does not end in ``.parquet``, so globs never see it.
+- ``s3://``: an S3 object appears only when its (multipart) upload completes, so one PUT is atomic; a
+  killed upload leaves the previous object untouched.
+Unpartitioned tables use the partition name ``all``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec
+import polars as pl
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+UNPARTITIONED = "all"
+
+
+@dataclass
+class ParquetStore:
+    base_uri: str
+    storage_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base_uri = self.base_uri.rstrip("/")
+        self.fs, self._root = fsspec.core.url_to_fs(self.base_uri, **self.storage_options)
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self.scheme = protocols[0]
+        self.is_local = "file" in protocols
+
+    # -- layout ---------------------------------------------------------------------------------
+    def table_dir(self, table: str) -> str:
+        return f"{self._root}/{table}"
+
+    def path(self, table: str, partition: str | None) -> str:
+        return f"{self.table_dir(table)}/{partition or UNPARTITIONED}.parquet"
+
+    def uri(self, table: str, partition: str | None) -> str:
+        """Full URI (with scheme for remote stores) of one partition file."""
+        p = self.path(table, partition)
+        return p if self.is_local else f"{self.scheme}://{p}"
+
+    # -- io -------------------------------------------------------------------------------------
+    def write(self, table: str, partition: str | None, frame: pl.DataFrame) -> str:
+        """Write one partition atomically and return its path."""
+        target = self.path(table, partition)
+        arrow = frame.to_arrow()
+        if self.is_local:
+            folder = Path(target).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{Path(target).name}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "wb") as fh:
+                    pq.write_table(arrow, fh, compression="zstd")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            finally:
+                if tmp.exists():  # only when the write failed before the rename
+                    tmp.unlink()
+        else:
+            self.fs.makedirs(self.table_dir(table), exist_ok=True)
+            with self.fs.open(target, "wb") as fh:
+                pq.write_table(arrow, fh, compression="zstd")
+        log.debug("wrote %s rows to %s", frame.height, target)
+        return target
+
+    def exists(self, table: str, partition: str | None) -> bool:
+        return self.fs.exists(self.path(table, partition))
+
+    def read(self, table: str, partition: str | None) -> pl.DataFrame:
+        target = self.path(table, partition)
+        with self.fs.open(target, "rb") as fh:
+            return pl.from_arrow(pq.read_table(fh))  # type: ignore[return-value]
+
+    def read_many(self, table: str, partitions: Iterable[str], *, allow_missing: bool = False) -> pl.DataFrame:
+        """Concatenate several partitions (in the order given). Missing ones raise unless allowed."""
+        frames, missing = [], []
+        for part in partitions:
+            if self.exists(table, part):
+                frames.append(self.read(table, part))
+            else:
+                missing.append(part)
+        if missing and not allow_missing:
+            raise FileNotFoundError(
+                f"table {table!r}: partitions {missing} are not materialized under {self.base_uri}; "
+                "materialize them first (kimp materialize --start ... --end ...)"
+            )
+        if not frames:
+            raise FileNotFoundError(f"table {table!r}: none of the requested partitions exist under {self.base_uri}")
+        return pl.concat(frames, how="vertical_relaxed")
+
+    def tables(self) -> list[str]:
+        """Tables that have at least one materialized partition."""
+        if not self.fs.exists(self._root):
+            return []
+        out = []
+        for entry in self.fs.ls(self._root, detail=True):
+            if entry["type"] == "directory" and self.fs.glob(f"{entry['name']}/*.parquet"):
+                out.append(entry["name"].rstrip("/").rsplit("/", 1)[-1])
+        return sorted(out)
+
+    def partitions(self, table: str) -> list[str]:
+        files = self.fs.glob(f"{self.table_dir(table)}/*.parquet")
+        return sorted(f.rsplit("/", 1)[-1].removesuffix(".parquet") for f in files)

@@ -1,0 +1,97 @@
+"""Raw market-data assets, one per table (candles one per venue), each a UTC day partition.
+
+Assets stay thin: ask the configured source for the day, log what came back, attach metadata.
+A table the source cannot provide is stored empty with its schema and flagged ``provided: false`` in
+metadata, so that downstream families are null and flagged, never silently zero.
+"""
+
+
+from collections.abc import Callable
+from datetime import date
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetsDefinition, Output, asset
+
+from kimp.market_data import schemas
+from kimp.market_data.source import MarketSource
+from kimp.timeutil import parse_day
+from kimp_pipelines.assets.metadata import table_metadata
+from kimp_pipelines.partitions import daily_partitions
+from kimp_pipelines.resources.market_data import MarketDataResource
+
+GROUP = "market_data"
+
+Fetch = Callable[[MarketSource, date], pl.DataFrame]
+
+
+def _raw_asset(name: str, table: str, fetch: Fetch, description: str, venue: str | None = None) -> AssetsDefinition:
+    @asset(
+        name=name,
+        partitions_def=daily_partitions,
+        group_name=GROUP,
+        kinds={"polars", "parquet"},
+        description=description,
+        metadata={"table": table, **({"venue": venue} if venue else {})},
+    )
+    def _raw(context: AssetExecutionContext, market_data: MarketDataResource) -> Output[pl.DataFrame]:
+        day = parse_day(context.partition_key)
+        source = market_data.source()
+        provided = source.provides(table, venue) if venue else source.provides(table)  # type: ignore[arg-type]
+        frame = fetch(source, day) if provided else schemas.empty(schemas.TABLES[table])
+        if not provided:
+            context.log.warning(f"{name}: the {source.name} source does not provide this table; stored empty")
+        elif frame.height == 0:
+            context.log.warning(f"{name}: the {source.name} source has no rows for {day}")
+        else:
+            context.log.info(f"{name}: {frame.height} rows for {day} from the {source.name} source")
+        meta = {"source": source.name, "provided": provided, **table_metadata(frame)}
+        if "symbol" in frame.columns and frame.height:
+            meta["symbols"] = ", ".join(sorted(frame["symbol"].unique().to_list()))
+        return Output(frame, metadata=meta)
+
+    return _raw
+
+
+candle_assets = [
+    _raw_asset(
+        f"{venue}_candles",
+        "candles",
+        lambda source, day, v=venue: source.candles(v, day),
+        f"OHLCV candles from {venue.capitalize()}, every symbol and interval the source has; ts = bar open (UTC).",
+        venue=venue,
+    )
+    for venue in schemas.VENUES
+]
+
+fx_usdkrw = _raw_asset(
+    "fx_usdkrw",
+    "fx",
+    lambda source, day: source.fx(day),
+    "USD/KRW observations (intraday path and/or daily closes/fixings) with the time each was published.",
+)
+orderbook_snapshots = _raw_asset(
+    "orderbook_snapshots",
+    "orderbook",
+    lambda source, day: source.orderbook(day),
+    "L10 order-book snapshots per venue and symbol (wide: bid/ask price and size per level).",
+)
+onchain_metrics = _raw_asset(
+    "onchain_metrics",
+    "onchain",
+    lambda source, day: source.onchain(day),
+    "On-chain metrics per coin, 10-minute windows, known at window end (published_at).",
+)
+macro_daily = _raw_asset(
+    "macro_daily",
+    "macro",
+    lambda source, day: source.macro(day),
+    "Daily macro series (KOSPI, KOSDAQ, VIX, DXY, gold, silver, US 2y/10y) stamped with publication time.",
+)
+news_headlines = _raw_asset(
+    "news_headlines",
+    "news",
+    lambda source, day: source.news(day),
+    "News headlines (time, source, text).",
+)
+
+raw_assets = [*candle_assets, fx_usdkrw, orderbook_snapshots, onchain_metrics, macro_daily, news_headlines]

@@ -1,0 +1,18 @@
+"""The one Definitions object of kimp: assets, checks, jobs, schedules, sensors and resources."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from kimp_pipelines.assets import all_assets, all_checks
+from kimp_pipelines.jobs import jobs, schedules, sensors
+from kimp_pipelines.resources import build_resources
+
+defs = Definitions(
+    assets=all_assets,
+    asset_checks=all_checks,
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
+    resources=build_resources(),
+)

@@ -1,0 +1,27 @@
+"""The market-data resource: one interface, implementation chosen by config (simulated/files/exchange)."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+
+from kimp.market_data import MarketSource, build_source
+
+
+class MarketDataResource(ConfigurableResource):
+    """Chooses the market-data source. ``kind``: simulated | files | exchange."""
+
+    kind: str = "simulated"
+    data_dir: str | None = None
+    seed: int = 7
+    orderbook_interval_ms: int = 5_000
+
+    _source: MarketSource | None = PrivateAttr(default=None)
+
+    def source(self) -> MarketSource:
+        """The source object, built once per resource instance (its file and simulation caches live there)."""
+        if self._source is None:
+            self._source = build_source(
+                self.kind, seed=self.seed, data_dir=self.data_dir, orderbook_interval_ms=self.orderbook_interval_ms
+            )
+        return self._source
