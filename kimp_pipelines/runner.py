@@ -7,15 +7,32 @@ them), in date order so that look-back inputs (USD/KRW) exist before the days th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
-from dagster import AssetSelection, DagsterEventType
+from dagster import AssetKey, AssetSelection, DagsterEventType
 from tqdm import tqdm
 
 from kimp.settings import Settings
+from kimp.storage import ParquetStore
 from kimp_pipelines.instance import get_instance
 
 MAIN_JOB = "market_data_job"
+PREMIUM = AssetKey("kimchi_premium")
+FX = AssetKey("fx_usdkrw")
+
+
+def _fx_warmup(settings: Settings, start: date, valid: set[str], graph: object) -> list[tuple[date, list, list]]:
+    """USD/KRW partitions the premium's look-back needs before ``start`` and that are not stored yet.
+
+    A bar uses the latest FX published by its close, which on a Monday after a daily FX close is
+    Friday's value: without these partitions the first days of a range fail the FX freshness check.
+    """
+    from kimp_pipelines.assets.premium import FX_LOOKBACK_DAYS
+
+    store = ParquetStore(settings.storage_uri)
+    checks = sorted(AssetSelection.checks_for_assets(FX).resolve_checks(graph), key=str)  # type: ignore[arg-type]
+    days = [start - timedelta(days=n) for n in range(FX_LOOKBACK_DAYS, 0, -1)]
+    return [(d, [FX], checks) for d in days if d.isoformat() in valid and not store.exists("fx_usdkrw", d.isoformat())]
 
 
 @dataclass
@@ -55,8 +72,11 @@ def materialize_range(settings: Settings, days: list[date], select: str | None =
     partitions = job.partitions_def
     valid = set(partitions.get_partition_keys(dynamic_partitions_store=instance)) if partitions else set()
     outcome = RangeOutcome(days=len(days))
-    bar = tqdm(days, unit="day", disable=not progress, desc="materialize")
-    for day in bar:
+    plan = [(day, asset_keys, check_keys) for day in days]
+    if days and (asset_keys is None or PREMIUM in asset_keys):
+        plan = _fx_warmup(settings, days[0], valid, graph) + plan
+    bar = tqdm(plan, unit="run", disable=not progress, desc="materialize")
+    for day, asset_keys, check_keys in bar:
         key = day.isoformat()
         bar.set_postfix_str(key)
         if key not in valid:
@@ -90,5 +110,7 @@ def materialize_range(settings: Settings, days: list[date], select: str | None =
                 outcome.problems.append(f"{key}: step {event.step_key} failed: {message.strip()}")
         if not result.success and not outcome.problems:
             outcome.problems.append(f"{key}: run {result.run_id} failed")
-        tqdm.write(f"{key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'}") if progress else None
+        if progress:
+            what = "all assets" if asset_keys is None else ", ".join(k.to_user_string() for k in asset_keys)
+            tqdm.write(f"{key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} ({what})")
     return outcome

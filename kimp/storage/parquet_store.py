@@ -93,8 +93,9 @@ class ParquetStore:
             else:
                 missing.append(part)
         if missing and not allow_missing:
+            shown = ", ".join(missing[:5]) + (f" ... (+{len(missing) - 5} more)" if len(missing) > 5 else "")
             raise FileNotFoundError(
-                f"table {table!r}: partitions {missing} are not materialized under {self.base_uri}; "
+                f"table {table!r}: partitions {shown} are not materialized under {self.base_uri}; "
                 "materialize them first (kimp materialize --start ... --end ...)"
             )
         if not frames:
