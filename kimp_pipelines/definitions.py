@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from kimp.settings import Settings
 from kimp_pipelines.assets import all_assets, all_checks
 from kimp_pipelines.jobs import jobs, schedules, sensors
 from kimp_pipelines.resources import build_resources
 
-defs = Definitions(
-    assets=all_assets,
-    asset_checks=all_checks,
-    jobs=jobs,
-    schedules=schedules,
-    sensors=sensors,
-    resources=build_resources(),
-)
+
+def build_definitions(settings: Settings | None = None, env: str | None = None) -> Definitions:
+    """Assemble everything; resources follow ``settings`` (default: the environment)."""
+    return Definitions(
+        assets=all_assets,
+        asset_checks=all_checks,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(env, settings),
+    )
+
+
+defs = build_definitions()

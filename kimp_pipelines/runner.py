@@ -57,7 +57,9 @@ class RangeOutcome:
 
 def materialize_range(settings: Settings, days: list[date], select: str | None = None, *, progress: bool = True) -> RangeOutcome:
     instance = get_instance(settings)
-    from kimp_pipelines.definitions import defs  # after DAGSTER_HOME is set
+    from kimp_pipelines.definitions import build_definitions
+
+    defs = build_definitions(settings)
 
     job = defs.resolve_job_def(MAIN_JOB)
     graph = defs.resolve_asset_graph()

@@ -164,7 +164,7 @@ def _with_helpers(frame: pl.DataFrame, rules: TableRules, day: date | None) -> p
         out = out.with_columns(_gap_s=pl.col("_dt_prev_s") - rules.interval)
     else:
         out = out.with_columns(_gap_s=pl.col("_dt_prev_s"))
-    if day is not None:
+    if day is not None and out.schema["ts"] == schemas.UTC_TS:  # a wrong dtype is the schema check's to report
         lo, hi = day_bounds(day)
         out = out.with_columns(_in_day=(pl.col("ts") >= lo) & (pl.col("ts") < hi))
     return out
