@@ -93,7 +93,8 @@ def _macro(
     m = log_trend(p.kospi_trend, p)
     out["kospi"] = np.exp(kernels.ou_daily(m, phi, ones, p.kospi_vol * kospi_std, m[0], active))
     m = m + math.log(p.kosdaq_ratio)
-    shock = p.kosdaq_vol * (0.85 * kospi_std + math.sqrt(1 - 0.85**2) * z[1])
+    rho_k = p.kosdaq_kospi_corr
+    shock = p.kosdaq_vol * (rho_k * kospi_std + math.sqrt(1 - rho_k**2) * z[1])
     out["kosdaq"] = np.exp(kernels.ou_daily(m, phi, ones, shock, m[0], active))
 
     lv = p.vix_btc_loading
@@ -111,11 +112,17 @@ def _macro(
     gold_shock = p.gold_vol * z[4]
     log_gold = kernels.ou_daily(m, phi, ones, gold_shock, m[0], active)
     out["gold"] = np.exp(log_gold)
-    # Silver = gold / ratio with silver's beta to gold 1.5: ratio shock = -0.5 gold shock - own shock.
-    own = math.sqrt(max(p.silver_vol**2 - (1.5 * p.gold_vol) ** 2, 1e-8))
+    # Silver = gold / ratio with silver's beta b to gold: ratio shock = (1 - b) gold shock - own shock.
+    beta_s = p.silver_gold_beta
+    own = math.sqrt(max(p.silver_vol**2 - (beta_s * p.gold_vol) ** 2, 1e-8))
     m = np.full(n + 1, math.log(p.gold_silver_ratio))
     log_ratio = kernels.ou_daily(
-        m, half_life_factor(120.0), ones, -0.5 * gold_shock - own * z[5], m[0], active
+        m,
+        half_life_factor(p.gold_silver_half_life_days),
+        ones,
+        (1 - beta_s) * gold_shock - own * z[5],
+        m[0],
+        active,
     )
     out["silver"] = np.exp(log_gold - log_ratio)
 
@@ -141,7 +148,7 @@ def _onchain(
     realized = np.empty((2, n + 1))
     log_nvt = np.empty((2, n + 1))
     phi_h = half_life_factor(p.hash_noise_half_life_days)
-    phi_nvt = half_life_factor(20.0)
+    phi_nvt = half_life_factor(p.nvt_half_life_days)
     epoch = np.arange(n + 1) // p.difficulty_epoch_days
     # Difficulty = expected hashes per block: hash rate (H/s) x block time; BTC's protocol constant
     # divides by 2^32. Each epoch uses the mean hash rate of the previous epoch (retargeting lag).
@@ -157,7 +164,7 @@ def _onchain(
         difficulty[c] = prev[epoch] * to_difficulty[c]
         realized[c] = kernels.ema(np.exp(x), half_life_factor(p.realized_price_half_life_days))
         m = np.full(n + 1, math.log(p.nvt_level[c]))
-        log_nvt[c] = kernels.ou_daily(m, phi_nvt, 0.05 * ones, g.standard_normal(n), m[0], always)
+        log_nvt[c] = kernels.ou_daily(m, phi_nvt, p.nvt_vol * ones, g.standard_normal(n), m[0], always)
     return hash_rate, difficulty, realized, log_nvt
 
 

@@ -150,9 +150,10 @@ def _bars(
     if volume_usd is None or usd_price is None:
         vol = np.zeros(MINUTES)
     else:
-        # Volume rises with the size of the minute's move relative to its expected size.
+        # Volume rises with the size of the minute's move relative to its expected size (E|z| ~ 0.8,
+        # so the factor averages ~1).
         z = np.abs(np.log(c / o)) / sigma
-        move = (0.4 + z) ** p.volume_vol_elasticity / 1.05
+        move = (0.4 + z) ** p.volume_vol_elasticity
         noise = np.exp(p.volume_noise_sd * g.standard_normal(MINUTES) - 0.5 * p.volume_noise_sd**2)
         vol = volume_usd * move * noise / usd_price
     typical = 0.25 * (o + high + low + c)

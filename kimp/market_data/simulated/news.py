@@ -86,8 +86,14 @@ def news_frame(day: DayPath, seed: int, p: SimParams, day_start_us: int) -> pl.D
     span_var = float(a.btc_day_var[prev] + a.btc_day_var[i])
     move_z = (day.x_btc[minutes] - a.x_btc[prev]) / math.sqrt(span_var)
     dprem = day.p_btc[minutes] - a.premium[prev]
-    tone_score = p.news_regime_tone[day.regime] + 0.8 * move_z + 25.0 * dprem + 0.8 * g.standard_normal(n)
-    tones = np.where(tone_score > 0.5, 1, np.where(tone_score < -0.5, -1, 0))
+    tone_score = (
+        p.news_regime_tone[day.regime]
+        + p.news_move_weight * move_z
+        + p.news_premium_weight * dprem
+        + p.news_tone_noise_sd * g.standard_normal(n)
+    )
+    th = p.news_tone_threshold
+    tones = np.where(tone_score > th, 1, np.where(tone_score < -th, -1, 0))
     pick = g.integers(0, len(_POSITIVE), n)
     src = g.choice(len(SOURCES), size=n, p=_SOURCE_WEIGHTS)
     with_text = g.random(n) < p.news_text_share

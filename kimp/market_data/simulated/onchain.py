@@ -31,6 +31,7 @@ def onchain_frame(day: DayPath, seed: int, p: SimParams, day_start_us: int) -> p
     flow = day.flow[:-1].reshape(N_WIN, WINDOW_MIN).mean(axis=1)
     ts_us = day_start_us + starts.astype(np.int64) * 60_000_000
     frames = []
+    sd = p.exchange_flow_noise_sd
     for c, (coin, x, prem, market) in enumerate(
         (
             ("BTC", day.x_btc, day.p_btc, "binance BTC/USDT"),
@@ -44,20 +45,24 @@ def onchain_frame(day: DayPath, seed: int, p: SimParams, day_start_us: int) -> p
         prem_w = prem[:-1].reshape(N_WIN, WINDOW_MIN).mean(axis=1)
         coins = p.exchange_flow_usd[c] / price * activity
         inflow = coins * np.exp(
-            p.inflow_premium_beta * prem_w + p.inflow_flow_beta * flow + 0.25 * shock
-            + 0.35 * g.standard_normal(N_WIN) - 0.3
+            p.inflow_premium_beta * prem_w + p.inflow_flow_beta * flow + p.inflow_move_beta * shock
+            + sd * g.standard_normal(N_WIN) - 0.5 * sd * sd
         )  # fmt: skip
         outflow = coins * np.exp(
-            -0.5 * p.inflow_premium_beta * prem_w + 0.35 * g.standard_normal(N_WIN) - 0.1
+            -0.5 * p.inflow_premium_beta * prem_w + sd * g.standard_normal(N_WIN) - 0.5 * sd * sd
         )
-        whales = g.poisson(p.whale_rate[c] * activity * np.exp(0.35 * shock + 3.0 * np.maximum(prem_w, 0.0)))
+        whales = g.poisson(
+            p.whale_rate[c]
+            * activity
+            * np.exp(p.whale_move_beta * shock + p.whale_premium_beta * np.maximum(prem_w, 0.0))
+        )
         addresses = np.rint(
             p.active_addresses[c] * activity * np.exp(0.1 * flow + 0.08 * g.standard_normal(N_WIN))
         ).astype(np.int64)
         log_hash = np.log(a.hash_rate[c, i]) + frac * (
             np.log(a.hash_rate[c, i + 1]) - np.log(a.hash_rate[c, i])
         )
-        hash_rate = np.exp(log_hash + 0.03 * g.standard_normal(N_WIN))
+        hash_rate = np.exp(log_hash + p.hash_intraday_noise_sd * g.standard_normal(N_WIN))
         log_nvt = a.log_nvt[c, i] + frac * (a.log_nvt[c, i + 1] - a.log_nvt[c, i])
         nvt = np.exp(log_nvt - 0.1 * flow + 0.05 * g.standard_normal(N_WIN))
         frames.append(

@@ -79,9 +79,9 @@ class SimParams:
         ("2025-08-24", 4600.0), ("2026-06-30", 3500.0), ("2030-01-01", 6000.0), ("2035-12-31", 10000.0),
     )  # fmt: skip
     # Log deviation from trend mean-reverts with this half-life: long enough that the path looks like a
-    # random walk over weeks (crypto prices are not predictable), short enough that levels stay realistic
-    # over 20 years (stationary deviation sd ~ daily_vol / sqrt(2 ln2 / half_life) ~ 0.5 in log).
-    price_reversion_half_life_days: float = 365.0
+    # random walk over weeks (the drift is < 0.2 %/day against 3 %/day vol), short enough that levels
+    # stay realistic (stationary deviation sd ~ daily_vol / sqrt(2 ln2 / half_life) ~ 0.36 in log).
+    price_reversion_half_life_days: float = 180.0
     # GARCH(1,1) on daily BTC returns: long-run daily vol 3.2 % (BTC realised vol 2017-2025 is 2.5-4 %
     # a day); alpha/beta are the usual daily crypto estimates (persistence 0.98, half-life ~35 days).
     btc_daily_vol: float = 0.032
@@ -124,7 +124,7 @@ class SimParams:
     regime_transient_sd: tuple[float, ...] = (0.0025, 0.0045, 0.012, 0.005)
     # Daily transition matrix (rows from, columns to). Expected stays: calm ~125 d, normal ~87 d,
     # euphoric ~33 d, discount ~25 d. With the momentum boost below, the long-run shares come out near
-    # 35/50/7/8 % (the real 2017-2026 sample has euphoric spells in 2017-18, 2021 and 2024).
+    # 30/55/9/6 % (the real 2017-2026 sample has euphoric spells in 2017-18, 2021 and 2024).
     regime_transition: tuple[tuple[float, ...], ...] = (
         (0.9920, 0.0060, 0.0000, 0.0020),
         (0.0040, 0.9885, 0.0050, 0.0025),
@@ -200,7 +200,8 @@ class SimParams:
     vol_mult_sd: float = 0.5
     # Weekend crypto variance and volume are ~30 % lower (institutional desks off).
     weekend_crypto_activity: float = 0.7
-    # Volume noise (lognormal sd per minute) and elasticity of volume to |return|/expected.
+    # Volume noise (lognormal sd per minute) and elasticity of volume to (0.4 + |return| / expected):
+    # busy minutes are the ones that move (volume-volatility correlation of minute bars ~0.5).
     volume_noise_sd: float = 0.6
     volume_vol_elasticity: float = 0.6
 
@@ -242,15 +243,27 @@ class SimParams:
     # which lands in the usual 0.7-3.5 band).
     realized_price_half_life_days: float = 200.0
     # Exchange-flow notional per 10-minute window (USD), and its sensitivity to the premium (log-flow
-    # per unit premium: +10 pp premium ~ x2.2 inflow to Korean venues) and to retail flow.
+    # per unit premium: +10 pp premium ~ x2.2 inflow to Korean venues; outflows fall at half that rate),
+    # to retail flow and to the window's |return| / expected (coins move to exchanges on big moves).
     exchange_flow_usd: tuple[float, ...] = (4.0e6, 3.0e6)  # BTC, ETH
     inflow_premium_beta: float = 8.0
     inflow_flow_beta: float = 0.3
-    # Mean whale transfers per 10 minutes (BTC, ETH) and active addresses per 10 minutes.
+    inflow_move_beta: float = 0.25
+    # Lognormal noise of 10-minute exchange flows (single large transfers dominate windows).
+    exchange_flow_noise_sd: float = 0.35
+    # Mean whale transfers per 10 minutes (BTC, ETH), their log sensitivity to |return| / expected and to
+    # a positive premium (arbitrage transfers), and active addresses per 10 minutes.
     whale_rate: tuple[float, ...] = (12.0, 18.0)
+    whale_move_beta: float = 0.35
+    whale_premium_beta: float = 3.0
     active_addresses: tuple[float, ...] = (6000.0, 3500.0)
-    # NVT ratio around 45 (BTC) / 35 (ETH), log OU daily sd 5 %.
+    # Intraday noise of the 10-minute hash-rate estimate (hash rate is inferred from block times).
+    hash_intraday_noise_sd: float = 0.03
+    # NVT ratio around 45 (BTC) / 35 (ETH): log OU, daily sd 5 %, half-life 20 days; busier retail
+    # flow means more transaction volume and a lower NVT.
     nvt_level: tuple[float, ...] = (45.0, 35.0)
+    nvt_vol: float = 0.05
+    nvt_half_life_days: float = 20.0
 
     # ---------------------------------------------------------------- macro (daily closes)
     kospi_trend: Knots = (
@@ -258,8 +271,9 @@ class SimParams:
         ("2021-06-25", 3300.0), ("2022-09-30", 2150.0), ("2024-07-11", 2890.0), ("2024-12-09", 2360.0),
         ("2025-10-31", 4000.0), ("2026-06-30", 3800.0), ("2035-12-31", 4500.0),
     )  # fmt: skip
-    # KOSDAQ / KOSPI ratio around 0.32 (e.g. 800 / 2500).
+    # KOSDAQ / KOSPI ratio around 0.32 (e.g. 800 / 2500); KOSDAQ shocks load 0.85 on KOSPI's.
     kosdaq_ratio: float = 0.32
+    kosdaq_kospi_corr: float = 0.85
     gold_trend: Knots = (
         ("2015-01-01", 1200.0), ("2015-12-17", 1050.0), ("2019-06-01", 1300.0), ("2020-08-06", 2050.0),
         ("2022-09-28", 1630.0), ("2023-12-31", 2060.0), ("2025-04-21", 3400.0), ("2025-10-20", 4300.0),
@@ -293,8 +307,11 @@ class SimParams:
     kospi_btc_loading: float = 0.20
     # DXY shocks correlate with USD/KRW shocks (a strong dollar weakens the won).
     dxy_fx_loading: float = 0.5
-    # Gold/silver ratio around 80, log OU daily sd 1 %, half-life 120 days.
+    # Silver = gold / ratio; the ratio is a log OU around 80 (half-life 120 days) whose shocks make
+    # silver's beta to gold 1.5 and its vol silver_vol (gold-silver daily correlation ~0.8).
     gold_silver_ratio: float = 80.0
+    gold_silver_half_life_days: float = 120.0
+    silver_gold_beta: float = 1.5
     # VIX: log OU around 16 (half-life ~8 days, daily log sd 7 %), shifted by 0.5 x log(BTC GARCH vol /
     # long-run vol) so that crypto vol regimes and equity fear move together; loads -0.4 on BTC shocks.
     vix_level: float = 16.0
@@ -314,8 +331,14 @@ class SimParams:
     # ---------------------------------------------------------------- news
     # Expected headlines per day by regime: quiet markets ~25, euphoria and crashes ~55.
     news_rate: tuple[float, ...] = (25.0, 35.0, 55.0, 45.0)
-    # Tone bias per regime added to the day's move signal; positive = optimistic wording.
+    # Tone score = regime bias + move weight x BTC move z-score (since the previous day's 00:00)
+    # + premium weight x premium change over the same span + noise; > threshold reads positive,
+    # < -threshold negative, else neutral. Sized so euphoric days are ~2/3 positive headlines.
     news_regime_tone: tuple[float, ...] = (0.0, 0.2, 1.3, -1.1)
+    news_move_weight: float = 0.8
+    news_premium_weight: float = 25.0
+    news_tone_noise_sd: float = 0.8
+    news_tone_threshold: float = 0.5
     # Share of headlines that come with a short text (the rest have text = null).
     news_text_share: float = 0.6
 

@@ -9,7 +9,7 @@ import polars as pl
 
 from kimp.market_data import schemas
 from kimp.market_data.simulated.anchors import anchor_path
-from kimp.market_data.simulated.intraday import KNOWN_MARKETS, DayPath, simulate_day
+from kimp.market_data.simulated.intraday import KNOWN_MARKETS, DayPath, anchor_prices, simulate_day
 from kimp.market_data.simulated.macro import macro_frame
 from kimp.market_data.simulated.news import news_frame
 from kimp.market_data.simulated.onchain import onchain_frame
@@ -28,6 +28,14 @@ def _day_start_us(day: date) -> int:
 def _minute_ts(day: date) -> pl.Series:
     us = _day_start_us(day) + np.arange(MINUTES, dtype=np.int64) * _US_PER_MIN
     return pl.Series("ts", us, dtype=pl.Int64).cast(schemas.UTC_TS)
+
+
+def clear_caches() -> None:
+    """Drop the cached anchor paths and day simulations (to free memory, or to prove in tests that
+    output does not depend on what was generated before)."""
+    anchor_path.cache_clear()
+    anchor_prices.cache_clear()
+    simulate_day.cache_clear()
 
 
 class SimulatedSource:
