@@ -34,8 +34,10 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Show Dagster's own logs.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """kimp: research and execution platform for the Korean kimchi premium."""
+    ctx.obj = {"log_level": "INFO" if verbose else "WARNING"}
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not verbose:
         import warnings
@@ -55,6 +57,7 @@ def materialize(start: date | None, end: date | None, select: str | None) -> Non
 
 
 def _materialize(settings: Settings, start: date, end: date, select: str | None) -> None:
+    log_level = (click.get_current_context().find_root().obj or {}).get("log_level", "WARNING")
     from kimp_pipelines.runner import materialize_range
 
     try:
@@ -67,7 +70,10 @@ def _materialize(settings: Settings, start: date, end: date, select: str | None)
         err=True,
     )
     t0 = time.perf_counter()
-    outcome = materialize_range(settings, days, select)
+    try:
+        outcome = materialize_range(settings, days, select, log_level=log_level)
+    except ValueError as exc:  # e.g. a selection that matches nothing
+        raise click.ClickException(str(exc)) from None
     click.echo(f"kimp: {outcome.summary()} in {time.perf_counter() - t0:.1f}s", err=True)
     if not outcome.ok:
         for line in outcome.problems:

@@ -55,7 +55,9 @@ class RangeOutcome:
         )
 
 
-def materialize_range(settings: Settings, days: list[date], select: str | None = None, *, progress: bool = True) -> RangeOutcome:
+def materialize_range(
+    settings: Settings, days: list[date], select: str | None = None, *, progress: bool = True, log_level: str = "WARNING"
+) -> RangeOutcome:
     instance = get_instance(settings)
     from kimp_pipelines.definitions import build_definitions
 
@@ -75,7 +77,9 @@ def materialize_range(settings: Settings, days: list[date], select: str | None =
     valid = set(partitions.get_partition_keys(dynamic_partitions_store=instance)) if partitions else set()
     outcome = RangeOutcome(days=len(days))
     plan = [(day, asset_keys, check_keys) for day in days]
-    if days and (asset_keys is None or PREMIUM in asset_keys):
+    # The simulated market publishes USD/KRW every minute, so every bar finds its FX inside its own day;
+    # daily FX (files, exchange) needs the days before the range.
+    if days and settings.source != "simulated" and (asset_keys is None or PREMIUM in asset_keys):
         plan = _fx_warmup(settings, days[0], valid, graph) + plan
     bar = tqdm(plan, unit="run", disable=not progress, desc="materialize")
     for day, asset_keys, check_keys in bar:
@@ -86,12 +90,12 @@ def materialize_range(settings: Settings, days: list[date], select: str | None =
                 f"{key}: not a partition (partitions run from KIMP_START_DATE={settings.start_date} to yesterday)"
             )
             continue
-        result = job.execute_in_process(
+        subset = job if asset_keys is None else job.get_subset(asset_selection=set(asset_keys), asset_check_selection=set(check_keys or []))
+        result = subset.execute_in_process(
             partition_key=key,
             instance=instance,
-            asset_selection=asset_keys,
-            asset_check_selection=check_keys,
             raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
             tags={"kimp/launched_by": "cli"},
         )
         outcome.runs.append(result.run_id)
