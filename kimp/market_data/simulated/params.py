@@ -333,7 +333,8 @@ class SimParams:
     news_rate: tuple[float, ...] = (25.0, 35.0, 55.0, 45.0)
     # Tone score = regime bias + move weight x BTC move z-score (since the previous day's 00:00)
     # + premium weight x premium change over the same span + noise; > threshold reads positive,
-    # < -threshold negative, else neutral. Sized so euphoric days are ~2/3 positive headlines.
+    # < -threshold negative, else neutral. Sized so euphoric days read ~3/4 positive and discount
+    # days ~70 % negative headlines.
     news_regime_tone: tuple[float, ...] = (0.0, 0.2, 1.3, -1.1)
     news_move_weight: float = 0.8
     news_premium_weight: float = 25.0
