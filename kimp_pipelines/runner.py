@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from dagster import AssetKey, AssetSelection, DagsterEventType
+from dagster._core.errors import DagsterInvalidSubsetError
 from tqdm import tqdm
 
 from kimp.settings import Settings
@@ -68,8 +69,11 @@ def materialize_range(
     asset_keys = None
     check_keys = None
     if select:
-        selection = AssetSelection.from_string(select)
-        asset_keys = sorted(selection.resolve(graph), key=str)
+        try:
+            asset_keys = sorted(AssetSelection.from_string(select).resolve(graph), key=str)
+        except DagsterInvalidSubsetError as exc:
+            known = ", ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
+            raise ValueError(f"--select {select!r}: {exc}. Assets: {known}") from None
         if not asset_keys:
             raise ValueError(f"--select {select!r} matches no asset")
         check_keys = sorted(AssetSelection.checks_for_assets(*asset_keys).resolve_checks(graph), key=str)

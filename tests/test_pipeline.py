@@ -90,3 +90,34 @@ def test_source_errors_fail_the_asset_without_writing(tmp_path: Path) -> None:
         DEFECT.clear()
     assert not result.success
     assert (tmp_path / "upbit_candles" / "2024-01-02.parquet").read_bytes() == before
+
+
+def test_whole_market_data_graph_on_the_simulated_market(tmp_path: Path) -> None:
+    """Every raw table and the premium for one day of the embedded default, all 33 checks passing."""
+    result = materialize(
+        [*all_assets, *all_checks],
+        partition_key="2024-03-04",
+        resources={
+            "market_data": MarketDataResource(kind="simulated", seed=7, orderbook_interval_ms=60_000),
+            "io_manager": ParquetIOManager(base_uri=str(tmp_path)),
+            "quality": QualityResource(),
+        },
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    failed = [e.description for e in result.get_asset_check_evaluations() if not e.passed]
+    assert result.success and not failed, failed
+    rows = {
+        name: pl.read_parquet(tmp_path / name / "2024-03-04.parquet").height
+        for name in ("upbit_candles", "bithumb_candles", "binance_candles", "orderbook_snapshots", "kimchi_premium")
+    }
+    assert rows == {
+        "upbit_candles": 3 * 1440,
+        "bithumb_candles": 2 * 1440,
+        "binance_candles": 2 * 1440,
+        "orderbook_snapshots": 7 * 1440,  # one snapshot a minute for 7 markets at this interval
+        "kimchi_premium": 2 * 2 * 1440,
+    }
+    premium = pl.read_parquet(tmp_path / "kimchi_premium" / "2024-03-04.parquet")
+    assert premium["premium_fx"].null_count() == 0 and premium["premium_usdt"].null_count() == 0
+    assert premium["premium_fx"].abs().max() < 0.6
