@@ -101,6 +101,8 @@ def test_errors_name_the_problem(src: SimulatedSource) -> None:
         src.fx(date(2036, 1, 1))
     with pytest.raises(ValueError, match="unknown venue"):
         src.candles("coinbase", DAY)
+    with pytest.raises(TypeError, match=r"datetime\.date"):
+        src.candles("upbit", datetime(2024, 3, 13, tzinfo=UTC))
     with pytest.raises(ValueError, match="divisor"):
         SimulatedSource(orderbook_interval_ms=7)
     # The last day of the range still works (its closing anchor exists).

@@ -7,7 +7,7 @@ next 00:00 inclusive); bar ``m`` spans grid points ``m`` and ``m + 1``.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 
 import numpy as np
@@ -35,8 +35,8 @@ def n_days(params: SimParams) -> int:
 
 def day_index(day: date, params: SimParams) -> int:
     """Index of ``day`` in the anchor path; a clear ValueError outside [origin, horizon]."""
-    if not isinstance(day, date):
-        raise TypeError(f"day must be a datetime.date, got {type(day).__name__}")
+    if not isinstance(day, date) or isinstance(day, datetime):
+        raise TypeError(f"day must be a datetime.date (a UTC day), got {type(day).__name__} {day!r}")
     if day < params.origin or day > params.horizon:
         raise ValueError(
             f"simulated source covers {params.origin} .. {params.horizon}; {day} is outside that range "
