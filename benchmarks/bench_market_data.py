@@ -67,21 +67,31 @@ MATERIALIZE = textwrap.dedent(
 
 
 def _run(script: str, *args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=False,
-                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--day", default="2024-03-04")
     parser.add_argument("--orderbook-ms", default="5000")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    for name, script, target in [("generate_and_store", GENERATE, 10.0), ("materialize_partition", MATERIALIZE, 30.0)]:
+    for name, script, target in [
+        ("generate_and_store", GENERATE, 10.0),
+        ("materialize_partition", MATERIALIZE, 30.0),
+    ]:
         results = []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
@@ -89,8 +99,10 @@ def main() -> None:
         best = min(results, key=lambda r: r["seconds"])
         secs = sorted(r["seconds"] for r in results)
         peak = max(r["peak_rss_mb"] for r in results)
-        print(f"{name}: median {secs[len(secs) // 2]:.2f} s (min {secs[0]:.2f}, max {secs[-1]:.2f}) + imports "
-              f"{best['import_s']:.2f} s; peak RSS {peak:.0f} MB; target {target:.0f} s / 2048 MB")
+        print(
+            f"{name}: median {secs[len(secs) // 2]:.2f} s (min {secs[0]:.2f}, max {secs[-1]:.2f}) + imports "
+            f"{best['import_s']:.2f} s; peak RSS {peak:.0f} MB; target {target:.0f} s / 2048 MB"
+        )
         extra = {k: v for k, v in best.items() if k not in ("seconds", "import_s", "peak_rss_mb")}
         print(f"  {extra}")
 

@@ -18,7 +18,7 @@ from datetime import date
 import polars as pl
 
 from kimp.errors import MarketDataError
-from kimp.market_data.schemas import COINS, KR_VENUES
+from kimp.market_data.schemas import COINS, FX, KR_VENUES, empty
 from kimp.quality.suites import PREMIUM_SCHEMA
 from kimp.timeutil import in_day
 
@@ -45,6 +45,8 @@ def compute_premium(
     source: str = "kimchi_premium",
 ) -> pl.DataFrame:
     """Premium table for one UTC day. ``fx`` may span earlier days (the look-back for weekends)."""
+    if "close" not in fx.columns:  # no USD/KRW partition materialized at all: every premium_fx is null
+        fx = empty(FX)
     upbit = kr_candles.get("upbit")
     usdt_all = _bars(upbit, "USDT", "KRW") if upbit is not None else pl.DataFrame(schema=_bar_schema())
     fx_sorted = (
@@ -90,12 +92,16 @@ def compute_premium(
     bars = pl.concat(parts, how="vertical_relaxed").with_columns(
         _close_at=pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))
     )
-    bars = bars.sort("_close_at").join_asof(fx_sorted, left_on="_close_at", right_on="fx_published_at", strategy="backward")
+    bars = bars.sort("_close_at").join_asof(
+        fx_sorted, left_on="_close_at", right_on="fx_published_at", strategy="backward"
+    )
     stale = (pl.col("_kr_vol") == 0) | (pl.col("_bn_vol").fill_null(1.0) == 0)
     usdt_stale = stale | (pl.col("_usdt_vol").fill_null(1.0) == 0)
     out = bars.with_columns(
         stale=stale,
-        premium_fx=pl.when(~stale).then(pl.col("kr_close") / (pl.col("binance_close") * pl.col("usdkrw")) - 1.0),
+        premium_fx=pl.when(~stale).then(
+            pl.col("kr_close") / (pl.col("binance_close") * pl.col("usdkrw")) - 1.0
+        ),
         premium_usdt=pl.when(~usdt_stale).then(
             pl.col("kr_close") / (pl.col("binance_close") * pl.col("usdt_krw_close")) - 1.0
         ),

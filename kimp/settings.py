@@ -47,13 +47,18 @@ class Settings:
             raise ValueError(f"KIMP_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
         data_dir = env.get("KIMP_DATA_DIR") or None
         if source == "files" and not data_dir:
-            raise ValueError("KIMP_SOURCE=files needs KIMP_DATA_DIR (the folder holding the candle and FX files)")
+            raise ValueError(
+                "KIMP_SOURCE=files needs KIMP_DATA_DIR (the folder holding the candle and FX files)"
+            )
         if data_dir and "://" not in data_dir:
             data_dir = str(Path(data_dir).expanduser().resolve())
         storage = env.get("KIMP_STORAGE_URI") or str(home / "store")
         ob_ms = _int(env, "KIMP_ORDERBOOK_MS", 5_000)
-        if not 100 <= ob_ms <= 3_600_000:
-            raise ValueError(f"KIMP_ORDERBOOK_MS={ob_ms}: expected 100 .. 3,600,000 milliseconds")
+        if not 100 <= ob_ms <= 3_600_000 or 86_400_000 % ob_ms:
+            raise ValueError(
+                f"KIMP_ORDERBOOK_MS={ob_ms}: expected 100 .. 3,600,000 milliseconds that divide a day evenly "
+                "(e.g. 100, 250, 500, 1000, 5000, 60000)"
+            )
         return cls(
             home=home,
             source=source,

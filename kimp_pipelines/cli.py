@@ -38,7 +38,9 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 def main(ctx: click.Context, verbose: bool) -> None:
     """kimp: research and execution platform for the Korean kimchi premium."""
     ctx.obj = {"log_level": "INFO" if verbose else "WARNING"}
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not verbose:
         import warnings
 
@@ -48,7 +50,9 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @main.command()
 @click.option("--start", callback=_day, help="First day (YYYY-MM-DD, UTC).")
 @click.option("--end", callback=_day, help="Last day, inclusive.")
-@click.option("--select", default=None, help="Dagster asset selection, e.g. 'kimchi_premium' or '+kimchi_premium'.")
+@click.option(
+    "--select", default=None, help="Dagster asset selection, e.g. 'kimchi_premium' or '+kimchi_premium'."
+)
 def materialize(start: date | None, end: date | None, select: str | None) -> None:
     """Materialize a range of daily partitions through Dagster, one run per day."""
     if start is None or end is None:
@@ -118,7 +122,7 @@ def demo(start: date, end: date) -> None:
         "Where to look:\n"
         f"  tables (Parquet, one file per day): {settings.storage_uri}\n"
         f"    {', '.join(store.tables())}\n"
-        f"  query them:  .venv/bin/kimp sql \"SELECT * FROM kimchi_premium LIMIT 5\"\n"
+        f'  query them:  .venv/bin/kimp sql "SELECT * FROM kimchi_premium LIMIT 5"\n'
         f"  Dagster UI:  .venv/bin/kimp ui   (then http://127.0.0.1:3000 -> Runs, Assets)\n"
         f"  Dagster instance (runs, events): {settings.dagster_home}"
     )

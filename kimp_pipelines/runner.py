@@ -22,7 +22,9 @@ PREMIUM = AssetKey("kimchi_premium")
 FX = AssetKey("fx_usdkrw")
 
 
-def _fx_warmup(settings: Settings, start: date, valid: set[str], graph: object) -> list[tuple[date, list, list]]:
+def _fx_warmup(
+    settings: Settings, start: date, valid: set[str], graph: object
+) -> list[tuple[date, list, list]]:
     """USD/KRW partitions the premium's look-back needs before ``start`` and that are not stored yet.
 
     A bar uses the latest FX published by its close, which on a Monday after a daily FX close is
@@ -33,7 +35,11 @@ def _fx_warmup(settings: Settings, start: date, valid: set[str], graph: object) 
     store = ParquetStore(settings.storage_uri)
     checks = sorted(AssetSelection.checks_for_assets(FX).resolve_checks(graph), key=str)  # type: ignore[arg-type]
     days = [start - timedelta(days=n) for n in range(FX_LOOKBACK_DAYS, 0, -1)]
-    return [(d, [FX], checks) for d in days if d.isoformat() in valid and not store.exists("fx_usdkrw", d.isoformat())]
+    return [
+        (d, [FX], checks)
+        for d in days
+        if d.isoformat() in valid and not store.exists("fx_usdkrw", d.isoformat())
+    ]
 
 
 @dataclass
@@ -57,7 +63,12 @@ class RangeOutcome:
 
 
 def materialize_range(
-    settings: Settings, days: list[date], select: str | None = None, *, progress: bool = True, log_level: str = "WARNING"
+    settings: Settings,
+    days: list[date],
+    select: str | None = None,
+    *,
+    progress: bool = True,
+    log_level: str = "WARNING",
 ) -> RangeOutcome:
     instance = get_instance(settings)
     from kimp_pipelines.definitions import build_definitions
@@ -94,7 +105,11 @@ def materialize_range(
                 f"{key}: not a partition (partitions run from KIMP_START_DATE={settings.start_date} to yesterday)"
             )
             continue
-        subset = job if asset_keys is None else job.get_subset(asset_selection=set(asset_keys), asset_check_selection=set(check_keys or []))
+        subset = (
+            job
+            if asset_keys is None
+            else job.get_subset(asset_selection=set(asset_keys), asset_check_selection=set(check_keys or []))
+        )
         result = subset.execute_in_process(
             partition_key=key,
             instance=instance,
@@ -104,7 +119,9 @@ def materialize_range(
         )
         outcome.runs.append(result.run_id)
         events = result.all_events
-        outcome.materializations += sum(1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION)
+        outcome.materializations += sum(
+            1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        )
         for evaluation in result.get_asset_check_evaluations():
             if evaluation.passed:
                 outcome.checks_passed += 1

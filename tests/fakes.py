@@ -61,7 +61,10 @@ class FakeSource:
 
     def candles(self, venue: str, day: date) -> pl.DataFrame:
         if venue == "binance":
-            parts = [hourly_candles(venue, "BTC/USDT", BTC_USDT, day), hourly_candles(venue, "ETH/USDT", ETH_USDT, day)]
+            parts = [
+                hourly_candles(venue, "BTC/USDT", BTC_USDT, day),
+                hourly_candles(venue, "ETH/USDT", ETH_USDT, day),
+            ]
         else:
             prem = 1.02 if venue == "upbit" else 1.03
             parts = [

@@ -12,24 +12,36 @@ from kimp_pipelines.cli import main
 
 def test_materialize_then_sql(kimp_env: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["materialize", "--start", "2024-01-01", "--end", "2024-01-02", "--select", "fx_usdkrw"])
+    result = runner.invoke(
+        main, ["materialize", "--start", "2024-01-01", "--end", "2024-01-02", "--select", "fx_usdkrw"]
+    )
     assert result.exit_code == 0, result.output
     assert "2 run(s)" in result.output and "6 checks passed" in result.output
-    assert sorted(p.name for p in (kimp_env / "store" / "fx_usdkrw").iterdir()) == ["2024-01-01.parquet", "2024-01-02.parquet"]
+    assert sorted(p.name for p in (kimp_env / "store" / "fx_usdkrw").iterdir()) == [
+        "2024-01-01.parquet",
+        "2024-01-02.parquet",
+    ]
     # the runs are in the instance the UI reads
     instance = DagsterInstance.from_config(str(kimp_env / "dagster"))
     assert len(instance.get_runs(RunsFilter(tags={"kimp/launched_by": "cli"}))) == 2
-    out = runner.invoke(main, ["sql", "SELECT count(DISTINCT CAST(ts AS DATE)) AS days, min(close) > 500 AS sane FROM fx_usdkrw"])
+    out = runner.invoke(
+        main,
+        ["sql", "SELECT count(DISTINCT CAST(ts AS DATE)) AS days, min(close) > 500 AS sane FROM fx_usdkrw"],
+    )
     assert out.exit_code == 0, out.output
     assert out.output == "days,sane\n2,True\n"
 
 
 def test_bad_inputs_exit_non_zero(kimp_env: Path) -> None:
     runner = CliRunner()
-    before_start = runner.invoke(main, ["materialize", "--start", "2001-01-01", "--end", "2001-01-01", "--select", "fx_usdkrw"])
+    before_start = runner.invoke(
+        main, ["materialize", "--start", "2001-01-01", "--end", "2001-01-01", "--select", "fx_usdkrw"]
+    )
     assert before_start.exit_code == 1 and "not a partition" in before_start.output
     assert runner.invoke(main, ["materialize", "--start", "2024-13-01", "--end", "2024-01-01"]).exit_code == 2
-    nothing = runner.invoke(main, ["materialize", "--start", "2024-01-01", "--end", "2024-01-01", "--select", "no_such_asset"])
+    nothing = runner.invoke(
+        main, ["materialize", "--start", "2024-01-01", "--end", "2024-01-01", "--select", "no_such_asset"]
+    )
     assert nothing.exit_code == 1 and "no_such_asset" in nothing.output and "kimchi_premium" in nothing.output
     bad_sql = runner.invoke(main, ["sql", "SELECT * FROM no_such_table"])
     assert bad_sql.exit_code == 1 and "no_such_table" in bad_sql.output

@@ -17,8 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_definitions_load_with_every_part() -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"upbit_candles", "bithumb_candles", "binance_candles", "fx_usdkrw", "orderbook_snapshots",
-            "onchain_metrics", "macro_daily", "news_headlines", "kimchi_premium"} <= keys
+    assert {
+        "upbit_candles",
+        "bithumb_candles",
+        "binance_candles",
+        "fx_usdkrw",
+        "orderbook_snapshots",
+        "onchain_metrics",
+        "macro_daily",
+        "news_headlines",
+        "kimchi_premium",
+    } <= keys
     job = defs.resolve_job_def("market_data_job")
     assert job.partitions_def is not None
     assert job.partitions_def.timezone == "UTC"
@@ -36,12 +45,20 @@ def test_daily_schedule_requests_yesterday() -> None:
 def test_dagster_definitions_validate(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "KIMP_HOME": str(tmp_path / "home")}
     exe = Path(sys.executable).parent / "dagster"
-    out = subprocess.run([str(exe), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(exe), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_domain_packages_never_import_dagster() -> None:
-    code = "import sys, kimp.market_data, kimp.premium, kimp.quality, kimp.storage.sql, kimp.settings; " \
-           "sys.exit(1 if 'dagster' in sys.modules else 0)"
+    code = (
+        "import sys, kimp.market_data, kimp.premium, kimp.quality, kimp.storage.sql, kimp.settings; "
+        "sys.exit(1 if 'dagster' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

@@ -24,7 +24,11 @@ def _run(base: Path, day: str, instance: DagsterInstance, selection: str | None 
         [*all_assets, *all_checks],
         partition_key=day,
         selection=selection,
-        resources={"market_data": FakeMarket(), "io_manager": ParquetIOManager(base_uri=str(base)), "quality": QualityResource()},
+        resources={
+            "market_data": FakeMarket(),
+            "io_manager": ParquetIOManager(base_uri=str(base)),
+            "quality": QualityResource(),
+        },
         instance=instance,
         raise_on_error=False,
     )
@@ -36,7 +40,11 @@ def test_whole_graph_two_days_with_fx_lookback(tmp_path: Path) -> None:
     first = _run(tmp_path, "2024-01-01", instance)
     # Day one has no FX published before its bars close (its look-back was never materialized): the
     # blocking freshness check says so instead of passing a premium computed without FX.
-    failed = [(e.asset_key.to_user_string(), e.check_name) for e in first.get_asset_check_evaluations() if not e.passed]
+    failed = [
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in first.get_asset_check_evaluations()
+        if not e.passed
+    ]
     assert failed == [("kimchi_premium", "fx_freshness")]
     second = _run(tmp_path, "2024-01-02", instance)
     assert second.success
@@ -44,7 +52,9 @@ def test_whole_graph_two_days_with_fx_lookback(tmp_path: Path) -> None:
     assert len(evaluations) == 33 and all(e.passed for e in evaluations)
     premium = pl.read_parquet(tmp_path / "kimchi_premium" / "2024-01-02.parquet")
     assert premium.height == 96
-    assert premium["usdkrw"].drop_nulls().unique().to_list() == [FX_RATE]  # FX dated Jan 1, from the look-back
+    assert premium["usdkrw"].drop_nulls().unique().to_list() == [
+        FX_RATE
+    ]  # FX dated Jan 1, from the look-back
     meta = second.asset_materializations_for_node("kimchi_premium")[0].metadata
     assert meta["dagster/row_count"].value == 96
     assert "data:image/png;base64," in meta["plot"].value
@@ -58,18 +68,26 @@ def test_failed_blocking_check_stops_downstream_and_keeps_last_good_output(tmp_p
     _run(tmp_path, "2024-01-01", instance)
     assert _run(tmp_path, "2024-01-02", instance).success
     good = pl.read_parquet(tmp_path / "kimchi_premium" / "2024-01-02.parquet")
+    good_binance = (tmp_path / "binance_candles" / "2024-01-02.parquet").read_bytes()
     DEFECT["binance_candles"] = lambda f: f.with_columns(low=pl.col("high") * 1.5)
     try:
         result = _run(tmp_path, "2024-01-02", instance)
     finally:
         DEFECT.clear()
     assert not result.success
-    failed = {(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed}
+    failed = {
+        (e.asset_key.to_user_string(), e.check_name)
+        for e in result.get_asset_check_evaluations()
+        if not e.passed
+    }
     assert failed == {("binance_candles", "prices")}
     evaluation = next(e for e in result.get_asset_check_evaluations() if not e.passed)
     assert "high" in evaluation.description and "low" in evaluation.description
     assert not result.asset_materializations_for_node("kimchi_premium")  # never ran
     assert pl.read_parquet(tmp_path / "kimchi_premium" / "2024-01-02.parquet").equals(good)
+    # the checks run before the write: the failing candles never replaced the good ones
+    assert not result.asset_materializations_for_node("binance_candles")
+    assert (tmp_path / "binance_candles" / "2024-01-02.parquet").read_bytes() == good_binance
 
 
 def test_source_errors_fail_the_asset_without_writing(tmp_path: Path) -> None:
@@ -81,7 +99,9 @@ def test_source_errors_fail_the_asset_without_writing(tmp_path: Path) -> None:
     before = (tmp_path / "upbit_candles" / "2024-01-02.parquet").read_bytes()
 
     def explode(frame: pl.DataFrame) -> pl.DataFrame:
-        raise MarketDataError(source="fake", partition="2024-01-02", problem="truncated file", expected="a whole file")
+        raise MarketDataError(
+            source="fake", partition="2024-01-02", problem="truncated file", expected="a whole file"
+        )
 
     DEFECT["upbit_candles"] = explode
     try:
@@ -109,7 +129,13 @@ def test_whole_market_data_graph_on_the_simulated_market(tmp_path: Path) -> None
     assert result.success and not failed, failed
     rows = {
         name: pl.read_parquet(tmp_path / name / "2024-03-04.parquet").height
-        for name in ("upbit_candles", "bithumb_candles", "binance_candles", "orderbook_snapshots", "kimchi_premium")
+        for name in (
+            "upbit_candles",
+            "bithumb_candles",
+            "binance_candles",
+            "orderbook_snapshots",
+            "kimchi_premium",
+        )
     }
     assert rows == {
         "upbit_candles": 3 * 1440,

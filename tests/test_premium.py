@@ -38,7 +38,9 @@ def _fx(rows: list[tuple[datetime, datetime, float]]) -> pl.DataFrame:
 
 def _inputs(source: FakeSource | None = None) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
     src = source or FakeSource()
-    return {"upbit": src.candles("upbit", DAY), "bithumb": src.candles("bithumb", DAY)}, src.candles("binance", DAY)
+    return {"upbit": src.candles("upbit", DAY), "bithumb": src.candles("bithumb", DAY)}, src.candles(
+        "binance", DAY
+    )
 
 
 def test_both_definitions_match_hand_computation() -> None:
@@ -66,7 +68,9 @@ def test_bar_uses_only_fx_published_by_its_close() -> None:
             (datetime(2024, 1, 2, tzinfo=UTC), datetime(2024, 1, 3, tzinfo=UTC), 1400.0),
         ]
     )
-    out = compute_premium(kr, binance, fx, day=DAY).filter((pl.col("coin") == "BTC") & (pl.col("kr_venue") == "upbit"))
+    out = compute_premium(kr, binance, fx, day=DAY).filter(
+        (pl.col("coin") == "BTC") & (pl.col("kr_venue") == "upbit")
+    )
     used = out["usdkrw"].to_list()
     assert used[:23] == [1300.0] * 23  # closes at 01:00 .. 23:00 on Jan 2
     assert used[23] == 1400.0  # the 23:00 bar closes at Jan 3 00:00, exactly when Jan 2's close is published
@@ -83,7 +87,13 @@ def test_fx_published_later_is_never_used() -> None:
 
 
 def test_zero_volume_bars_are_stale_and_null() -> None:
-    src = FakeSource(defects={"bithumb_candles": lambda f: f.with_columns(volume=pl.when(pl.col("ts").dt.hour() < 2).then(0.0).otherwise(pl.col("volume")))})
+    src = FakeSource(
+        defects={
+            "bithumb_candles": lambda f: f.with_columns(
+                volume=pl.when(pl.col("ts").dt.hour() < 2).then(0.0).otherwise(pl.col("volume"))
+            )
+        }
+    )
     kr, binance = _inputs(src)
     fx = _fx([(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC), FX_RATE)])
     out = compute_premium(kr, binance, fx, day=DAY).filter(pl.col("kr_venue") == "bithumb")

@@ -24,13 +24,20 @@ def _failed(outcomes: dict, check: str) -> list[str]:
 
 def test_good_candles_pass_every_check(candles: pl.DataFrame) -> None:
     outcomes = validate("candles", candles, day=DAY)
-    assert {k: v.passed for k, v in outcomes.items()} == {"schema": True, "timestamps": True, "gaps": True, "prices": True}
+    assert {k: v.passed for k, v in outcomes.items()} == {
+        "schema": True,
+        "timestamps": True,
+        "gaps": True,
+        "prices": True,
+    }
 
 
 def test_ohlc_inconsistency_names_the_rows(candles: pl.DataFrame) -> None:
-    bad = candles.with_row_index("i").with_columns(
-        high=pl.when(pl.col("i") == 7).then(pl.col("low") * 0.5).otherwise(pl.col("high"))
-    ).drop("i")
+    bad = (
+        candles.with_row_index("i")
+        .with_columns(high=pl.when(pl.col("i") == 7).then(pl.col("low") * 0.5).otherwise(pl.col("high")))
+        .drop("i")
+    )
     out = validate("candles", bad, day=DAY, checks=("prices",))["prices"]
     assert not out.passed
     assert any("column_A=high" in f.expectation for f in out.failures)
@@ -40,9 +47,17 @@ def test_ohlc_inconsistency_names_the_rows(candles: pl.DataFrame) -> None:
 
 
 def test_non_positive_and_missing_prices_fail(candles: pl.DataFrame) -> None:
-    bad = candles.with_row_index("i").with_columns(
-        close=pl.when(pl.col("i") == 3).then(-1.0).when(pl.col("i") == 4).then(None).otherwise(pl.col("close"))
-    ).drop("i")
+    bad = (
+        candles.with_row_index("i")
+        .with_columns(
+            close=pl.when(pl.col("i") == 3)
+            .then(-1.0)
+            .when(pl.col("i") == 4)
+            .then(None)
+            .otherwise(pl.col("close"))
+        )
+        .drop("i")
+    )
     out = validate("candles", bad, day=DAY, checks=("prices",))["prices"]
     failed = " ".join(f.expectation for f in out.failures)
     assert "expect_column_values_to_be_between(column=close" in failed
@@ -66,7 +81,9 @@ def test_rows_outside_the_partition_day_fail(candles: pl.DataFrame) -> None:
 def test_gap_over_threshold_fails(candles: pl.DataFrame) -> None:
     holed = candles.filter(~pl.col("ts").dt.hour().is_in([5, 6, 7]))
     assert validate("candles", holed, day=DAY, checks=("gaps",))["gaps"].passed  # 3 h < 6 h default
-    out = validate("candles", holed, day=DAY, checks=("gaps",), config=QualityConfig(max_gap_s=2 * 3600))["gaps"]
+    out = validate("candles", holed, day=DAY, checks=("gaps",), config=QualityConfig(max_gap_s=2 * 3600))[
+        "gaps"
+    ]
     assert not out.passed
     rows = out.failures[0].rows
     assert rows is not None and set(rows["ts"].dt.hour().to_list()) == {8}  # the first bar after the hole
@@ -87,7 +104,9 @@ def test_premium_bounds_and_fx_freshness() -> None:
     premium = compute_premium(kr, src.candles("binance", DAY), fx, day=DAY)
     outcomes = validate("kimchi_premium", premium, day=DAY)
     assert all(o.passed for o in outcomes.values()), [o.summary() for o in outcomes.values()]
-    crazy = premium.with_columns(premium_fx=pl.when(pl.col("ts").dt.hour() == 1).then(2.5).otherwise(pl.col("premium_fx")))
+    crazy = premium.with_columns(
+        premium_fx=pl.when(pl.col("ts").dt.hour() == 1).then(2.5).otherwise(pl.col("premium_fx"))
+    )
     assert not validate("kimchi_premium", crazy, day=DAY, checks=("premium_bounds",))["premium_bounds"].passed
     # FX older than the limit: a value published 10 days before the bars
     old = premium.with_columns(fx_published_at=pl.col("fx_published_at") - timedelta(days=10))

@@ -102,8 +102,12 @@ def test_read_many_missing_partitions(tmp_path: Path) -> None:
 def test_sql_views_span_partitions(tmp_path: Path) -> None:
     store = ParquetStore(str(tmp_path))
     store.write("kimchi_premium", "2024-01-01", pl.DataFrame({"coin": ["BTC"], "premium_fx": [0.01]}))
-    store.write("kimchi_premium", "2024-01-02", pl.DataFrame({"coin": ["BTC", "ETH"], "premium_fx": [0.03, 0.02]}))
+    store.write(
+        "kimchi_premium", "2024-01-02", pl.DataFrame({"coin": ["BTC", "ETH"], "premium_fx": [0.03, 0.02]})
+    )
     store.write("fx_usdkrw", "2024-01-01", pl.DataFrame({"close": [1300.0]}))
-    out = query_csv(store, "SELECT coin, round(sum(premium_fx), 4) AS s FROM kimchi_premium GROUP BY coin ORDER BY coin")
+    out = query_csv(
+        store, "SELECT coin, round(sum(premium_fx), 4) AS s FROM kimchi_premium GROUP BY coin ORDER BY coin"
+    )
     assert out == "coin,s\nBTC,0.04\nETH,0.02\n"
     assert query_csv(store, "SELECT count(*) AS n FROM fx_usdkrw") == "n\n1\n"

@@ -91,13 +91,22 @@ PREMIUM_SCHEMA: dict[str, pl.DataType] = {
 }
 
 RULES: dict[str, TableRules] = {
-    "candles": TableRules(schemas.CANDLES, ("symbol", "interval_s"), "interval_s", ("schema", "timestamps", "gaps", "prices")),
+    "candles": TableRules(
+        schemas.CANDLES, ("symbol", "interval_s"), "interval_s", ("schema", "timestamps", "gaps", "prices")
+    ),
     "fx": TableRules(schemas.FX, ("series",), "interval_s", ("schema", "timestamps", "values")),
-    "orderbook": TableRules(schemas.ORDERBOOK, ("venue", "symbol"), None, ("schema", "timestamps", "gaps", "prices")),
+    "orderbook": TableRules(
+        schemas.ORDERBOOK, ("venue", "symbol"), None, ("schema", "timestamps", "gaps", "prices")
+    ),
     "onchain": TableRules(schemas.ONCHAIN, ("coin",), 600, ("schema", "timestamps", "gaps", "values")),
     "macro": TableRules(schemas.MACRO, ("series",), None, ("schema", "timestamps", "values")),
     "news": TableRules(schemas.NEWS, (), None, ("schema", "timestamps", "values"), strictly_increasing=False),
-    "kimchi_premium": TableRules(PREMIUM_SCHEMA, ("coin", "kr_venue", "interval_s"), "interval_s", ("schema", "timestamps", "premium_bounds", "fx_freshness")),
+    "kimchi_premium": TableRules(
+        PREMIUM_SCHEMA,
+        ("coin", "kr_venue", "interval_s"),
+        "interval_s",
+        ("schema", "timestamps", "premium_bounds", "fx_freshness"),
+    ),
 }
 
 CHECKS: dict[str, tuple[str, ...]] = {table: rules.checks for table, rules in RULES.items()}
@@ -142,7 +151,9 @@ def _run_expectations(frame: pl.DataFrame, expectations: list[Any], label: str) 
     batch_def = asset.add_batch_definition_whole_dataframe("whole")
     batch = batch_def.get_batch(batch_parameters={"dataframe": frame.to_pandas()})
     suite = gx.ExpectationSuite(name=f"{label}_{_asset_counter}", expectations=expectations)
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "include_unexpected_rows": False})
+    result = batch.validate(
+        suite, result_format={"result_format": "COMPLETE", "include_unexpected_rows": False}
+    )
     source.delete_asset(asset.name)
     return [(r.expectation_config, r) for r in result.results]
 
@@ -165,7 +176,9 @@ def _with_helpers(frame: pl.DataFrame, rules: TableRules, day: date | None) -> p
         out = out.with_columns(_gap_s=pl.col("_dt_prev_s") - rules.interval)
     else:
         out = out.with_columns(_gap_s=pl.col("_dt_prev_s"))
-    if day is not None and out.schema["ts"] == schemas.UTC_TS:  # a wrong dtype is the schema check's to report
+    if (
+        day is not None and out.schema["ts"] == schemas.UTC_TS
+    ):  # a wrong dtype is the schema check's to report
         lo, hi = day_bounds(day)
         out = out.with_columns(_in_day=(pl.col("ts") >= lo) & (pl.col("ts") < hi))
     return out
@@ -176,7 +189,11 @@ def _expectations(check: str, rules: TableRules, frame: pl.DataFrame, cfg: Quali
     cols = set(frame.columns)
     e: list[Any] = []
     if check == "schema":
-        e.append(gxe.ExpectTableColumnsToMatchSet(column_set=list(rules.schema) + [c for c in cols if c.startswith("_")], exact_match=False))
+        e.append(
+            gxe.ExpectTableColumnsToMatchSet(
+                column_set=list(rules.schema) + [c for c in cols if c.startswith("_")], exact_match=False
+            )
+        )
         for col, dtype in rules.schema.items():
             if col in cols and dtype != schemas.UTC_TS:
                 e.append(gxe.ExpectColumnValuesToBeOfType(column=col, type_=_pandas_type(dtype)))
@@ -184,7 +201,11 @@ def _expectations(check: str, rules: TableRules, frame: pl.DataFrame, cfg: Quali
         e.append(gxe.ExpectColumnValuesToNotBeNull(column="ts"))
         key = [*rules.group, "ts"]
         if rules.strictly_increasing:
-            e.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=key) if len(key) > 1 else gxe.ExpectColumnValuesToBeUnique(column="ts"))
+            e.append(
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=key)
+                if len(key) > 1
+                else gxe.ExpectColumnValuesToBeUnique(column="ts")
+            )
             e.append(gxe.ExpectColumnValuesToBeBetween(column="_dt_prev_s", min_value=0, strict_min=True))
         else:
             e.append(gxe.ExpectColumnValuesToBeBetween(column="_dt_prev_s", min_value=0))
@@ -222,12 +243,27 @@ def _value_expectations(rules: TableRules, cols: set[str], cfg: QualityConfig) -
     e: list[Any] = []
     if "published_at" in cols:
         e.append(gxe.ExpectColumnValuesToNotBeNull(column="published_at"))
-        e.append(gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="published_at", column_B="ts", or_equal=True))
+        e.append(
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="published_at", column_B="ts", or_equal=True)
+        )
     if rules.schema is schemas.FX:
         e.append(gxe.ExpectColumnValuesToNotBeNull(column="close"))
-        e.append(gxe.ExpectColumnValuesToBeBetween(column="close", min_value=cfg.fx_bounds[0], max_value=cfg.fx_bounds[1]))
+        e.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column="close", min_value=cfg.fx_bounds[0], max_value=cfg.fx_bounds[1]
+            )
+        )
     elif rules.schema is schemas.ONCHAIN:
-        for c in ("exchange_inflow", "exchange_outflow", "whale_tx_count", "active_addresses", "hash_rate", "difficulty", "mvrv", "nvt"):
+        for c in (
+            "exchange_inflow",
+            "exchange_outflow",
+            "whale_tx_count",
+            "active_addresses",
+            "hash_rate",
+            "difficulty",
+            "mvrv",
+            "nvt",
+        ):
             e.append(gxe.ExpectColumnValuesToNotBeNull(column=c))
             e.append(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0))
     elif rules.schema is schemas.MACRO:
@@ -304,14 +340,18 @@ _CONTEXT_COLS = ("ts", "venue", "symbol", "series", "coin", "kr_venue", "interva
 
 
 def _failure(config_: Any, res: Any, frame: pl.DataFrame, rules: TableRules, cfg: QualityConfig) -> Failure:
-    kwargs = {k: v for k, v in config_.kwargs.items() if k not in ("result_format", "batch_id") and v is not None}
+    kwargs = {
+        k: v for k, v in config_.kwargs.items() if k not in ("result_format", "batch_id") and v is not None
+    }
     name = f"{config_.type}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
     result = res.result or {}
     idx = result.get("unexpected_index_list")
     rows = None
     count = result.get("unexpected_count")
     if idx:
-        flat = [i if isinstance(i, int) else next(iter(i.values())) if isinstance(i, dict) else i for i in idx]
+        flat = [
+            i if isinstance(i, int) else next(iter(i.values())) if isinstance(i, dict) else i for i in idx
+        ]
         flat = [int(i) for i in flat if isinstance(i, int | float)]
         used = [c for c in _CONTEXT_COLS if c in frame.columns]
         used += [c for c in kwargs.values() if isinstance(c, str) and c in frame.columns and c not in used]
@@ -342,4 +382,3 @@ def rows_markdown(rows: pl.DataFrame | None, limit: int = 20) -> str:
     sep = "|" + "---|" * len(shown.columns)
     body = ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in shown.iter_rows()]
     return "\n".join([header, sep, *body])
-

@@ -7,8 +7,8 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # headless: assets run in servers and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import polars as pl
 
 
 def premium_day_png(premium: pl.DataFrame, title: str) -> bytes:
@@ -18,7 +18,9 @@ def premium_day_png(premium: pl.DataFrame, title: str) -> bytes:
         ts = part["ts"].to_list()
         ax.plot(ts, (part["premium_fx"] * 100).to_list(), lw=1, label=f"{coin} {venue} (FX)")
         if part["premium_usdt"].is_not_null().any():
-            ax.plot(ts, (part["premium_usdt"] * 100).to_list(), lw=0.8, ls="--", label=f"{coin} {venue} (USDT)")
+            ax.plot(
+                ts, (part["premium_usdt"] * 100).to_list(), lw=0.8, ls="--", label=f"{coin} {venue} (USDT)"
+            )
     ax.set_ylabel("premium %")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

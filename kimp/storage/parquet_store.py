@@ -84,7 +84,9 @@ class ParquetStore:
         with self.fs.open(target, "rb") as fh:
             return pl.from_arrow(pq.read_table(fh))  # type: ignore[return-value]
 
-    def read_many(self, table: str, partitions: Iterable[str], *, allow_missing: bool = False) -> pl.DataFrame:
+    def read_many(
+        self, table: str, partitions: Iterable[str], *, allow_missing: bool = False
+    ) -> pl.DataFrame:
         """Concatenate several partitions (in the order given). Missing ones raise unless allowed."""
         frames, missing = [], []
         for part in partitions:
@@ -99,7 +101,9 @@ class ParquetStore:
                 "materialize them first (kimp materialize --start ... --end ...)"
             )
         if not frames:
-            raise FileNotFoundError(f"table {table!r}: none of the requested partitions exist under {self.base_uri}")
+            raise FileNotFoundError(
+                f"table {table!r}: none of the requested partitions exist under {self.base_uri}"
+            )
         return pl.concat(frames, how="vertical_relaxed")
 
     def tables(self) -> list[str]:

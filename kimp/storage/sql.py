@@ -24,9 +24,7 @@ def connect(store: ParquetStore) -> duckdb.DuckDBPyConnection:
         if not _IDENT.match(table):
             continue
         pattern = f"{prefix}{store.table_dir(table)}/*.parquet"
-        con.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
-        )
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)")
     return con
 
 

@@ -1,45 +1,32 @@
-"""Blocking data-quality checks: one Dagster check per (asset, rule), run by Great Expectations.
+"""Blocking data-quality checks, declared on each asset and run inside it, before anything is written.
 
-Each check is partitioned like its asset, so it validates exactly the day that was just written. A
-failed check fails its step: the assets downstream do not run and the run (and ``kimp materialize``)
-fails. Its metadata lists each failed expectation and the offending rows.
+Each asset declares one ``AssetCheckSpec`` per rule (schema, timestamps, gaps, prices/values, ...) and
+runs them with Great Expectations on the frame it is about to store. All results are reported (the UI
+shows them on the asset, with the failed expectations and offending rows); if any fails, the asset
+raises instead of emitting its output, so:
+- the last good partition is never overwritten by data that fails its checks,
+- the assets downstream do not run, and the run (and ``kimp materialize``) fails.
 """
 
-import inspect
+from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import polars as pl
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetChecksDefinition,
-    AssetKey,
-    MetadataValue,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failure, MetadataValue
 
-from kimp.quality import CHECKS, CheckOutcome, validate
+from kimp.quality import CHECKS, CheckOutcome, QualityConfig, validate
 from kimp.quality.suites import DESCRIPTIONS, rows_markdown
-from kimp.timeutil import parse_day
-from kimp_pipelines.partitions import daily_partitions
-from kimp_pipelines.resources.quality import QualityResource
-
-# asset name -> the quality rules (kimp.quality.suites.RULES) it is held to
-CHECKED_ASSETS: dict[str, str] = {
-    "upbit_candles": "candles",
-    "bithumb_candles": "candles",
-    "binance_candles": "candles",
-    "fx_usdkrw": "fx",
-    "orderbook_snapshots": "orderbook",
-    "onchain_metrics": "onchain",
-    "macro_daily": "macro",
-    "news_headlines": "news",
-    "kimchi_premium": "kimchi_premium",
-}
 
 
-def outcome_metadata(outcome: CheckOutcome, day: object) -> dict[str, Any]:
+def check_specs(asset_name: str, table: str) -> list[AssetCheckSpec]:
+    return [
+        AssetCheckSpec(name=check, asset=asset_name, description=DESCRIPTIONS[check], blocking=True)
+        for check in CHECKS[table]
+    ]
+
+
+def outcome_metadata(outcome: CheckOutcome, day: date) -> dict[str, Any]:
     meta: dict[str, Any] = {"rows": outcome.row_count, "partition": str(day)}
     if not outcome.passed:
         lines = [f"**{outcome.summary().splitlines()[0]}**", ""]
@@ -54,38 +41,25 @@ def outcome_metadata(outcome: CheckOutcome, day: object) -> dict[str, Any]:
     return meta
 
 
-def _check(asset_name: str, table: str, check: str) -> AssetChecksDefinition:
-    def _run(context: AssetCheckExecutionContext, quality: QualityResource, **inputs: pl.DataFrame) -> AssetCheckResult:
-        frame = inputs[asset_name]
-        day = parse_day(context.partition_key)
-        outcome = validate(table, frame, day=day, checks=(check,), config=quality.config())[check]
-        if not outcome.passed:
-            context.log.error(f"{asset_name} {day}: {outcome.summary()}")
-        return AssetCheckResult(
+def run_checks(
+    context: Any, asset_name: str, table: str, frame: pl.DataFrame, day: date, config: QualityConfig
+) -> Iterator[AssetCheckResult]:
+    """Yield one result per rule; raise ``Failure`` (after yielding them all) if any failed."""
+    outcomes = validate(table, frame, day=day, config=config)
+    failed = [o for o in outcomes.values() if not o.passed]
+    for check, outcome in outcomes.items():
+        yield AssetCheckResult(
+            check_name=check,
             passed=outcome.passed,
             severity=AssetCheckSeverity.ERROR,
             description=None if outcome.passed else outcome.summary(),
             metadata=outcome_metadata(outcome, day),
         )
-
-    # Dagster passes the checked asset to the parameter named after it; the factory names it here.
-    param = inspect.Parameter
-    _run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            param("context", param.POSITIONAL_OR_KEYWORD, annotation=AssetCheckExecutionContext),
-            param("quality", param.POSITIONAL_OR_KEYWORD, annotation=QualityResource),
-            param(asset_name, param.POSITIONAL_OR_KEYWORD, annotation=pl.DataFrame),
-        ]
-    )
-    return asset_check(
-        asset=AssetKey(asset_name),
-        name=check,
-        description=DESCRIPTIONS[check],
-        blocking=True,
-        partitions_def=daily_partitions,
-    )(_run)
-
-
-quality_checks = [
-    _check(asset_name, table, check) for asset_name, table in CHECKED_ASSETS.items() for check in CHECKS[table]
-]
+    if failed:
+        summary = "\n\n".join(o.summary() for o in failed)
+        context.log.error(f"{asset_name} {day}: blocking checks failed, nothing written:\n{summary}")
+        raise Failure(
+            description=f"{asset_name} {day}: {len(failed)} blocking check(s) failed "
+            f"({', '.join(o.check for o in failed)}); the stored partition was left as it was.\n{summary}",
+            metadata={"failed_checks": ", ".join(o.check for o in failed)},
+        )

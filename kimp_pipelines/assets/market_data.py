@@ -5,9 +5,9 @@ A table the source cannot provide is stored empty with its schema and flagged ``
 metadata, so that downstream families are null and flagged, never silently zero.
 """
 
-
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
+from typing import Any
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, Output, asset
@@ -15,16 +15,20 @@ from dagster import AssetExecutionContext, AssetsDefinition, Output, asset
 from kimp.market_data import schemas
 from kimp.market_data.source import MarketSource
 from kimp.timeutil import parse_day
+from kimp_pipelines.assets.checks import check_specs, run_checks
 from kimp_pipelines.assets.metadata import table_metadata
 from kimp_pipelines.partitions import daily_partitions
 from kimp_pipelines.resources.market_data import MarketDataResource
+from kimp_pipelines.resources.quality import QualityResource
 
 GROUP = "market_data"
 
 Fetch = Callable[[MarketSource, date], pl.DataFrame]
 
 
-def _raw_asset(name: str, table: str, fetch: Fetch, description: str, venue: str | None = None) -> AssetsDefinition:
+def _raw_asset(
+    name: str, table: str, fetch: Fetch, description: str, venue: str | None = None
+) -> AssetsDefinition:
     @asset(
         name=name,
         partitions_def=daily_partitions,
@@ -32,8 +36,11 @@ def _raw_asset(name: str, table: str, fetch: Fetch, description: str, venue: str
         kinds={"polars", "parquet"},
         description=description,
         metadata={"table": table, **({"venue": venue} if venue else {})},
+        check_specs=check_specs(name, table),
     )
-    def _raw(context: AssetExecutionContext, market_data: MarketDataResource) -> Output[pl.DataFrame]:
+    def _raw(
+        context: AssetExecutionContext, market_data: MarketDataResource, quality: QualityResource
+    ) -> Iterator[Any]:
         day = parse_day(context.partition_key)
         source = market_data.source()
         provided = source.provides(table, venue) if venue else source.provides(table)  # type: ignore[arg-type]
@@ -47,7 +54,8 @@ def _raw_asset(name: str, table: str, fetch: Fetch, description: str, venue: str
         meta = {"source": source.name, "provided": provided, **table_metadata(frame)}
         if "symbol" in frame.columns and frame.height:
             meta["symbols"] = ", ".join(sorted(frame["symbol"].unique().to_list()))
-        return Output(frame, metadata=meta)
+        yield from run_checks(context, name, table, frame, day, quality.config())
+        yield Output(frame, metadata=meta)
 
     return _raw
 

@@ -15,7 +15,13 @@ def table_metadata(frame: pl.DataFrame, *, preview_rows: int = 5) -> dict[str, A
         meta["first_ts"] = frame["ts"].min().isoformat()  # type: ignore[union-attr]
         meta["last_ts"] = frame["ts"].max().isoformat()  # type: ignore[union-attr]
     if frame.height:
-        with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True, tbl_cols=14, fmt_str_lengths=60):
+        with pl.Config(
+            tbl_formatting="MARKDOWN",
+            tbl_hide_column_data_types=True,
+            tbl_hide_dataframe_shape=True,
+            tbl_cols=14,
+            fmt_str_lengths=60,
+        ):
             meta["preview"] = MetadataValue.md(str(frame.head(preview_rows)))
     return meta
 

@@ -1,5 +1,7 @@
 """The ``kimchi_premium`` asset: both definitions per bar, coin and Korean venue."""
 
+from collections.abc import Iterator
+from typing import Any
 
 import polars as pl
 from dagster import AssetExecutionContext, AssetIn, Output, TimeWindowPartitionMapping, asset
@@ -7,9 +9,11 @@ from dagster import AssetExecutionContext, AssetIn, Output, TimeWindowPartitionM
 from kimp.premium import compute_premium
 from kimp.reporting.plots import premium_day_png
 from kimp.timeutil import parse_day
+from kimp_pipelines.assets.checks import check_specs, run_checks
 from kimp_pipelines.assets.metadata import png_markdown, table_metadata
 from kimp_pipelines.partitions import daily_partitions
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
+from kimp_pipelines.resources.quality import QualityResource
 
 # A bar uses the latest USD/KRW published by its close. Daily FX closes are published at 00:00 UTC of
 # the next day and are absent on weekends and holidays, so day D may need values from a week back.
@@ -20,6 +24,7 @@ FX_LOOKBACK_DAYS = 7
     partitions_def=daily_partitions,
     group_name="premium",
     kinds={"polars", "parquet"},
+    check_specs=check_specs("kimchi_premium", "kimchi_premium"),
     ins={
         "upbit_candles": AssetIn(),
         "bithumb_candles": AssetIn(),
@@ -34,11 +39,12 @@ FX_LOOKBACK_DAYS = 7
 )
 def kimchi_premium(
     context: AssetExecutionContext,
+    quality: QualityResource,
     upbit_candles: pl.DataFrame,
     bithumb_candles: pl.DataFrame,
     binance_candles: pl.DataFrame,
     fx_usdkrw: pl.DataFrame,
-) -> Output[pl.DataFrame]:
+) -> Iterator[Any]:
     """Kimchi premium per bar: premium_fx = KRW / (Binance USDT x USD/KRW) - 1 and
     premium_usdt = KRW / (Binance USDT x Upbit USDT/KRW) - 1, as fractions. Each bar uses the latest
     USD/KRW published at or before its close; zero-volume (stale) bars have null premiums."""
@@ -47,17 +53,22 @@ def kimchi_premium(
         {"upbit": upbit_candles, "bithumb": bithumb_candles}, binance_candles, fx_usdkrw, day=day
     )
     meta = table_metadata(premium)
-    stats = premium.group_by(["coin", "kr_venue"]).agg(
-        mean_fx_pct=(pl.col("premium_fx").mean() * 100).round(3),
-        min_fx_pct=(pl.col("premium_fx").min() * 100).round(3),
-        max_fx_pct=(pl.col("premium_fx").max() * 100).round(3),
-        mean_usdt_pct=(pl.col("premium_usdt").mean() * 100).round(3),
-        bars=pl.len(),
-        null_fx=pl.col("premium_fx").is_null().sum(),
-    ).sort(["coin", "kr_venue"])
+    stats = (
+        premium.group_by(["coin", "kr_venue"])
+        .agg(
+            mean_fx_pct=(pl.col("premium_fx").mean() * 100).round(3),
+            min_fx_pct=(pl.col("premium_fx").min() * 100).round(3),
+            max_fx_pct=(pl.col("premium_fx").max() * 100).round(3),
+            mean_usdt_pct=(pl.col("premium_usdt").mean() * 100).round(3),
+            bars=pl.len(),
+            null_fx=pl.col("premium_fx").is_null().sum(),
+        )
+        .sort(["coin", "kr_venue"])
+    )
     for row in stats.iter_rows(named=True):
         context.log.info(f"premium {day} {row}")
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
         meta["summary"] = str(stats)
     meta["plot"] = png_markdown(premium_day_png(premium, f"Kimchi premium {day}"), f"premium {day}")
-    return Output(premium, metadata=meta)
+    yield from run_checks(context, "kimchi_premium", "kimchi_premium", premium, day, quality.config())
+    yield Output(premium, metadata=meta)

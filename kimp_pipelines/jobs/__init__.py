@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, DefaultScheduleStatus, build_schedule_from_partitioned_job, define_asset_job
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+)
 
 from kimp_pipelines.partitions import daily_partitions
 

@@ -34,7 +34,9 @@ def build_resources(env: str | None = None, settings: Settings | None = None) ->
         raise ValueError(f"KIMP_ENV={env!r}: expected one of {ENVIRONMENTS}")
     s = settings or Settings.from_env()  # validates every setting up front, with clear messages
     if env == "prod" and "://" not in s.storage_uri:
-        raise ValueError("KIMP_ENV=prod needs KIMP_STORAGE_URI to name a shared store such as s3://bucket/kimp")
+        raise ValueError(
+            "KIMP_ENV=prod needs KIMP_STORAGE_URI to name a shared store such as s3://bucket/kimp"
+        )
     # Paths stay resolved values (relative paths must not depend on the code server's working folder).
     io_manager = ParquetIOManager(base_uri=s.storage_uri)
     return {

@@ -43,7 +43,9 @@ class ParquetIOManager(ConfigurableIOManager):
             missing = sorted(set(keys) - set(present))
             if missing:
                 # Informational: the premium's fx_freshness check fails if a bar really lacks FX.
-                context.log.info(f"{table}: look-back partitions {missing} are not materialized; using {present}")
+                context.log.info(
+                    f"{table}: look-back partitions {missing} are not materialized; using {present}"
+                )
             if not present:
                 return pl.DataFrame()
             keys = present

@@ -22,6 +22,9 @@ class MarketDataResource(ConfigurableResource):
         """The source object, built once per resource instance (its file and simulation caches live there)."""
         if self._source is None:
             self._source = build_source(
-                self.kind, seed=self.seed, data_dir=self.data_dir, orderbook_interval_ms=self.orderbook_interval_ms
+                self.kind,
+                seed=self.seed,
+                data_dir=self.data_dir,
+                orderbook_interval_ms=self.orderbook_interval_ms,
             )
         return self._source
