@@ -52,7 +52,10 @@ def _with_prev(f: pl.DataFrame, mask: pl.Series) -> pl.DataFrame:
 
 
 def check_interval(spec: FileSpec, frame: pl.DataFrame) -> None:
-    """The interval in the name must equal the median spacing of the distinct timestamps."""
+    """The interval in the name must equal the median spacing of the distinct timestamps.
+
+    Also accepted: a median that is a whole multiple of the interval when the smallest spacing equals it.
+    """
     if spec.interval_s is None:
         return
     uniq = frame["ts"].unique().sort()
@@ -60,13 +63,17 @@ def check_interval(spec: FileSpec, frame: pl.DataFrame) -> None:
         return
     spacing = uniq.diff().drop_nulls().dt.total_seconds()
     median = float(spacing.median())  # type: ignore[arg-type]
-    if median != spec.interval_s:
+    smallest = int(spacing.min())  # type: ignore[arg-type]
+    # Gappy series (weekday-only FX, Upbit minutes without trades) may have a median that is a whole multiple
+    # of the interval; then the smallest spacing must be the interval itself.
+    gappy_ok = smallest == spec.interval_s and median % spec.interval_s == 0
+    if median != spec.interval_s and not gappy_ok:
         sample = frame.select("line", "ts").unique("ts", keep="first", maintain_order=True).head(6)
         sample = sample.with_columns(pl.col("ts").diff().dt.total_seconds().alias("spacing_s"))
         raise FileProblem(
             spec.label,
             f"the interval in the name ({spec.interval_s} s) contradicts the data: "
-            f"median spacing between timestamps is {median:g} s",
+            f"median spacing between timestamps is {median:g} s (smallest {smallest} s)",
             f"bars {spec.interval_s} s apart (rename the file or fix its content)",
             sample,
         )
