@@ -1,0 +1,23 @@
+"""The market-data job and its daily schedule."""
+
+from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
+
+from kimp_pipelines.partitions import daily_partitions
+
+market_data_job = define_asset_job(
+    name="market_data_job",
+    selection=AssetSelection.groups("market_data", "premium"),
+    partitions_def=daily_partitions,
+    description="Every raw market-data table (with its blocking quality checks) and the kimchi premium, for one UTC day.",
+    tags={"kimp/layer": "market_data"},
+)
+
+# Runs at 00:30 UTC for yesterday's partition (the last complete UTC day). Off by default so that a
+# local demo never starts work by itself: turn it on in the UI (Automation) or with `dagster schedule start`.
+daily_market_data_schedule = build_schedule_from_partitioned_job(
+    market_data_job,
+    name="daily_market_data",
+    hour_of_day=0,
+    minute_of_hour=30,
+    description="Materialize yesterday's market data and premium every day at 00:30 UTC.",
+)
