@@ -46,7 +46,7 @@ def _raw_asset(
         provided = source.provides(table, venue) if venue else source.provides(table)  # type: ignore[arg-type]
         frame = fetch(source, day) if provided else schemas.empty(schemas.TABLES[table])
         if not provided:
-            context.log.warning(f"{name}: the {source.name} source does not provide this table; stored empty")
+            context.log.info(f"{name}: the {source.name} source does not provide this table; stored empty")
         elif frame.height == 0:
             context.log.warning(f"{name}: the {source.name} source has no rows for {day}")
         else:
