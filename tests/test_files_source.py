@@ -59,8 +59,22 @@ def kline_rows(times: list[datetime], *, unit: int = 1000) -> list[list[object]]
     for i, t in enumerate(times):
         ot = int(t.timestamp()) * unit
         p = 42_000.0 + i
-        rows.append([ot, f"{p:.2f}", f"{p + 5:.2f}", f"{p - 5:.2f}", f"{p + 1:.2f}", "12.5", ot + 3_599_999 * (unit // 1000),
-                     f"{12.5 * p:.2f}", 100 + i, "6.0", f"{6 * p:.2f}", "0"])  # fmt: skip
+        rows.append(
+            [
+                ot,
+                f"{p:.2f}",
+                f"{p + 5:.2f}",
+                f"{p - 5:.2f}",
+                f"{p + 1:.2f}",
+                "12.5",
+                ot + 3_599_999 * (unit // 1000),
+                f"{12.5 * p:.2f}",
+                100 + i,
+                "6.0",
+                f"{6 * p:.2f}",
+                "0",
+            ]
+        )
     return rows
 
 
