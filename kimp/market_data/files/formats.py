@@ -154,12 +154,15 @@ def _floats(spec: FileSpec, raw: pl.DataFrame, mapping: dict[str, str | None]) -
     return pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
 
 
-def _timestamps(spec: FileSpec, raw: pl.DataFrame, col: str, *, epoch: bool = False) -> pl.Series:
-    ts = epoch_to_utc(raw, col) if epoch else parse_iso_utc(raw, col)
+def _timestamps(
+    spec: FileSpec, raw: pl.DataFrame, col: str, *, epoch: bool = False, allow_seconds: bool = False
+) -> pl.Series:
+    ts = epoch_to_utc(raw, col, allow_seconds=allow_seconds) if epoch else parse_iso_utc(raw, col)
     bad = bad_cells(raw, pl.DataFrame({col: ts, "line": raw["line"]}), [col])
     if bad.height:
         what = (
-            "integer open times in milliseconds or microseconds since 1970-01-01 UTC"
+            "integer open times since 1970-01-01 UTC in milliseconds or microseconds"
+            + (" (or seconds)" if allow_seconds else "")
             if epoch
             else "ISO-8601 times (UTC when no zone is given)"
         )
@@ -217,7 +220,7 @@ def _simple(spec: FileSpec, raw: pl.DataFrame) -> RawTable:
         )
     first = raw[ts_col].drop_nulls().head(1).to_list()
     epoch = bool(first) and _is_int(str(first[0]))
-    ts = _timestamps(spec, raw, ts_col, epoch=epoch)
+    ts = _timestamps(spec, raw, ts_col, epoch=epoch, allow_seconds=True)
     values = _floats(
         spec,
         raw,
