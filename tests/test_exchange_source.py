@@ -368,3 +368,11 @@ def test_fx_from_fx_dir_uses_the_files_reader(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(MarketDataError) as exc:
         ExchangeSource(fx_dir=str(empty_dir), clock=lambda: NOW).fx(DAY)
     assert "[exchange]" in str(exc.value) and "USDKRW" in str(exc.value)
+
+
+def test_is_a_market_source_built_by_config() -> None:
+    from kimp.market_data.source import MarketSource, build_source
+
+    src = build_source("exchange")
+    assert isinstance(src, ExchangeSource) and isinstance(src, MarketSource) and src.name == "exchange"
+    assert src.fx_dir is None

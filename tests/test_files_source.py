@@ -662,3 +662,20 @@ def test_real_samples_bithumb_binance_1h_and_usdkrw(tmp_path: Path) -> None:
     assert_schema(fx, FX)
     assert fx.height == 1 and 1000 < fx["close"][0] < 1200
     assert fx["published_at"][0] == datetime(2018, 1, 11, tzinfo=UTC)
+
+
+def test_simple_csv_epoch_milliseconds(tmp_path: Path) -> None:
+    text = "timestamp,open,high,low,close,volume\n" + "".join(
+        f"{int(t.timestamp() * 1000)},100,101,99,100.5,2\n" for t in hours()
+    )
+    write(tmp_path / "binance_BTCUSDT_1h.csv", text)
+    out = FilesSource(tmp_path).candles("binance", DAY)
+    assert out.height == 24 and out["ts"][0] == datetime(2024, 1, 2, tzinfo=UTC)
+
+
+def test_is_a_market_source_built_by_config(tmp_path: Path) -> None:
+    from kimp.market_data.source import MarketSource, build_source
+
+    write(tmp_path / "bithumb_BTCKRW_1h.csv", simple_csv(hours()))
+    src = build_source("files", data_dir=str(tmp_path))
+    assert isinstance(src, FilesSource) and isinstance(src, MarketSource) and src.name == "files"
