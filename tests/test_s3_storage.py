@@ -48,11 +48,15 @@ def test_s3_round_trip_overwrite_and_sql(s3_env: str) -> None:
     assert not store.is_local and store.scheme == "s3"
     store.write("kimchi_premium", "2024-01-01", pl.DataFrame({"coin": ["BTC"], "premium_fx": [0.01]}))
     store.write("kimchi_premium", "2024-01-02", pl.DataFrame({"coin": ["ETH"], "premium_fx": [0.03]}))
-    store.write("kimchi_premium", "2024-01-02", pl.DataFrame({"coin": ["ETH", "BTC"], "premium_fx": [0.02, 0.04]}))
+    store.write(
+        "kimchi_premium", "2024-01-02", pl.DataFrame({"coin": ["ETH", "BTC"], "premium_fx": [0.02, 0.04]})
+    )
     assert store.partitions("kimchi_premium") == ["2024-01-01", "2024-01-02"]
     assert store.read("kimchi_premium", "2024-01-02")["premium_fx"].to_list() == [0.02, 0.04]
     assert store.tables() == ["kimchi_premium"]
-    out = query_csv(ParquetStore(s3_env), "SELECT count(*) AS n, round(sum(premium_fx), 2) AS s FROM kimchi_premium")
+    out = query_csv(
+        ParquetStore(s3_env), "SELECT count(*) AS n, round(sum(premium_fx), 2) AS s FROM kimchi_premium"
+    )
     assert out == "n,s\n3,0.07\n"
 
 
