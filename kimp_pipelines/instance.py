@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -22,7 +23,12 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
-    template = POSTGRES_YAML if os.environ.get("KIMP_DAGSTER_PG_URL") else SQLITE_YAML
+    dsn = os.environ.get("KIMP_DAGSTER_PG_URL")
+    if dsn:
+        # dagster-postgres speaks psycopg2; SQLAlchemy would pick psycopg 3 for a bare postgresql:// URL,
+        # whose server-side binding breaks Dagster's NOTIFY. Name the driver (this process and children).
+        os.environ["KIMP_DAGSTER_PG_URL"] = re.sub(r"^postgres(ql)?://", "postgresql+psycopg2://", dsn)
+    template = POSTGRES_YAML if dsn else SQLITE_YAML
     target = home / "dagster.yaml"
     if not target.exists() or target.read_text() != template.read_text():
         shutil.copyfile(template, target)
