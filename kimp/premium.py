@@ -83,11 +83,16 @@ def compute_premium(
             )
             parts.append(joined)
     if not parts:
+        held = ", ".join(
+            f"{v}_candles: {0 if f is None else in_day(f, day).height} rows" for v, f in kr_candles.items()
+        )
         raise MarketDataError(
             source=source,
             partition=day,
-            problem="no Korean-venue BTC/ETH candles on this day, so there is no premium to compute",
-            expected="candles for BTC/KRW or ETH/KRW from upbit or bithumb whose open time falls on the day",
+            problem=f"no Korean-venue BTC/ETH candles on this day, so there is no premium to compute ({held}; "
+            f"binance_candles: {in_day(binance_candles, day).height} rows)",
+            expected="candles for BTC/KRW or ETH/KRW from upbit or bithumb whose open time falls on the day "
+            "(check the source's coverage of this date)",
         )
     bars = pl.concat(parts, how="vertical_relaxed").with_columns(
         _close_at=pl.col("ts") + pl.duration(seconds=pl.col("interval_s"))

@@ -89,3 +89,32 @@ def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.M
     assert set(premium["kr_venue"].unique()) == {"bithumb"} and premium.height == 48
     meta = result.asset_materializations_for_node("onchain_metrics")[0].metadata
     assert meta["provided"].value is False
+
+
+def test_a_day_without_data_is_a_clear_error(tmp_path: Path) -> None:
+    """2020-03-01 lies in the window withheld from every shared file: no candles anywhere."""
+    from kimp_pipelines.assets import all_assets
+    from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+
+    resources = {
+        "market_data": MarketDataResource(kind="files", data_dir=str(SHARED_REAL / "bithumb_binance_1h")),
+        "io_manager": ParquetIOManager(base_uri=str(tmp_path)),
+        "quality": QualityResource(),
+    }
+    result = materialize(
+        all_assets,
+        partition_key="2020-03-01",
+        resources=resources,
+        instance=DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "kimchi_premium"
+    message = failure.step_failure_data.error.cause.message
+    assert (
+        "partition 2020-03-01" in message
+        and "bithumb_candles: 0 rows" in message
+        and "binance_candles: 0 rows" in message
+    )
+    assert not (tmp_path / "kimchi_premium").exists()
