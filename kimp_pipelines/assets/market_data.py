@@ -71,35 +71,30 @@ candle_assets = [
     for venue in schemas.VENUES
 ]
 
-fx_usdkrw = _raw_asset(
-    "fx_usdkrw",
-    "fx",
-    lambda source, day: source.fx(day),
-    "USD/KRW observations (intraday path and/or daily closes/fixings) with the time each was published.",
-)
-orderbook_snapshots = _raw_asset(
-    "orderbook_snapshots",
-    "orderbook",
-    lambda source, day: source.orderbook(day),
-    "L10 order-book snapshots per venue and symbol (wide: bid/ask price and size per level).",
-)
-onchain_metrics = _raw_asset(
-    "onchain_metrics",
-    "onchain",
-    lambda source, day: source.onchain(day),
-    "On-chain metrics per coin, 10-minute windows, known at window end (published_at).",
-)
-macro_daily = _raw_asset(
-    "macro_daily",
-    "macro",
-    lambda source, day: source.macro(day),
-    "Daily macro series (KOSPI, KOSDAQ, VIX, DXY, gold, silver, US 2y/10y) stamped with publication time.",
-)
-news_headlines = _raw_asset(
-    "news_headlines",
-    "news",
-    lambda source, day: source.news(day),
-    "News headlines (time, source, text).",
-)
+# asset name -> (table; the source method is named after the table, description)
+_DAILY_TABLES: dict[str, tuple[str, str]] = {
+    "fx_usdkrw": (
+        "fx",
+        "USD/KRW observations (intraday path and/or daily closes/fixings) with the time each was published.",
+    ),
+    "orderbook_snapshots": (
+        "orderbook",
+        "L10 order-book snapshots per venue and symbol (wide: bid/ask price and size per level).",
+    ),
+    "onchain_metrics": (
+        "onchain",
+        "On-chain metrics per coin, 10-minute windows, known at window end (published_at).",
+    ),
+    "macro_daily": (
+        "macro",
+        "Daily macro series (KOSPI, KOSDAQ, VIX, DXY, gold, silver, US 2y/10y) stamped with publication time.",
+    ),
+    "news_headlines": ("news", "News headlines (time, source, text)."),
+}
 
-raw_assets = [*candle_assets, fx_usdkrw, orderbook_snapshots, onchain_metrics, macro_daily, news_headlines]
+table_assets = [
+    _raw_asset(name, table, lambda source, day, t=table: getattr(source, t)(day), description)
+    for name, (table, description) in _DAILY_TABLES.items()
+]
+
+raw_assets = [*candle_assets, *table_assets]
