@@ -64,12 +64,20 @@ class Settings:
             source=source,
             data_dir=data_dir,
             storage_uri=storage,
-            start_date=date.fromisoformat(env.get("KIMP_START_DATE", "2017-08-17")),
+            start_date=_date(env, "KIMP_START_DATE", "2017-08-17"),
             seed=_int(env, "KIMP_SEED", 7),
             orderbook_interval_ms=ob_ms,
             max_gap_minutes=_int(env, "KIMP_MAX_GAP_MINUTES", 360),
             max_fx_age_hours=_int(env, "KIMP_MAX_FX_AGE_HOURS", 120),
         )
+
+
+def _date(env: dict[str, str], name: str, default: str) -> date:
+    raw = env.get(name) or default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a date as YYYY-MM-DD") from None
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:

@@ -100,11 +100,18 @@ def sql(query: str) -> None:
 
 
 @main.command()
-@click.option("--start", callback=_day, default=DEMO_RANGE[0].isoformat(), show_default=True)
-@click.option("--end", callback=_day, default=DEMO_RANGE[1].isoformat(), show_default=True)
-def demo(start: date, end: date) -> None:
+@click.option("--start", callback=_day, help=f"First day (default {DEMO_RANGE[0]} on the simulated market).")
+@click.option("--end", callback=_day, help=f"Last day (default {DEMO_RANGE[1]} on the simulated market).")
+def demo(start: date | None, end: date | None) -> None:
     """The main job: materialize a short range of the whole market-data graph and show where to look."""
     settings = _settings()
+    if start is None or end is None:
+        if settings.source != "simulated":
+            raise click.UsageError(
+                f"with KIMP_SOURCE={settings.source}, give --start and --end: days the data covers "
+                "(e.g. --start 2018-01-08 --end 2018-01-10 for ../shared/data/real)"
+            )
+        start, end = DEMO_RANGE
     _materialize(settings, start, end, None)
     from kimp.storage import ParquetStore
     from kimp.storage.sql import query_csv

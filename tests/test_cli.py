@@ -51,3 +51,18 @@ def test_bad_settings_are_named(kimp_env: Path, monkeypatch) -> None:  # type: i
     monkeypatch.setenv("KIMP_SOURCE", "carrier-pigeon")
     result = CliRunner().invoke(main, ["sql", "SELECT 1"])
     assert result.exit_code == 1 and "KIMP_SOURCE" in result.output
+
+
+def test_demo_materializes_everything_and_says_where_to_look(kimp_env: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--start", "2024-03-01", "--end", "2024-03-01"])
+    assert result.exit_code == 0, result.output
+    assert "9 asset partitions materialized, 33 checks passed" in result.output
+    assert "BTC,upbit,2024-03-01,1440," in result.output
+    assert str(kimp_env / "store") in result.output and "kimp ui" in result.output
+
+
+def test_demo_on_real_files_needs_dates(kimp_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("KIMP_SOURCE", "files")
+    monkeypatch.setenv("KIMP_DATA_DIR", str(kimp_env.parent))
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 2 and "--start" in result.output
