@@ -411,3 +411,38 @@ def test_full_day_runtime(src: SimulatedSource) -> None:
     elapsed = time.perf_counter() - t0
     assert tables["orderbook"].height == 7 * 17_280
     assert elapsed < 4.0, f"one full day took {elapsed:.2f} s"
+
+
+def test_news_quotes_only_values_published_by_its_time() -> None:
+    """A headline's quoted USD/KRW is the latest intraday FX close published at or before it (no look-ahead)."""
+    import re
+    from datetime import date as _date
+
+    import polars as pl
+
+    from kimp.market_data.simulated import SimulatedSource
+
+    src = SimulatedSource(seed=7)
+    checked = 0
+    for d in (_date(2024, 3, 4), _date(2024, 3, 5)):
+        fx = (
+            src.fx(d)
+            .filter(pl.col("series") == "intraday")
+            .select("published_at", "close")
+            .sort("published_at")
+        )
+        news = src.news(d).filter(pl.col("text").is_not_null()).sort("ts")
+        quoted = news.with_columns(
+            quoted=pl.col("text")
+            .str.extract(r"USD/KRW ([0-9,]+\.[0-9])", 1)
+            .str.replace_all(",", "")
+            .cast(pl.Float64)
+        ).drop_nulls("quoted")
+        joined = quoted.join_asof(fx, left_on="ts", right_on="published_at", strategy="backward")
+        for row in joined.iter_rows(named=True):
+            if row["close"] is None:  # before the first FX bar of the day closes: value from the day before
+                continue
+            assert row["quoted"] == round(row["close"], 1), (row["ts"], row["text"])
+            checked += 1
+        assert re.search(r"USD/KRW", " ".join(news["text"].to_list()))
+    assert checked >= 5
