@@ -48,7 +48,9 @@ def _raw_asset(
         if not provided:
             context.log.info(f"{name}: the {source.name} source does not provide this table; stored empty")
         elif frame.height == 0:
-            context.log.warning(f"{name}: the {source.name} source has no rows for {day}")
+            # Missing candles matter; an empty weekend of macro data or a quiet news day does not.
+            log = context.log.warning if table == "candles" else context.log.info
+            log(f"{name}: the {source.name} source has no rows for {day}")
         else:
             context.log.info(f"{name}: {frame.height} rows for {day} from the {source.name} source")
         meta = {"source": source.name, "provided": provided, **table_metadata(frame)}
