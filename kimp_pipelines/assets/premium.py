@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, Output, TimeWindowPartitionMapping, asset
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, TimeWindowPartitionMapping, asset
 
 from kimp.premium import compute_premium
 from kimp.reporting.plots import premium_day_png
@@ -68,7 +68,7 @@ def kimchi_premium(
     for row in stats.iter_rows(named=True):
         context.log.info(f"premium {day} {row}")
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True):
-        meta["summary"] = str(stats)
+        meta["summary"] = MetadataValue.md(str(stats))
     meta["plot"] = png_markdown(premium_day_png(premium, f"Kimchi premium {day}"), f"premium {day}")
     yield from run_checks(context, "kimchi_premium", "kimchi_premium", premium, day, quality.config())
     yield Output(premium, metadata=meta)

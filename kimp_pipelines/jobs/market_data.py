@@ -1,6 +1,6 @@
 """The market-data job and its daily schedule."""
 
-from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job
+from dagster import AssetSelection, build_schedule_from_partitioned_job, define_asset_job, in_process_executor
 
 from kimp_pipelines.partitions import daily_partitions
 
@@ -10,6 +10,8 @@ market_data_job = define_asset_job(
     partitions_def=daily_partitions,
     description="Every raw market-data table (with its blocking quality checks) and the kimchi premium, for one UTC day.",
     tags={"kimp/layer": "market_data"},
+    # Nine light steps: one process avoids paying the stack's imports (Great Expectations ~9 s) per step.
+    executor_def=in_process_executor,
 )
 
 # Runs at 00:30 UTC for yesterday's partition (the last complete UTC day). Off by default so that a
