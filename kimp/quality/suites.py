@@ -142,14 +142,15 @@ def _gx() -> tuple[Any, Any, Any]:
 _asset_counter = 0
 
 
-def _run_expectations(frame: pl.DataFrame, expectations: list[Any], label: str) -> list[tuple[Any, Any]]:
+def _run_expectations(frame: Any, expectations: list[Any], label: str) -> list[tuple[Any, Any]]:
+    """``frame`` is the pandas view of the table (converted once per table, not once per rule)."""
     """Validate ``frame`` against GX expectations; returns (expectation, result) pairs."""
     global _asset_counter
     gx, _, source = _gx()
     _asset_counter += 1
     asset = source.add_dataframe_asset(f"{label}_{_asset_counter}")
     batch_def = asset.add_batch_definition_whole_dataframe("whole")
-    batch = batch_def.get_batch(batch_parameters={"dataframe": frame.to_pandas()})
+    batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
     suite = gx.ExpectationSuite(name=f"{label}_{_asset_counter}", expectations=expectations)
     result = batch.validate(
         suite, result_format={"result_format": "COMPLETE", "include_unexpected_rows": False}
@@ -307,6 +308,7 @@ def validate(
     if table == "kimchi_premium":
         helpers = _with_fx_freshness(helpers, cfg)
     outcomes: dict[str, CheckOutcome] = {}
+    pandas_view = None
     for check in wanted:
         outcome = CheckOutcome(table, check, True, DESCRIPTIONS[check], row_count=frame.height)
         if check == "schema":
@@ -319,7 +321,9 @@ def validate(
         if frame.height > 0:
             expectations = _expectations(check, rules, helpers, cfg)
             if expectations:
-                for config_, res in _run_expectations(helpers, expectations, f"{table}_{check}"):
+                if pandas_view is None:
+                    pandas_view = helpers.to_pandas()
+                for config_, res in _run_expectations(pandas_view, expectations, f"{table}_{check}"):
                     if not res.success:
                         outcome.failures.append(_failure(config_, res, helpers, rules, cfg))
         outcome.passed = not outcome.failures
