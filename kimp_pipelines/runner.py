@@ -97,8 +97,9 @@ def materialize_range(
     if days and settings.source != "simulated" and (asset_keys is None or PREMIUM in asset_keys):
         plan = _fx_warmup(settings, days[0], valid, graph) + plan
     bar = tqdm(plan, unit="run", disable=not progress, desc="materialize")
-    for day, asset_keys, check_keys in bar:
+    for day, run_assets, run_checks in bar:
         key = day.isoformat()
+        known_problems = len(outcome.problems)
         bar.set_postfix_str(key)
         if key not in valid:
             outcome.problems.append(
@@ -107,8 +108,8 @@ def materialize_range(
             continue
         subset = (
             job
-            if asset_keys is None
-            else job.get_subset(asset_selection=set(asset_keys), asset_check_selection=set(check_keys or []))
+            if run_assets is None
+            else job.get_subset(asset_selection=set(run_assets), asset_check_selection=set(run_checks or []))
         )
         result = subset.execute_in_process(
             partition_key=key,
@@ -134,10 +135,13 @@ def materialize_range(
             if event.event_type == DagsterEventType.STEP_FAILURE:
                 err = event.step_failure_data.error
                 message = err.cause.message if err and err.cause else (err.message if err else "")
-                outcome.problems.append(f"{key}: step {event.step_key} failed: {message.strip()}")
-        if not result.success and not outcome.problems:
+                # first line only: a failed blocking check's rows are already listed above
+                outcome.problems.append(
+                    f"{key}: step {event.step_key} failed: {message.strip().splitlines()[0]}"
+                )
+        if not result.success and len(outcome.problems) == known_problems:
             outcome.problems.append(f"{key}: run {result.run_id} failed")
         if progress:
-            what = "all assets" if asset_keys is None else ", ".join(k.to_user_string() for k in asset_keys)
+            what = "all assets" if run_assets is None else ", ".join(k.to_user_string() for k in run_assets)
             tqdm.write(f"{key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} ({what})")
     return outcome

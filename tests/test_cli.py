@@ -66,3 +66,32 @@ def test_demo_on_real_files_needs_dates(kimp_env: Path, monkeypatch) -> None:  #
     monkeypatch.setenv("KIMP_DATA_DIR", str(kimp_env.parent))
     result = CliRunner().invoke(main, ["demo"])
     assert result.exit_code == 2 and "--start" in result.output
+
+
+def test_failed_check_exits_1_and_names_day_check_and_rows(
+    kimp_env: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    data.mkdir()
+    header = "ts_utc,open,high,low,close,volume_btc,volume_{q}\n"
+    kr = [header.format(q="krw")]
+    bn = [header.format(q="usdt")]
+    for h in range(48):
+        ts = f"2018-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z"
+        kr.append(f"{ts},16000000,16100000,15900000,16000000,10,160000000\n")
+        high = 13000 if h == 30 else 14100  # 2018-01-02 06:00: high below low on Binance
+        bn.append(f"{ts},14000,{high},13900,14000,10,140000\n")
+    (data / "bithumb_BTCKRW_1h.csv").write_text("".join(kr))
+    (data / "binance_BTCUSDT_1h.csv").write_text("".join(bn))
+    (data / "USDKRW_daily.csv").write_text(
+        "date,close\n2017-12-29,1070.5\n2018-01-01,1068.0\n2018-01-02,1062.1\n"
+    )
+    monkeypatch.setenv("KIMP_SOURCE", "files")
+    monkeypatch.setenv("KIMP_DATA_DIR", str(data))
+    result = CliRunner().invoke(main, ["materialize", "--start", "2018-01-01", "--end", "2018-01-02"])
+    assert result.exit_code == 1, result.output
+    assert "2018-01-02: check binance_candles.prices failed" in result.output
+    assert "2018-01-02T06:00:00+00:00" in result.output  # the offending row
+    assert "2018-01-01: check" not in result.output  # the good day passed, premium included
+    assert (kimp_env / "store" / "kimchi_premium" / "2018-01-01.parquet").exists()
+    assert not (kimp_env / "store" / "kimchi_premium" / "2018-01-02.parquet").exists()
