@@ -147,3 +147,10 @@ def test_whole_market_data_graph_on_the_simulated_market(tmp_path: Path) -> None
     premium = pl.read_parquet(tmp_path / "kimchi_premium" / "2024-03-04.parquet")
     assert premium["premium_fx"].null_count() == 0 and premium["premium_usdt"].null_count() == 0
     assert premium["premium_fx"].abs().max() < 0.6
+
+
+def test_check_results_are_recorded_per_day(tmp_path: Path) -> None:
+    instance = DagsterInstance.ephemeral()
+    DEFECT.clear()
+    result = _run(tmp_path, "2024-01-03", instance, selection="fx_usdkrw")
+    assert {e.partition for e in result.get_asset_check_evaluations()} == {"2024-01-03"}

@@ -17,11 +17,18 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failur
 
 from kimp.quality import CHECKS, CheckOutcome, QualityConfig, validate
 from kimp.quality.suites import DESCRIPTIONS, rows_markdown
+from kimp_pipelines.partitions import daily_partitions
 
 
 def check_specs(asset_name: str, table: str) -> list[AssetCheckSpec]:
     return [
-        AssetCheckSpec(name=check, asset=asset_name, description=DESCRIPTIONS[check], blocking=True)
+        AssetCheckSpec(
+            name=check,
+            asset=asset_name,
+            description=DESCRIPTIONS[check],
+            blocking=True,
+            partitions_def=daily_partitions,  # results recorded per day (Dagster preview API)
+        )
         for check in CHECKS[table]
     ]
 
