@@ -18,8 +18,7 @@ from datetime import date
 import polars as pl
 
 from kimp.errors import MarketDataError
-from kimp.market_data.schemas import COINS, FX, KR_VENUES, empty
-from kimp.quality.suites import PREMIUM_SCHEMA
+from kimp.market_data.schemas import CANDLES, COINS, FX, KR_VENUES, PREMIUM, empty
 from kimp.timeutil import in_day
 
 _BAR_COLS = ["ts", "interval_s", "close", "volume"]
@@ -48,7 +47,7 @@ def compute_premium(
     if "close" not in fx.columns:  # no USD/KRW partition materialized at all: every premium_fx is null
         fx = empty(FX)
     upbit = kr_candles.get("upbit")
-    usdt_all = _bars(upbit, "USDT", "KRW") if upbit is not None else pl.DataFrame(schema=_bar_schema())
+    usdt_all = _bars(upbit, "USDT", "KRW") if upbit is not None else empty({c: CANDLES[c] for c in _BAR_COLS})
     fx_sorted = (
         fx.filter(pl.col("close").is_not_null())
         .select(fx_published_at=pl.col("published_at"), usdkrw=pl.col("close"), _fx_ts=pl.col("ts"))
@@ -111,10 +110,4 @@ def compute_premium(
             pl.col("kr_close") / (pl.col("binance_close") * pl.col("usdt_krw_close")) - 1.0
         ),
     )
-    return out.select([pl.col(c).cast(t) for c, t in PREMIUM_SCHEMA.items()]).sort(["coin", "kr_venue", "ts"])
-
-
-def _bar_schema() -> dict[str, pl.DataType]:
-    from kimp.market_data.schemas import CANDLES
-
-    return {c: CANDLES[c] for c in _BAR_COLS}
+    return out.select([pl.col(c).cast(t) for c, t in PREMIUM.items()]).sort(["coin", "kr_venue", "ts"])

@@ -91,6 +91,22 @@ NEWS: dict[str, pl.DataType] = {
     "text": pl.String(),  # body or summary; null when the source has only headlines
 }
 
+# The kimchi premium (kimp.premium): both definitions per bar, coin and Korean venue; fractions.
+PREMIUM: dict[str, pl.DataType] = {
+    "ts": UTC_TS,
+    "coin": pl.String(),
+    "kr_venue": pl.String(),
+    "interval_s": pl.Int32(),
+    "premium_fx": pl.Float64(),
+    "premium_usdt": pl.Float64(),
+    "kr_close": pl.Float64(),
+    "binance_close": pl.Float64(),
+    "usdt_krw_close": pl.Float64(),
+    "usdkrw": pl.Float64(),
+    "fx_published_at": UTC_TS,
+    "stale": pl.Boolean(),
+}
+
 TABLES: dict[str, dict[str, pl.DataType]] = {
     "candles": CANDLES,
     "fx": FX,

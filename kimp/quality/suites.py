@@ -75,21 +75,6 @@ class TableRules:
     strictly_increasing: bool = True
 
 
-PREMIUM_SCHEMA: dict[str, pl.DataType] = {
-    "ts": schemas.UTC_TS,
-    "coin": pl.String(),
-    "kr_venue": pl.String(),
-    "interval_s": pl.Int32(),
-    "premium_fx": pl.Float64(),
-    "premium_usdt": pl.Float64(),
-    "kr_close": pl.Float64(),
-    "binance_close": pl.Float64(),
-    "usdt_krw_close": pl.Float64(),
-    "usdkrw": pl.Float64(),
-    "fx_published_at": schemas.UTC_TS,
-    "stale": pl.Boolean(),
-}
-
 RULES: dict[str, TableRules] = {
     "candles": TableRules(
         schemas.CANDLES, ("symbol", "interval_s"), "interval_s", ("schema", "timestamps", "gaps", "prices")
@@ -102,7 +87,7 @@ RULES: dict[str, TableRules] = {
     "macro": TableRules(schemas.MACRO, ("series",), None, ("schema", "timestamps", "values")),
     "news": TableRules(schemas.NEWS, (), None, ("schema", "timestamps", "values"), strictly_increasing=False),
     "kimchi_premium": TableRules(
-        PREMIUM_SCHEMA,
+        schemas.PREMIUM,
         ("coin", "kr_venue", "interval_s"),
         "interval_s",
         ("schema", "timestamps", "premium_bounds", "fx_freshness"),
@@ -325,7 +310,7 @@ def validate(
                     pandas_view = helpers.to_pandas()
                 for config_, res in _run_expectations(pandas_view, expectations, f"{table}_{check}"):
                     if not res.success:
-                        outcome.failures.append(_failure(config_, res, helpers, rules, cfg))
+                        outcome.failures.append(_failure(config_, res, helpers, cfg))
         outcome.passed = not outcome.failures
         outcomes[check] = outcome
     return outcomes
@@ -343,7 +328,7 @@ def _with_fx_freshness(frame: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:
 _CONTEXT_COLS = ("ts", "venue", "symbol", "series", "coin", "kr_venue", "interval_s")
 
 
-def _failure(config_: Any, res: Any, frame: pl.DataFrame, rules: TableRules, cfg: QualityConfig) -> Failure:
+def _failure(config_: Any, res: Any, frame: pl.DataFrame, cfg: QualityConfig) -> Failure:
     kwargs = {
         k: v for k, v in config_.kwargs.items() if k not in ("result_format", "batch_id") and v is not None
     }
