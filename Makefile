@@ -5,18 +5,20 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# torch==2.13.0 CPU comes from pip's find-links (uv does not read pip's config); empty when pip has none.
+FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 
 .PHONY: setup demo test lint ui bench clean
 
 setup: $(STAMP)
 
-# Re-installs only when pyproject.toml changes. uv is ~5x faster than pip here; torch (later) must be
+# Re-installs only when pyproject.toml changes. uv is ~5x faster than pip here; torch must be
 # pinned to 2.13.0 and found through UV_FIND_LINKS (see docs/decisions.md).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "kimp needs Python 3.11 (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup
@@ -33,6 +35,7 @@ ui: setup
 	$(BIN)/kimp ui
 
 bench: setup
+	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_market_data.py
 
 clean:
