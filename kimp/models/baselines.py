@@ -1,0 +1,178 @@
+"""Baselines every model must beat: persistence of the last move, the majority class, logistic regression.
+
+All three learn only from ``split == 'train'`` rows of a training frame and implement FittedModel.
+
+- persistence: predicts that the move over the last horizon (column ``last_move``, see
+  kimp.models.labels.last_move; known at the close of bar ts) repeats. Its probabilities put the training
+  hit rate of that rule on the repeated class and split the rest evenly, so the argmax is pure persistence
+  while the log-loss stays finite. Rows without a last move get the training class frequencies.
+- majority: the training class frequencies for every row (argmax = the majority class).
+- logistic: multinomial logistic regression on the same features (median imputation, standard scaling).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kimp.models.base import WalkForwardConfig
+from kimp.models.dataset import feature_columns, feature_matrix
+from kimp.models.labels import LAST_MOVE
+
+SIDECAR = "model.json"
+
+
+def class_frequencies(labels: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
+    """Laplace-smoothed frequencies of classes 0, 1, 2 (never zero, so the log-loss stays finite)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=3)[:3].astype(np.float64) + smoothing
+    return counts / counts.sum()
+
+
+def _train(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.filter(pl.col("split") == "train") if "split" in frame.columns else frame
+
+
+@dataclass
+class MajorityModel:
+    """Training class frequencies for every row."""
+
+    priors: np.ndarray
+    name: str = "majority"
+    features: list[str] = field(default_factory=list)
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        return np.tile(self.priors, (frame.height, 1))
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / SIDECAR).write_text(
+            json.dumps({"type": "majority", "name": self.name, "priors": self.priors.tolist()})
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> MajorityModel:
+        meta = json.loads((Path(path) / SIDECAR).read_text())
+        return cls(priors=np.asarray(meta["priors"]), name=meta["name"])
+
+
+@dataclass
+class PersistenceModel:
+    """The last move repeats, with its training hit rate as confidence."""
+
+    hit_rate: float
+    priors: np.ndarray
+    name: str = "persistence"
+    features: list[str] = field(default_factory=lambda: [LAST_MOVE])
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        if LAST_MOVE not in frame.columns:
+            raise ValueError(f"persistence needs the {LAST_MOVE!r} column (kimp.models.labels.last_move)")
+        last = frame[LAST_MOVE].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        out = np.tile(self.priors, (frame.height, 1))
+        known = ~np.isnan(last)
+        other = (1.0 - self.hit_rate) / 2.0
+        out[known] = other
+        out[np.flatnonzero(known), last[known].astype(np.int64)] = self.hit_rate
+        return out
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "type": "persistence",
+            "name": self.name,
+            "hit_rate": self.hit_rate,
+            "priors": self.priors.tolist(),
+        }
+        (path / SIDECAR).write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, path: Path) -> PersistenceModel:
+        meta = json.loads((Path(path) / SIDECAR).read_text())
+        return cls(hit_rate=float(meta["hit_rate"]), priors=np.asarray(meta["priors"]), name=meta["name"])
+
+
+@dataclass
+class LogisticModel:
+    """Multinomial logistic regression (scikit-learn pipeline: median imputation, scaling)."""
+
+    pipeline: Any
+    features: list[str]
+    name: str = "logistic"
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        x = feature_matrix(frame, self.features)
+        out = np.zeros((x.shape[0], 3))
+        if x.shape[0]:
+            # Classes absent from training keep probability 0 (the model never saw them).
+            out[:, self.pipeline.classes_.astype(np.int64)] = self.pipeline.predict_proba(x)
+        return out
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with (path / "pipeline.pkl").open("wb") as fh:
+            pickle.dump(self.pipeline, fh)
+        (path / SIDECAR).write_text(
+            json.dumps({"type": "logistic", "name": self.name, "features": self.features})
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> LogisticModel:
+        path = Path(path)
+        meta = json.loads((path / SIDECAR).read_text())
+        with (path / "pipeline.pkl").open("rb") as fh:
+            pipeline = pickle.load(fh)  # our own artifact, written by save()
+        return cls(pipeline=pipeline, features=list(meta["features"]), name=meta["name"])
+
+
+def fit_majority(frame: pl.DataFrame) -> MajorityModel:
+    return MajorityModel(priors=class_frequencies(_train(frame)["label"].to_numpy()))
+
+
+def fit_persistence(frame: pl.DataFrame) -> PersistenceModel:
+    """Hit rate of 'the last move repeats' on the training rows that have a last move."""
+    train = _train(frame)
+    if LAST_MOVE not in train.columns:
+        raise ValueError(f"persistence needs the {LAST_MOVE!r} column (kimp.models.labels.last_move)")
+    known = train.filter(pl.col(LAST_MOVE).is_not_null())
+    hits = int((known[LAST_MOVE] == known["label"]).sum()) if known.height else 0
+    hit_rate = (hits + 1.0) / (known.height + 3.0)  # smoothed towards 1/3 on little data
+    return PersistenceModel(hit_rate=hit_rate, priors=class_frequencies(train["label"].to_numpy()))
+
+
+def fit_logistic(
+    frame: pl.DataFrame,
+    config: WalkForwardConfig,
+    *,
+    features: list[str] | None = None,
+    max_rows: int | None = None,
+) -> LogisticModel:
+    """Fit on the training rows; ``max_rows`` (default config.extra['logistic_max_rows'] or 50,000) thins the
+    rows evenly in time to bound the cost on minute bars, where neighbouring rows are nearly duplicates."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train = _train(frame)
+    cols = features if features is not None else feature_columns(train)
+    limit = max_rows or int(config.extra.get("logistic_max_rows", 50_000))  # type: ignore[call-overload]
+    if train.height > limit:
+        train = train.gather_every(int(np.ceil(train.height / limit)))
+    pipeline = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        StandardScaler(),
+        LogisticRegression(
+            C=float(config.extra.get("logistic_c", 0.1)), max_iter=300, random_state=config.seed
+        ),  # type: ignore[arg-type]
+    )
+    pipeline.fit(feature_matrix(train, cols), train["label"].to_numpy())
+    return LogisticModel(pipeline=pipeline, features=cols)

@@ -1,0 +1,140 @@
+"""Weighted average of member models' probabilities, the weights learnt on VALIDATION rows only.
+
+The weights minimise the validation multi-class log-loss over the simplex (non-negative, summing to one;
+scipy SLSQP from equal weights). A member that cannot score a row (NaN probabilities, e.g. the LSTM before
+it has enough history) is left out of that row and the remaining weights are renormalised; a row no
+member scored stays NaN. The same rule applies while fitting, so the weights match how they are used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy.optimize import minimize
+
+from kimp.models.base import FittedModel
+
+SIDECAR = "model.json"
+_EPS = 1e-12
+
+
+def combine(probas: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """Weighted mixture of (n, 3) arrays, renormalised per row over the members that scored it."""
+    stack = np.stack(probas, axis=1)  # (n, m, 3)
+    scored = ~np.isnan(stack).any(axis=2)  # (n, m)
+    w = np.where(scored, weights[None, :], 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    mix = np.einsum("nm,nmk->nk", w, np.nan_to_num(stack, nan=0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = mix / total
+    out[total[:, 0] <= 0] = np.nan
+    return out
+
+
+def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], _EPS, 1.0))))
+
+
+def fit_weights(probas: list[np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Simplex weights minimising the log-loss of ``combine(probas, w)`` on rows some member scored."""
+    m = len(probas)
+    if m == 1:
+        return np.ones(1)
+    y = np.asarray(labels, dtype=np.int64)
+    rows = ~np.all(np.stack([np.isnan(p).any(axis=1) for p in probas], axis=1), axis=1)
+    if not rows.any():
+        return np.full(m, 1.0 / m)
+    sub = [p[rows] for p in probas]
+    y = y[rows]
+
+    def loss(w: np.ndarray) -> float:
+        return _log_loss(combine(sub, np.clip(w, 0.0, None) + 1e-9), y)
+
+    result = minimize(
+        loss,
+        np.full(m, 1.0 / m),
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * m,
+        constraints=[{"type": "eq", "fun": lambda w: np.sum(w) - 1.0}],
+        options={"maxiter": 200, "ftol": 1e-10},
+    )
+    w = np.clip(result.x, 0.0, None)
+    return w / w.sum() if w.sum() > 0 else np.full(m, 1.0 / m)
+
+
+@dataclass
+class EnsembleModel:
+    """FittedModel over its members' probabilities."""
+
+    members: dict[str, FittedModel]
+    weights: dict[str, float]
+    name: str = "ensemble"
+
+    @property
+    def features(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for member in self.members.values():
+            seen.update(dict.fromkeys(member.features))
+        return list(seen)
+
+    def combine(self, member_probas: dict[str, np.ndarray]) -> np.ndarray:
+        """Mix already computed member probabilities (saves scoring every member twice)."""
+        names = list(self.members)
+        return combine([member_probas[n] for n in names], np.array([self.weights[n] for n in names]))
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.combine({n: m.predict_proba(frame) for n, m in self.members.items()})
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for n, member in self.members.items():
+            member.save(path / "members" / n)
+        (path / SIDECAR).write_text(
+            json.dumps({"type": "ensemble", "name": self.name, "weights": self.weights})
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> EnsembleModel:
+        from kimp.models.registry import load_model
+
+        path = Path(path)
+        meta = json.loads((path / SIDECAR).read_text())
+        members = {n: load_model(path / "members" / n) for n in meta["weights"]}
+        return cls(
+            members=members, weights={k: float(v) for k, v in meta["weights"].items()}, name=meta["name"]
+        )
+
+
+def fit_ensemble(
+    members: dict[str, FittedModel],
+    validation_frame: pl.DataFrame,
+    *,
+    member_probas: dict[str, np.ndarray] | None = None,
+    name: str = "ensemble",
+) -> EnsembleModel:
+    """Learn the weights on ``validation_frame`` (its ``label`` column; pass only validation rows).
+
+    ``member_probas`` may hold already computed validation probabilities per member.
+    """
+    if not members:
+        raise ValueError("fit_ensemble needs at least one member")
+    if "split" in validation_frame.columns and set(validation_frame["split"].unique().to_list()) != {
+        "validation"
+    }:
+        raise ValueError("fit_ensemble must see validation rows only (the weights would otherwise overfit)")
+    names = list(members)
+    probas = [
+        member_probas[n]
+        if member_probas and n in member_probas
+        else members[n].predict_proba(validation_frame)
+        for n in names
+    ]
+    weights = fit_weights(probas, validation_frame["label"].to_numpy())
+    return EnsembleModel(
+        members=dict(members), weights=dict(zip(names, map(float, weights), strict=True)), name=name
+    )
