@@ -1,0 +1,296 @@
+"""Portfolio accounting shared by both engines: one set of numba functions, so parity is by construction.
+
+Both the vectorized engine (a loop over bars) and the event-driven engine (a loop over time-ordered
+events) call exactly these functions to size a target, clip it to capital and inventory limits, start
+coin transfers, price a bar-level fill with the slippage and impact models, book a fill, charge funding
+and mark the equity. Everything is ``@njit(cache=True, nogil=True)``: cached so a fresh process does not
+recompile, GIL-free so parameter sweeps run in threads on every core.
+
+State vector ``S`` (float64) and parameter vector ``P`` (see :meth:`BacktestConfig.params`) are flat
+arrays indexed by the constants below; legs are 0 = Korean venue (KRW), 1 = Binance (USDT). Positions
+are coins; cash is the change of the venue's quote balance since the start (fees and funding included).
+Times are integer microseconds since the epoch (bar close for bar events).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# --- parameter vector -------------------------------------------------------------------------------
+P_CAP_KRW, P_CAP_USDT, P_CAP_TOTAL, P_MAX_FRAC, P_INV_FRAC, P_REBAL = 0, 1, 2, 3, 4, 5
+P_W_KR, P_W_BN, P_PERP = 6, 7, 8
+P_FEE_KR_MAKER, P_FEE_KR_TAKER, P_FEE_BN_MAKER, P_FEE_BN_TAKER = 9, 10, 11, 12
+P_SLIP_KIND, P_SLIP_FIXED, P_SLIP_COEF, P_IMPACT_COEF = 13, 14, 15, 16
+P_FX_COST, P_FUNDING_RATE, P_FUNDING_US, P_TRANSFER_US, P_TRANSFER_FEE = 17, 18, 19, 20, 21
+P_LATENCY_US, P_ORDER_TYPE, P_LIMIT_OFFSET, P_LIMIT_TTL_US, P_FLAT_DAY_END = 22, 23, 24, 25, 26
+N_PARAMS = 27
+
+# --- state vector -----------------------------------------------------------------------------------
+S_POS_KR, S_POS_BN, S_CASH_KR, S_CASH_BN = 0, 1, 2, 3
+S_TIN_KR, S_TIN_BN = 4, 5  # net coins moved onto the venue by transfers (negative: moved away)
+S_FLIGHT_QTY, S_FLIGHT_DEST, S_FLIGHT_DUE = 6, 7, 8
+S_INV0_KR, S_INV0_BN, S_LAST_TARGET = 9, 10, 11
+C_FEES, C_SLIPPAGE, C_IMPACT, C_FUNDING, C_TRANSFER = 12, 13, 14, 15, 16
+S_NOTIONAL, S_UNFILLED = 17, 18
+N_STATE = 20
+COST_SLOTS = {"fees": C_FEES, "slippage": C_SLIPPAGE, "impact": C_IMPACT, "funding": C_FUNDING}
+
+# --- record buffers: trades (time, bar, leg, qty, price, fee, slippage, impact, conv, maker) ----------
+TRADE_COLS = 10
+REJECT_COLS = 5  # time, bar, requested target, allowed target, reason (1 capital/position, 2 inventory)
+TRANSFER_COLS = 6  # time, bar, destination leg, qty sent, fee (coins), arrival time
+REASON_CAPITAL, REASON_INVENTORY = 1, 2
+
+
+@njit(cache=True, nogil=True)
+def init_state(P, kr_px0, bn_px0):
+    """Fresh state: flat, with the standing coin inventory each venue starts with."""
+    S = np.zeros(N_STATE)
+    S[S_INV0_KR] = P[P_INV_FRAC] * P[P_CAP_KRW] / kr_px0 if kr_px0 > 0 else 0.0
+    S[S_INV0_BN] = P[P_INV_FRAC] * P[P_CAP_USDT] / bn_px0 if bn_px0 > 0 else 0.0
+    S[S_LAST_TARGET] = np.nan
+    return S
+
+
+@njit(cache=True, nogil=True)
+def rolling_sigma(close, window):
+    """Std of 1-bar log returns over the last ``window`` returns ending at each bar (only the past)."""
+    n = close.shape[0]
+    out = np.zeros(n)
+    s1 = 0.0
+    s2 = 0.0
+    r = np.zeros(n)
+    for i in range(1, n):
+        r[i] = math.log(close[i] / close[i - 1]) if close[i] > 0 and close[i - 1] > 0 else 0.0
+        s1 += r[i]
+        s2 += r[i] * r[i]
+        if i > window:
+            s1 -= r[i - window]
+            s2 -= r[i - window] * r[i - window]
+        m = min(i, window)
+        if m >= 2:
+            var = (s2 - s1 * s1 / m) / (m - 1)
+            out[i] = math.sqrt(var) if var > 0 else 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def land_transfer(S, t):
+    """Coins in flight reach their venue once their arrival time has passed."""
+    if S[S_FLIGHT_QTY] > 0 and S[S_FLIGHT_DUE] <= t:
+        dest = S_TIN_KR if S[S_FLIGHT_DEST] == 0 else S_TIN_BN
+        S[dest] += S[S_FLIGHT_QTY]
+        S[S_FLIGHT_QTY] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def charge_funding(S, P, bn_px, conv, periods):
+    """Perp funding for ``periods`` funding instants: a long pays rate x notional, a short receives it."""
+    amount = periods * P[P_FUNDING_RATE] * S[S_POS_BN] * bn_px
+    S[S_CASH_BN] -= amount
+    S[C_FUNDING] += amount * conv
+
+
+@njit(cache=True, nogil=True)
+def decide(S, P, s, kr_px, bn_px, conv, t, bar, rej, nrej, xfer, nxfer):
+    """Leg targets (coins) for the target ``s``; clips to limits, records rejections, starts transfers.
+
+    Returns (target_kr, target_bn, base_krw, primary_px_krw, nrej, nxfer).
+    """
+    wk = P[P_W_KR]
+    wb = P[P_W_BN]
+    if wk != 0 and wb != 0:
+        base = min(P[P_CAP_KRW], P[P_CAP_USDT] * conv)
+    elif wk != 0:
+        base = P[P_CAP_KRW]
+    else:
+        base = P[P_CAP_USDT] * conv
+    px = kr_px if wk != 0 else bn_px * conv
+    sign = 1.0 if s > 0 else (-1.0 if s < 0 else 0.0)
+    q_req = abs(s) * base / px
+    q = q_req
+    reason = 0
+    if wk != 0 and q > P[P_MAX_FRAC] * P[P_CAP_KRW] / kr_px:
+        q = P[P_MAX_FRAC] * P[P_CAP_KRW] / kr_px
+        reason = REASON_CAPITAL
+    if wb != 0 and q > P[P_MAX_FRAC] * P[P_CAP_USDT] / bn_px:
+        q = P[P_MAX_FRAC] * P[P_CAP_USDT] / bn_px
+        reason = REASON_CAPITAL
+    short_leg = -1
+    shortfall = 0.0
+    avail_kr = S[S_INV0_KR] + S[S_TIN_KR]
+    avail_bn = S[S_INV0_BN] + S[S_TIN_BN]
+    if wk * sign < 0 and q > avail_kr:
+        shortfall = q - max(avail_kr, 0.0)
+        q = max(avail_kr, 0.0)
+        short_leg = 0
+        reason = REASON_INVENTORY
+    if wb * sign < 0 and P[P_PERP] == 0 and q > avail_bn:
+        shortfall = q - max(avail_bn, 0.0)
+        q = max(avail_bn, 0.0)
+        short_leg = 1
+        reason = REASON_INVENTORY
+    allowed = sign * q * px / base if base > 0 else 0.0
+    if reason != 0 and s != S[S_LAST_TARGET] and nrej < rej.shape[0]:
+        rej[nrej, 0] = t
+        rej[nrej, 1] = bar
+        rej[nrej, 2] = s
+        rej[nrej, 3] = allowed
+        rej[nrej, 4] = reason
+        nrej += 1
+    S[S_LAST_TARGET] = s
+    t_kr = wk * sign * q
+    t_bn = wb * sign * q
+    if short_leg >= 0 and S[S_FLIGHT_QTY] == 0:
+        # Withdraw the shortfall from the other venue's holdings left after its own target.
+        if short_leg == 0:
+            source_left = S[S_INV0_BN] + t_bn + S[S_TIN_BN]
+        else:
+            source_left = S[S_INV0_KR] + t_kr + S[S_TIN_KR]
+        x = min(shortfall, source_left)
+        fee = P[P_TRANSFER_FEE]
+        if x > fee and x > 0:
+            if short_leg == 0:
+                S[S_TIN_BN] -= x
+            else:
+                S[S_TIN_KR] -= x
+            S[S_FLIGHT_QTY] = x - fee
+            S[S_FLIGHT_DEST] = short_leg
+            S[S_FLIGHT_DUE] = t + P[P_TRANSFER_US]
+            S[C_TRANSFER] += fee * bn_px * conv
+            if nxfer < xfer.shape[0]:
+                xfer[nxfer, 0] = t
+                xfer[nxfer, 1] = bar
+                xfer[nxfer, 2] = short_leg
+                xfer[nxfer, 3] = x
+                xfer[nxfer, 4] = fee
+                xfer[nxfer, 5] = S[S_FLIGHT_DUE]
+                nxfer += 1
+    return t_kr, t_bn, base, px, nrej, nxfer
+
+
+@njit(cache=True, nogil=True)
+def leg_order(S, P, leg, target, px_krw, base):
+    """Coins to trade on a leg: the gap to its target, unless below the rebalance threshold (no churn)."""
+    pos = S[S_POS_KR] if leg == 0 else S[S_POS_BN]
+    dq = target - pos
+    if dq == 0:
+        return 0.0
+    if target == 0:
+        return dq  # closing always goes through
+    if abs(dq) * px_krw < P[P_REBAL] * base:
+        return 0.0
+    return dq
+
+
+@njit(cache=True, nogil=True)
+def apply_fill(S, P, leg, dq, price, maker, slip_native, impact_native, conv):
+    """Book a fill of ``dq`` coins (signed) at ``price``: position, cash, fee and cost accumulators."""
+    if leg == 0:
+        rate = P[P_FEE_KR_MAKER] if maker else P[P_FEE_KR_TAKER]
+        k = 1.0
+    else:
+        rate = P[P_FEE_BN_MAKER] if maker else P[P_FEE_BN_TAKER]
+        k = conv
+    notional = abs(dq) * price
+    fee = notional * rate
+    if leg == 0:
+        S[S_POS_KR] += dq
+        S[S_CASH_KR] -= dq * price + fee
+    else:
+        S[S_POS_BN] += dq
+        S[S_CASH_BN] -= dq * price + fee
+    S[C_FEES] += fee * k
+    S[C_SLIPPAGE] += slip_native * k
+    S[C_IMPACT] += impact_native * k
+    S[S_NOTIONAL] += notional * k
+    return fee
+
+
+@njit(cache=True, nogil=True)
+def record_trade(buf, n, t, bar, leg, dq, price, fee, slip, impact, conv, maker):
+    if n < buf.shape[0]:
+        buf[n, 0] = t
+        buf[n, 1] = bar
+        buf[n, 2] = leg
+        buf[n, 3] = dq
+        buf[n, 4] = price
+        buf[n, 5] = fee
+        buf[n, 6] = slip
+        buf[n, 7] = impact
+        buf[n, 8] = conv
+        buf[n, 9] = 1.0 if maker else 0.0
+    return n + 1
+
+
+@njit(cache=True, nogil=True)
+def bar_fill(S, P, leg, dq, ref_px, ref_size, sigma, volume, conv, t, bar, trades, ntr):
+    """A taker fill at the bar close moved by the slippage and impact models (bar-level fills)."""
+    side = 1.0 if dq > 0 else -1.0
+    qa = abs(dq)
+    slip = P[P_SLIP_FIXED]
+    kind = P[P_SLIP_KIND]
+    if ref_size > 0:
+        if kind == 2:
+            slip += P[P_SLIP_COEF] * qa / ref_size
+        elif kind == 3:
+            slip += P[P_SLIP_COEF] * math.sqrt(qa / ref_size)
+    imp = 0.0
+    if P[P_IMPACT_COEF] > 0 and volume > 0 and sigma > 0:
+        imp = P[P_IMPACT_COEF] * sigma * math.sqrt(qa / volume)
+    price = ref_px * (1.0 + side * (slip + imp))
+    slip_native = qa * ref_px * slip
+    imp_native = qa * ref_px * imp
+    fee = apply_fill(S, P, leg, dq, price, False, slip_native, imp_native, conv)
+    return record_trade(trades, ntr, t, bar, leg, dq, price, fee, slip_native, imp_native, conv, False)
+
+
+@njit(cache=True, nogil=True)
+def mark(S, P, kr_px, bn_px, conv):
+    """Equity in KRW: capital + both legs' PnL (Binance leg converted, less its conversion cost)."""
+    pnl_kr = S[S_CASH_KR] + S[S_POS_KR] * kr_px
+    pnl_bn = S[S_CASH_BN] + S[S_POS_BN] * bn_px
+    return P[P_CAP_TOTAL] + pnl_kr + pnl_bn * conv - P[P_FX_COST] * abs(pnl_bn) * conv - S[C_TRANSFER]
+
+
+@njit(cache=True, nogil=True)
+def bar_decision(
+    S,
+    P,
+    i,
+    t,
+    s,
+    kr_px,
+    bn_px,
+    conv,
+    kr_ref_buy,
+    kr_ref_sell,
+    bn_ref_buy,
+    bn_ref_sell,
+    kr_vol,
+    bn_vol,
+    kr_sig,
+    bn_sig,
+    trades,
+    ntr,
+    rej,
+    nrej,
+    xfer,
+    nxfer,
+):
+    """One decision with bar-level fills: target, clip, trade each leg at the bar close."""
+    t_kr, t_bn, base, px, nrej, nxfer = decide(S, P, s, kr_px, bn_px, conv, t, i, rej, nrej, xfer, nxfer)
+    if P[P_W_KR] != 0:
+        dq = leg_order(S, P, 0, t_kr, px, base)
+        if dq != 0:
+            ref = kr_ref_buy[i] if dq > 0 else kr_ref_sell[i]
+            ntr = bar_fill(S, P, 0, dq, kr_px, ref, kr_sig[i], kr_vol[i], conv, t, i, trades, ntr)
+    if P[P_W_BN] != 0:
+        dq = leg_order(S, P, 1, t_bn, px, base)
+        if dq != 0:
+            ref = bn_ref_buy[i] if dq > 0 else bn_ref_sell[i]
+            ntr = bar_fill(S, P, 1, dq, bn_px, ref, bn_sig[i], bn_vol[i], conv, t, i, trades, ntr)
+    return ntr, nrej, nxfer

@@ -1,0 +1,100 @@
+"""Performance metrics of an equity curve, with the definitions spelled out (and tested by hand).
+
+Per-bar simple returns ``r_t = e_t / e_{t-1} - 1`` with ``e_{-1}`` = the starting capital.
+- total_return = e_last / capital - 1; annualized_return = (1 + total)^(periods_per_year / n) - 1.
+- sharpe = mean(r) / std(r, ddof=1) x sqrt(periods_per_year) (risk-free rate 0).
+- sortino = mean(r) / sqrt(mean(min(r, 0)^2)) x sqrt(periods_per_year).
+- max_drawdown = max over t of 1 - e_t / max(capital, e_0..e_t) (a positive fraction).
+- calmar = annualized_return / max_drawdown.
+- Round trips: maximal runs of bars whose position keeps one non-zero sign; a round trip's PnL is the
+  equity at its last bar (the exit fill is booked there) minus the equity before its first bar.
+  win_rate = share of round trips with PnL > 0; profit_factor = gross wins / gross losses.
+- turnover = traded notional (KRW, both legs) / capital; exposure = share of bars with a position.
+Undefined ratios (no variance, no losing bar, no round trip, no drawdown) are NaN, never a made-up 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def round_trip_pnls(equity, position, capital):
+    """PnL of each round trip (see the module docstring)."""
+    n = equity.shape[0]
+    out = np.empty(n)
+    k = 0
+    start = -1
+    sign = 0.0
+    for i in range(n):
+        s = 1.0 if position[i] > 0 else (-1.0 if position[i] < 0 else 0.0)
+        if start >= 0 and s != sign:
+            before = capital if start == 0 else equity[start - 1]
+            out[k] = equity[i] - before
+            k += 1
+            start = -1
+        if s != 0 and start < 0:
+            start = i
+            sign = s
+    if start >= 0:
+        before = capital if start == 0 else equity[start - 1]
+        out[k] = equity[n - 1] - before
+        k += 1
+    return out[:k]
+
+
+def compute_metrics(
+    equity: np.ndarray,
+    *,
+    periods_per_year: float,
+    capital: float | None = None,
+    position: np.ndarray | None = None,
+    traded_notional: float = 0.0,
+    costs: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """All metrics of one equity curve (KRW per bar); ``capital`` defaults to the first value."""
+    e = np.asarray(equity, dtype=np.float64)
+    nan = float("nan")
+    if e.size == 0:
+        raise ValueError("compute_metrics needs at least one equity value")
+    cap = float(capital if capital is not None else e[0])
+    prev = np.empty_like(e)
+    prev[0] = cap
+    prev[1:] = e[:-1]
+    r = e / prev - 1.0
+    n = e.size
+    total = e[-1] / cap - 1.0
+    ann = (1.0 + total) ** (periods_per_year / n) - 1.0 if total > -1 else -1.0
+    sd = float(r.std(ddof=1)) if n > 1 else 0.0
+    mean = float(r.mean())
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    peak = np.maximum.accumulate(np.maximum(e, cap))
+    mdd = float(np.max(1.0 - e / peak))
+    pos = np.zeros(n) if position is None else np.asarray(position, dtype=np.float64)
+    trips = round_trip_pnls(e, pos, cap)
+    wins = float(trips[trips > 0].sum())
+    losses = float(-trips[trips < 0].sum())
+    out = {
+        "total_return": float(total),
+        "annualized_return": float(ann),
+        "volatility": sd * math.sqrt(periods_per_year),
+        "sharpe": mean / sd * math.sqrt(periods_per_year) if sd > 0 else nan,
+        "sortino": mean / downside * math.sqrt(periods_per_year) if downside > 0 else nan,
+        "max_drawdown": mdd,
+        "calmar": float(ann) / mdd if mdd > 0 else nan,
+        "win_rate": float((trips > 0).mean()) if trips.size else nan,
+        "profit_factor": wins / losses if losses > 0 else nan,
+        "round_trips": float(trips.size),
+        "turnover": float(traded_notional) / cap,
+        "exposure": float(np.mean(pos != 0)),
+        "final_equity": float(e[-1]),
+        "pnl": float(e[-1] - cap),
+        "bars": float(n),
+    }
+    for kind, value in (costs or {}).items():
+        out[f"cost_{kind}"] = float(value)
+    return out
