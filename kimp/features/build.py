@@ -1,0 +1,238 @@
+"""build_features, the catalog and the look-back each input table needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from datetime import datetime
+
+import polars as pl
+
+from kimp.features.families.external import add_calendar, add_macro, add_news, add_onchain
+from kimp.features.families.microstructure import add_liquidity, add_orderbook, add_volume
+from kimp.features.families.premium import add_mean_reversion, add_premium
+from kimp.features.families.price import (
+    add_garch,
+    add_momentum,
+    add_returns,
+    add_technicals,
+    add_volatility,
+    add_vwap,
+)
+from kimp.features.inputs import FX_MAX_AGE, MACRO_MAX_AGE, base_frame, ensure_columns, prepare
+from kimp.features.registry import NotRepresentable, Registry
+from kimp.features.types import TABLE_NAMES, FeatureConfig, FeatureInputs, FeatureResult, FeatureSpec
+
+FAMILY_BUILDERS = (
+    add_returns,
+    add_volatility,
+    add_garch,
+    add_momentum,
+    add_technicals,
+    add_vwap,
+    add_premium,
+    add_mean_reversion,
+    add_orderbook,
+    add_liquidity,
+    add_volume,
+    add_onchain,
+    add_macro,
+    add_news,
+    add_calendar,
+)
+KEY_COLUMNS = ("ts", "coin", "interval_s")
+
+
+def _registry(config: FeatureConfig, interval_s: int | None = None) -> Registry:
+    reg = Registry(config, interval_s)
+    for add in FAMILY_BUILDERS:
+        add(reg)
+    names = [s.name for s in reg.specs]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise AssertionError(f"duplicate feature names in the catalog: {dupes}")
+    return reg
+
+
+def catalog(config: FeatureConfig | None = None) -> list[FeatureSpec]:
+    """Every feature of ``config``: name, family, params, formula in words, look-back and source tables.
+
+    The catalog does not depend on the bar interval: a timeframe the interval cannot express keeps its
+    (null) column, so that every data set yields the same schema.
+    """
+    return list(_registry(config or FeatureConfig()).specs)
+
+
+def catalog_frame(config: FeatureConfig | None = None) -> pl.DataFrame:
+    specs = catalog(config)
+    return pl.DataFrame(
+        {
+            "name": [s.name for s in specs],
+            "family": [s.family for s in specs],
+            "params": [json.dumps(s.params, sort_keys=True) for s in specs],
+            "formula": [s.formula for s in specs],
+            "lookback_s": [int(s.lookback.total_seconds()) for s in specs],
+            "sources": [list(s.sources) for s in specs],
+        },
+        schema={
+            "name": pl.String,
+            "family": pl.String,
+            "params": pl.String,
+            "formula": pl.String,
+            "lookback_s": pl.Int64,
+            "sources": pl.List(pl.String),
+        },
+    )
+
+
+def feature_set_version(config: FeatureConfig | None = None) -> str:
+    """Short stable hash of the catalog (names, params, formulas, look-backs, sources)."""
+    payload = catalog_frame(config).write_json()
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def lookback_days(config: FeatureConfig | None = None) -> dict[str, int]:
+    """Whole days of history before ``start`` each input table must cover.
+
+    The premium table is the grid every feature's history is measured on, so it needs the longest
+    look-back of all; another table needs the longest look-back of the features that read it, plus the
+    staleness an as-of join tolerates (a weekend's FX or macro value is published days earlier).
+    """
+    config = config or FeatureConfig()
+    specs = catalog(config)
+    out: dict[str, int] = {}
+    for table in TABLE_NAMES:
+        seconds = [s.lookback.total_seconds() for s in specs if table in s.sources]
+        if table == "premium":
+            seconds = [s.lookback.total_seconds() for s in specs]
+        days = math.ceil(max(seconds, default=0) / 86_400)
+        if table == "fx":
+            days = max(days, math.ceil(FX_MAX_AGE.total_seconds() / 86_400))
+        if table == "macro":
+            days += 1  # the previous observation of the oldest value in use
+        out[table] = days
+    return out
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError(f"start and end must be timezone-aware UTC datetimes, got {start!r}, {end!r}")
+    if end <= start:
+        raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
+
+
+def _helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
+    """Group helper columns so that each group reads only base columns and earlier groups."""
+    level: dict[str, int] = {}
+    for name, expr in helpers.items():  # registration order is a topological order
+        deps = [level[r] for r in expr.meta.root_names() if r in level]
+        level[name] = 1 + max(deps, default=-1)
+    groups: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for name, lvl in level.items():
+        groups[lvl].append(name)
+    return groups
+
+
+def _coin_frame(reg: Registry, base: pl.DataFrame, marks: dict[str, str]) -> tuple[pl.DataFrame, list[str]]:
+    exprs: list[pl.Expr] = []
+    for spec, make in zip(reg.specs, reg.makers, strict=True):
+        try:
+            expr = make()
+        except NotRepresentable as err:
+            marks.setdefault(spec.name, str(err))
+            expr = None
+        if expr is None:
+            expr = pl.lit(None, pl.Float64)
+        lb = int(spec.lookback.total_seconds())
+        if lb > 0:  # warm-up: fewer seconds of history on the grid than declared -> null
+            expr = pl.when(pl.col("_hist_s") >= lb).then(expr)
+        exprs.append(expr.cast(pl.Float32).alias(spec.name))
+    # eager on purpose: planning one lazy query of ~650 deep expressions costs seconds, while eager
+    # selects still run their expressions in parallel
+    frame = base
+    for level in _helper_levels(reg.helpers):
+        frame = frame.with_columns([reg.helpers[name].alias(name) for name in level])
+    names = [s.name for s in reg.specs]
+    frame = frame.select("ts", *exprs)
+    # division by zero and logs of zero make +-inf/NaN; no feature may carry them (documented rule)
+    frame = frame.with_columns(pl.when(pl.col(names).is_finite()).then(pl.col(names)).name.keep())
+    return frame, names
+
+
+def build_features(
+    inputs: FeatureInputs, *, start: datetime, end: datetime, config: FeatureConfig | None = None
+) -> FeatureResult:
+    """Features for every bar with ``start <= ts < end``, one row per (coin, bar) of the premium grid.
+
+    ``inputs`` should hold ``lookback_days(config)`` of history before ``start``; rows with less history
+    than a feature's look-back are null for that feature. Data known after a bar's close never reaches
+    it, and data after ``end`` never changes the result.
+    """
+    config = config or FeatureConfig()
+    _check_window(start, end)
+    prep = prepare(inputs, start=start, end=end, config=config)
+    marks: dict[str, str] = {}  # feature -> why it is null
+    frames: list[pl.DataFrame] = []
+    venues: dict[str, str] = {}
+    names: list[str] = []
+    specs: list[FeatureSpec] = []
+    for coin in config.coins:
+        base, venues[coin] = base_frame(prep, coin, end=end, config=config)
+        reg = Registry(config, prep.interval_s)
+        for add in FAMILY_BUILDERS:
+            add(reg)
+        specs = reg.specs
+        frame, names = _coin_frame(reg, ensure_columns(base), marks)
+        frames.append(
+            frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).with_columns(
+                coin=pl.lit(coin), interval_s=pl.lit(prep.interval_s, pl.Int32)
+            )
+        )
+    out = pl.concat(frames, how="vertical").select(*KEY_COLUMNS, *names).sort(["coin", "ts"])
+    unavailable = _unavailable(specs, out, prep.unusable, marks)
+    return FeatureResult(
+        frame=out,
+        unavailable=unavailable,
+        interval_s=prep.interval_s,
+        kr_venue=venues,
+        input_problems=prep.problems,
+    )
+
+
+def _unavailable(
+    specs: list[FeatureSpec], frame: pl.DataFrame, unusable: dict[str, str], marks: dict[str, str]
+) -> dict[str, str]:
+    """family (or family/timeframe) -> why its columns are null."""
+    reasons: dict[str, str] = dict(marks)
+    for spec in specs:
+        bad = [unusable[t] for t in spec.sources if t in unusable]
+        if bad and spec.name not in reasons:
+            reasons[spec.name] = "; ".join(bad)
+    if frame.height:
+        counts = frame.select(pl.col([s.name for s in specs]).is_not_null().sum()).row(0, named=True)
+    else:
+        counts = {s.name: 0 for s in specs}
+    by_family: dict[str, list[FeatureSpec]] = defaultdict(list)
+    for spec in specs:
+        by_family[spec.family].append(spec)
+    out: dict[str, str] = {}
+    for family, members in by_family.items():
+        explained = [s for s in members if s.name in reasons]
+        if explained and len(explained) == len(members):
+            out[family] = "; ".join(sorted({reasons[s.name] for s in members}))
+            continue
+        groups: dict[str, set[str]] = defaultdict(set)
+        for s in explained:
+            tag = str(s.params.get("timeframe") or s.params.get("window") or s.name)
+            groups[f"{family}/{tag}"].add(reasons[s.name])
+        out.update({k: "; ".join(sorted(v)) for k, v in groups.items()})
+        if all(counts[s.name] == 0 for s in members) and family not in out:
+            lb = max(s.lookback for s in members)
+            tables = sorted({t for s in members for t in s.sources}) or ["timestamps"]
+            out[family] = (
+                f"no values in the window: the inputs hold no usable rows of {', '.join(tables)} for it, "
+                f"or less history than its look-back (up to {lb})"
+            )
+    return out

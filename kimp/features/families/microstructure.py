@@ -1,0 +1,277 @@
+"""Order-book microstructure, trade-based liquidity (VPIN, Kyle's lambda, Amihud) and volume families.
+
+Order books: the 5-second snapshots are aggregated to bars in one group_by (kimp.features.inputs):
+the last snapshot at or before the bar close gives depth per level, spread, imbalance and microprice;
+bar means give the average spread and level-1 imbalance. Trade-based measures use candles only: a
+bar's volume is split into buys and sells by bulk volume classification (Easley, Lopez de Prado,
+O'Hara 2012), buy share = Phi(r / sd), since the sources carry no trade tape.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from kimp.features.families.price import DAY, PRICE_SERIES, bvc_buy_fraction, half, log_ret1
+from kimp.features.registry import Registry
+from kimp.market_data.schemas import BOOK_LEVELS
+
+OB = ("orderbook",)
+C = ("premium", "candles")
+BOOK_SIDES = {"kr": "Korean-venue (coin/KRW)", "bn": "Binance (coin/USDT)"}
+IMB_WINDOWS = {"5m": 300, "15m": 900, "1h": 3600}
+LIQ_WINDOWS = {"1h": 3600, "4h": 14400, "1d": DAY}
+RATE_WINDOWS = {"1m": 60, "15m": 900, "1h": 3600, "4h": 14400, "1d": DAY}
+PRESSURE_WINDOWS = {"15m": 900, "1h": 3600, "4h": 14400, "1d": DAY}
+
+
+def col(name: str) -> pl.Expr:
+    return pl.col(name)
+
+
+def add_orderbook(reg: Registry) -> None:
+    for v, words in BOOK_SIDES.items():
+
+        def ob(name: str, v: str = v) -> pl.Expr:
+            return col(f"{v}_ob_{name}")
+
+        reg.add(
+            f"{v}_ob_spread_bps",
+            "orderbook",
+            f"{words} bid-ask spread in bps of the mid, last snapshot at or before the bar close",
+            lookback_s=0,
+            sources=OB,
+            make=lambda ob=ob: ob("spread"),
+        )
+        reg.add(
+            f"{v}_ob_spread_bps_mean",
+            "orderbook",
+            f"{words} mean bid-ask spread in bps over the bar's snapshots",
+            lookback_s=0,
+            sources=OB,
+            make=lambda ob=ob: ob("spread_mean"),
+        )
+        for lvl in (1, 5, 10):
+            reg.add(
+                f"{v}_ob_imbalance_l{lvl}",
+                "orderbook",
+                f"{words} depth imbalance over the best {lvl} levels: "
+                "(bid size - ask size) / (bid size + ask size), last snapshot",
+                lookback_s=0,
+                sources=OB,
+                levels=lvl,
+                make=lambda ob=ob, lvl=lvl: ob(f"imb{lvl}"),
+            )
+        reg.add(
+            f"{v}_ob_imbalance_l1_mean",
+            "orderbook",
+            f"{words} level-1 imbalance averaged over the bar's snapshots",
+            lookback_s=0,
+            sources=OB,
+            make=lambda ob=ob: ob("imb1_mean"),
+        )
+        reg.add(
+            f"{v}_ob_microprice_bps",
+            "orderbook",
+            f"{words} microprice (size-weighted best quotes) minus mid, bps",
+            lookback_s=0,
+            sources=OB,
+            make=lambda ob=ob: ob("micro"),
+        )
+        for side, letter in (("bid", "b"), ("ask", "a")):
+            for lvl in range(1, BOOK_LEVELS + 1):
+                reg.add(
+                    f"{v}_ob_{side}_depth_l{lvl}",
+                    "orderbook",
+                    f"{words} {side} size at level {lvl} (base units), last snapshot",
+                    lookback_s=0,
+                    sources=OB,
+                    side=side,
+                    level=lvl,
+                    make=lambda ob=ob, letter=letter, lvl=lvl: ob(f"{letter}sz{lvl}"),
+                )
+        for lvl in (1, 5):
+            for wl, sec in IMB_WINDOWS.items():
+                reg.add(
+                    f"{v}_ob_imbalance_l{lvl}_avg_{wl}",
+                    "orderbook",
+                    f"{words} level-{lvl} imbalance (last snapshot per bar) averaged over {wl}",
+                    lookback_s=sec,
+                    sources=OB,
+                    levels=lvl,
+                    window=wl,
+                    make=lambda ob=ob, lvl=lvl, sec=sec: ob(f"imb{lvl}").rolling_mean(
+                        window_size=reg.bars(sec), min_samples=half(reg.bars(sec))
+                    ),
+                )
+
+
+def add_liquidity(reg: Registry) -> None:
+    for s, (what, _) in PRICE_SERIES.items():
+        for wl, sec in LIQ_WINDOWS.items():
+
+            def vpin(s: str = s, sec: int = sec) -> pl.Expr:
+                w = reg.bars(sec)
+                buy = col(bvc_buy_fraction(reg, s))
+                v = col(f"{s}_v")
+                imb = ((2 * buy - 1).abs() * v).rolling_sum(window_size=w, min_samples=half(w))
+                return imb / pl.when(v.rolling_sum(window_size=w, min_samples=half(w)) > 0).then(
+                    v.rolling_sum(window_size=w, min_samples=half(w))
+                )
+
+            reg.add(
+                f"{s}_vpin_{wl}",
+                "liquidity",
+                f"VPIN-style order-flow toxicity of the {what} over {wl}: "
+                "sum |buy - sell| / sum volume, buys by bulk volume classification Phi(r / sd_1d)",
+                lookback_s=sec + DAY,
+                sources=C,
+                window=wl,
+                make=vpin,
+            )
+
+            def kyle(s: str = s, sec: int = sec) -> pl.Expr:
+                # OLS slope of the 1-bar log return on signed quote volume (buy - sell), per million quote units
+                w = reg.bars(sec)
+                r = col(log_ret1(reg, s))
+                q = (2 * col(bvc_buy_fraction(reg, s)) - 1) * col(f"{s}_qv") / 1e6
+                ok = r.is_not_null() & q.is_not_null()
+                rm, qm = pl.when(ok).then(r), pl.when(ok).then(q)
+
+                def mean(e: pl.Expr) -> pl.Expr:
+                    return e.rolling_mean(window_size=w, min_samples=max(3, half(w)))
+
+                var = mean(qm * qm) - mean(qm) ** 2
+                return pl.when(var > 0).then((mean(rm * qm) - mean(rm) * mean(qm)) / var)
+
+            reg.add(
+                f"{s}_kyle_lambda_{wl}",
+                "liquidity",
+                f"Kyle's lambda of the {what} over {wl}: OLS slope of the "
+                "1-bar log return on signed quote volume (millions; sign by bulk volume classification)",
+                lookback_s=sec + DAY,
+                sources=C,
+                window=wl,
+                make=kyle,
+            )
+
+            def amihud(s: str = s, sec: int = sec) -> pl.Expr:
+                w = reg.bars(sec)
+                qv = col(f"{s}_qv")
+                ill = pl.when(qv > 0).then(col(log_ret1(reg, s)).abs() / qv * 1e6)
+                return ill.rolling_mean(window_size=w, min_samples=half(w))
+
+            reg.add(
+                f"{s}_amihud_{wl}",
+                "liquidity",
+                f"Amihud illiquidity of the {what} over {wl}: mean |r| / quote "
+                "volume (per million quote units; bars without volume skipped)",
+                lookback_s=sec,
+                sources=C,
+                window=wl,
+                make=amihud,
+            )
+
+
+def add_volume(reg: Registry) -> None:
+    for s, (what, _) in PRICE_SERIES.items():
+        v = col(f"{s}_v")
+        base = f"{what.split(' close')[0]} volume"
+        for wl, sec in RATE_WINDOWS.items():
+
+            def rate(sec: int = sec, v: pl.Expr = v) -> pl.Expr:
+                w, wd = reg.bars(sec), reg.bars(DAY)
+                return (
+                    v.rolling_mean(window_size=w, min_samples=half(w))
+                    / v.rolling_mean(window_size=wd, min_samples=half(wd))
+                ).log()
+
+            reg.add(
+                f"{s}_volume_rate_{wl}",
+                "volume",
+                f"{base} rate: ln(mean bar volume over {wl} / mean over 1d)",
+                lookback_s=DAY,
+                sources=C,
+                window=wl,
+                make=rate,
+            )
+
+        def large(v: pl.Expr = v) -> pl.Expr:
+            wd = reg.bars(DAY)
+            m = v.rolling_mean(window_size=wd, min_samples=half(wd)).shift(1)
+            sd = v.rolling_std(window_size=wd, min_samples=max(2, half(wd))).shift(1)
+            return pl.when(m.is_not_null() & v.is_not_null()).then((v > m + 3 * sd).cast(pl.Float64))
+
+        for wl, sec in LIQ_WINDOWS.items():
+            reg.add(
+                f"{s}_large_bars_{wl}",
+                "volume",
+                f"{base}: number of large-order bars over {wl} (bar volume > "
+                "mean + 3 sd of the previous day's bars)",
+                lookback_s=sec + DAY,
+                sources=C,
+                window=wl,
+                make=lambda f=large, sec=sec: f().rolling_sum(
+                    window_size=reg.bars(sec), min_samples=half(reg.bars(sec))
+                ),
+            )
+        clv = (
+            pl.when(col(f"{s}_h") > col(f"{s}_l"))
+            .then(
+                ((col(f"{s}_c") - col(f"{s}_l")) - (col(f"{s}_h") - col(f"{s}_c")))
+                / (col(f"{s}_h") - col(f"{s}_l"))
+            )
+            .otherwise(0.0)
+        )
+        for wl, sec in LIQ_WINDOWS.items():
+
+            def cmf(sec: int = sec, v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
+                w = reg.bars(sec)
+                den = v.rolling_sum(window_size=w, min_samples=half(w))
+                return (clv * v).rolling_sum(window_size=w, min_samples=half(w)) / pl.when(den > 0).then(den)
+
+            reg.add(
+                f"{s}_cmf_{wl}",
+                "volume",
+                f"{base} accumulation/distribution over {wl} (Chaikin money flow): "
+                "sum(CLV x volume) / sum(volume), CLV = ((c-l) - (h-c)) / (h-l)",
+                lookback_s=sec,
+                sources=C,
+                window=wl,
+                make=cmf,
+            )
+
+        def ad_1d(v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
+            wd = reg.bars(DAY)
+            return (clv * v).rolling_sum(window_size=wd, min_samples=half(wd)) / v.rolling_mean(
+                window_size=wd, min_samples=half(wd)
+            )
+
+        reg.add(
+            f"{s}_ad_line_1d",
+            "volume",
+            f"{base}: accumulation/distribution line over the last day, in units "
+            "of a mean bar's volume: sum(CLV x volume) / mean volume",
+            lookback_s=DAY,
+            sources=C,
+            make=ad_1d,
+        )
+        for wl, sec in PRESSURE_WINDOWS.items():
+
+            def pressure(s: str = s, sec: int = sec, v: pl.Expr = v) -> pl.Expr:
+                w = reg.bars(sec)
+                buy = col(bvc_buy_fraction(reg, s))
+                den = v.rolling_sum(window_size=w, min_samples=half(w))
+                return ((2 * buy - 1) * v).rolling_sum(window_size=w, min_samples=half(w)) / pl.when(
+                    den > 0
+                ).then(den)
+
+            reg.add(
+                f"{s}_buy_pressure_{wl}",
+                "volume",
+                f"{base}: buy/sell pressure over {wl}, (buys - sells) / volume"
+                " with bulk volume classification",
+                lookback_s=sec + DAY,
+                sources=C,
+                window=wl,
+                make=pressure,
+            )

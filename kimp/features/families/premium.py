@@ -1,0 +1,299 @@
+"""Premium families: the kimchi premium itself (both definitions), its changes and spreads, FX moves,
+and mean-reversion measures (z-scores, AR(1) half-life, distance from rolling quantiles and range)."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from kimp.features.families.price import DAY, WINDOWS, half
+from kimp.features.registry import Registry
+from kimp.features.types import TIMEFRAMES
+
+PREMIUMS = {"fx": ("p_fx", "premium_fx (USD/KRW based)"), "usdt": ("p_usdt", "premium_usdt (USDT/KRW based)")}
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+QUANTILE_WINDOWS = {"1d": DAY, "7d": 7 * DAY}
+AR_WINDOWS = {"4h": 14400, "1d": DAY, "3d": 3 * DAY, "7d": 7 * DAY}
+VOLUME_RATIO_WINDOWS = {"1h": 3600, "4h": 14400, "1d": DAY}
+P = ("premium",)
+
+
+def col(name: str) -> pl.Expr:
+    return pl.col(name)
+
+
+def add_premium(reg: Registry) -> None:
+    for d, (c, words) in PREMIUMS.items():
+        reg.add(
+            f"prem_{d}",
+            "premium",
+            f"{words} of the kr venue, a fraction",
+            lookback_s=0,
+            sources=P,
+            definition=d,
+            make=lambda c=c: col(c),
+        )
+        for tf, sec in TIMEFRAMES.items():
+            reg.add(
+                f"prem_{d}_chg_{tf}",
+                "premium",
+                f"change of {words} over {tf} (percentage points / 100)",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                timeframe=tf,
+                make=lambda c=c, sec=sec: col(c) - col(c).shift(reg.bars(sec)),
+            )
+        reg.add(
+            f"prem_{d}_btc_eth_spread",
+            "premium",
+            f"{words} of this coin minus the other coin's (BTC vs ETH; kr venue of each)",
+            lookback_s=0,
+            sources=P,
+            definition=d,
+            make=lambda c=c: col(c) - col(f"{c}_oth"),
+        )
+        for tf, sec in TIMEFRAMES.items():
+            reg.add(
+                f"prem_{d}_btc_eth_spread_chg_{tf}",
+                "premium",
+                f"change of the BTC-ETH {words} spread over {tf}",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                timeframe=tf,
+                make=lambda c=c, sec=sec: (col(c) - col(f"{c}_oth")).diff(reg.bars(sec)),
+            )
+        reg.add(
+            f"prem_{d}_venue_spread",
+            "premium",
+            f"{words}: kr venue minus the other Korean venue "
+            "(upbit vs bithumb; null when only one venue is present)",
+            lookback_s=0,
+            sources=P,
+            definition=d,
+            make=lambda c=c: col(c) - col(f"{c}_alt"),
+        )
+        reg.add(
+            f"prem_{d}_venue_spread_chg_1h",
+            "premium",
+            f"1h change of the cross-venue {words} spread",
+            lookback_s=3600,
+            sources=P,
+            definition=d,
+            make=lambda c=c: (col(c) - col(f"{c}_alt")).diff(reg.bars(3600)),
+        )
+    reg.add(
+        "prem_basis",
+        "premium",
+        "premium_usdt - premium_fx: the USDT premium over USD/KRW as it enters both definitions",
+        lookback_s=0,
+        sources=P,
+        make=lambda: col("p_usdt") - col("p_fx"),
+    )
+    for tf, sec in TIMEFRAMES.items():
+        reg.add(
+            f"prem_basis_chg_{tf}",
+            "premium",
+            f"change of premium_usdt - premium_fx over {tf}",
+            lookback_s=sec,
+            sources=P,
+            timeframe=tf,
+            make=lambda sec=sec: (col("p_usdt") - col("p_fx")).diff(reg.bars(sec)),
+        )
+    reg.add(
+        "usdt_krw_premium",
+        "premium",
+        "Upbit USDT/KRW / USD/KRW - 1: the dollar-stablecoin premium in Korea",
+        lookback_s=0,
+        sources=P,
+        make=lambda: col("usdt_krw") / col("usdkrw") - 1,
+    )
+    for tf, sec in TIMEFRAMES.items():
+        reg.add(
+            f"fx_usdkrw_logret_{tf}",
+            "premium",
+            f"log change of USD/KRW (as published by the bar close) over {tf}",
+            lookback_s=sec,
+            sources=P,
+            timeframe=tf,
+            make=lambda sec=sec: (col("usdkrw") / col("usdkrw").shift(reg.bars(sec))).log(),
+        )
+        reg.add(
+            f"fx_usdtkrw_logret_{tf}",
+            "premium",
+            f"log change of Upbit USDT/KRW over {tf}",
+            lookback_s=sec,
+            sources=P,
+            timeframe=tf,
+            make=lambda sec=sec: (col("usdt_krw") / col("usdt_krw").shift(reg.bars(sec))).log(),
+        )
+    reg.add(
+        "fx_age_h",
+        "premium",
+        "hours since the USD/KRW value in use was published (staleness of the FX leg)",
+        lookback_s=0,
+        sources=P,
+        make=lambda: (col("_close") - col("fx_pub")).dt.total_seconds().cast(pl.Float64) / 3600,
+    )
+    reg.add(
+        "fx_fixing_dev",
+        "premium",
+        "USD/KRW in use / latest daily fixing (or daily close) - 1",
+        lookback_s=0,
+        sources=("premium", "fx"),
+        make=lambda: col("usdkrw") / col("fx_fix") - 1,
+    )
+
+    def usd_volume(prefix: str) -> pl.Expr:
+        return col(f"{prefix}_qv") / (col("usdkrw") if prefix == "kr" else 1.0)
+
+    reg.add(
+        "kr_bn_volume_ratio",
+        "premium",
+        "ln(kr quote volume in USD / Binance quote volume) of the bar",
+        lookback_s=0,
+        sources=("candles", "premium"),
+        make=lambda: (usd_volume("kr") / usd_volume("bn")).log(),
+    )
+    for wl, sec in VOLUME_RATIO_WINDOWS.items():
+
+        def ratio(sec: int = sec) -> pl.Expr:
+            w = reg.bars(sec)
+            return (
+                usd_volume("kr").rolling_sum(window_size=w, min_samples=half(w))
+                / usd_volume("bn").rolling_sum(window_size=w, min_samples=half(w))
+            ).log()
+
+        reg.add(
+            f"kr_bn_volume_ratio_{wl}",
+            "premium",
+            f"ln(kr USD volume / Binance volume) summed over {wl}",
+            lookback_s=sec,
+            sources=("candles", "premium"),
+            window=wl,
+            make=ratio,
+        )
+
+
+def add_mean_reversion(reg: Registry) -> None:
+    for d, (c, words) in PREMIUMS.items():
+        for wl, sec in WINDOWS.items():
+
+            def z(c: str = c, sec: int = sec) -> pl.Expr:
+                w = reg.bars(sec)
+                m = col(c).rolling_mean(window_size=w, min_samples=half(w))
+                sd = col(c).rolling_std(window_size=w, min_samples=max(2, half(w)))
+                return (col(c) - m) / sd
+
+            reg.add(
+                f"prem_{d}_z_{wl}",
+                "mean_reversion",
+                f"z-score of {words} over {wl}: (p - mean) / sd",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                window=wl,
+                make=z,
+            )
+            reg.add(
+                f"prem_{d}_dev_mean_{wl}",
+                "mean_reversion",
+                f"{words} minus its {wl} mean",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                window=wl,
+                make=lambda c=c, sec=sec: (
+                    col(c) - col(c).rolling_mean(window_size=reg.bars(sec), min_samples=half(reg.bars(sec)))
+                ),
+            )
+
+            def range_pos(c: str = c, sec: int = sec) -> pl.Expr:
+                w = reg.bars(sec)
+                hi = col(c).rolling_max(window_size=w, min_samples=half(w))
+                lo = col(c).rolling_min(window_size=w, min_samples=half(w))
+                return (
+                    pl.when(hi > lo)
+                    .then((col(c) - lo) / (hi - lo))
+                    .otherwise(pl.when(hi.is_not_null()).then(0.5))
+                )
+
+            reg.add(
+                f"prem_{d}_range_pos_{wl}",
+                "mean_reversion",
+                f"position of {words} in its {wl} min-max range "
+                "(0 = at the low, 1 = at the high, 0.5 when flat)",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                window=wl,
+                make=range_pos,
+            )
+        for wl, sec in QUANTILE_WINDOWS.items():
+            for q in QUANTILES:
+                reg.add(
+                    f"prem_{d}_qdist{int(q * 100):02d}_{wl}",
+                    "mean_reversion",
+                    f"{words} minus its rolling {q:.2f} quantile over {wl}",
+                    lookback_s=sec,
+                    sources=P,
+                    definition=d,
+                    window=wl,
+                    quantile=q,
+                    make=lambda c=c, sec=sec, q=q: (
+                        col(c)
+                        - col(c).rolling_quantile(
+                            q,
+                            interpolation="linear",
+                            window_size=reg.bars(sec),
+                            min_samples=half(reg.bars(sec)),
+                        )
+                    ),
+                )
+        for wl, sec in AR_WINDOWS.items():
+
+            def ar_coef(c: str = c, sec: int = sec) -> pl.Expr:
+                # OLS slope b of dp_t on p_(t-1) over the window: dp = a + b p_(t-1); AR(1) phi = 1 + b
+                w = reg.bars(sec)
+                x, y = col(c).shift(1), col(c).diff()
+                ok = x.is_not_null() & y.is_not_null()
+                xm = pl.when(ok).then(x)
+                ym = pl.when(ok).then(y)
+
+                def mean(e: pl.Expr) -> pl.Expr:
+                    return e.rolling_mean(window_size=w, min_samples=max(3, half(w)))
+
+                cov = mean(xm * ym) - mean(xm) * mean(ym)
+                var = mean(xm * xm) - mean(xm) ** 2
+                return pl.when(var > 0).then(cov / var)
+
+            reg.add(
+                f"prem_{d}_ar_slope_{wl}",
+                "mean_reversion",
+                f"mean-reversion speed of {words} over {wl}: OLS "
+                "slope b of dp_t on p_(t-1) (negative = reverting)",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                window=wl,
+                make=ar_coef,
+            )
+
+            def half_life(c: str = c, sec: int = sec, f=ar_coef) -> pl.Expr:  # noqa: ANN001
+                b = f(c, sec)
+                iv_h = (reg.interval_s or 0) / 3600
+                return pl.when((b < 0) & (b > -1)).then(-math.log(2) / (1 + b).log() * iv_h)
+
+            reg.add(
+                f"prem_{d}_half_life_{wl}",
+                "mean_reversion",
+                f"half-life in hours of {words} deviations over "
+                f"{wl}: -ln 2 / ln(1 + b) bars (null when not reverting)",
+                lookback_s=sec,
+                sources=P,
+                definition=d,
+                window=wl,
+                make=half_life,
+            )

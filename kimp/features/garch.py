@@ -1,0 +1,110 @@
+"""GARCH(1,1) conditional volatility: fitted on a training window only, filtered forward with numba.
+
+Parameters are estimated by maximum likelihood (Gaussian, variance targeting: omega = var (1-a-b)
+with var the sample variance of the fit window) with scipy's L-BFGS-B over (alpha, beta); the
+negative log-likelihood is a numba kernel, so one fit on a week of 1-minute bars takes milliseconds
+(the ``arch`` package gives the same estimates but is ~20x slower, too slow to refit weekly over a
+year). Refit blocks are aligned to 1970-01-01 UTC (see FeatureConfig), so that the parameters of a
+day never depend on where a computation starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from kimp.features.kernels import garch_nll, garch_windowed_filter
+
+_DAY_US = 86_400 * 1_000_000
+
+
+@dataclass(frozen=True)
+class GarchParams:
+    alpha: float
+    beta: float
+    variance: float  # unconditional variance of the (demeaned) returns, in their own units
+    n_obs: int
+
+    @property
+    def omega(self) -> float:
+        return self.variance * (1.0 - self.alpha - self.beta)
+
+
+def fit_garch(returns: np.ndarray, *, min_obs: int = 200) -> GarchParams | None:
+    """MLE of GARCH(1,1) on ``returns`` (NaN = missing). None when too few or degenerate data."""
+    r = np.asarray(returns, dtype=np.float64)
+    valid = r[np.isfinite(r)]
+    if valid.size < min_obs:
+        return None
+    var = float(np.var(valid))
+    if not np.isfinite(var) or var <= 0.0:
+        return None
+    scale = np.sqrt(var)
+    z = np.where(np.isfinite(r), (r - valid.mean()) / scale, np.nan)
+
+    def objective(p: np.ndarray) -> float:
+        a, b = float(p[0]), float(p[1])
+        if a + b >= 0.9999:
+            return 1e12 + 1e12 * (a + b)
+        return garch_nll(z, a, b, 1.0)
+
+    best = None
+    for start in ((0.05, 0.90), (0.15, 0.60)):  # two starts: persistent and short-memory regimes
+        res = minimize(objective, np.array(start), method="L-BFGS-B", bounds=((1e-6, 0.5), (0.0, 0.9989)))
+        if best is None or res.fun < best.fun:
+            best = res
+    assert best is not None
+    a, b = float(best.x[0]), float(best.x[1])
+    if a + b >= 0.9999:
+        return None
+    return GarchParams(alpha=a, beta=b, variance=var, n_obs=int(valid.size))
+
+
+def refit_blocks(ts_us: np.ndarray, refit_days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split a sorted grid of open times (epoch microseconds) into refit blocks aligned to the epoch.
+
+    Returns (block start in epoch us, first row index, one-past-last row index) per block.
+    """
+    block_us = refit_days * _DAY_US
+    block_id = ts_us // block_us
+    starts = np.flatnonzero(np.r_[True, block_id[1:] != block_id[:-1]])
+    ends = np.r_[starts[1:], ts_us.size]
+    return block_id[starts] * block_us, starts, ends
+
+
+def garch_conditional_variance(
+    ts_us: np.ndarray,
+    returns: np.ndarray,
+    *,
+    interval_s: int,
+    fit_days: int,
+    refit_days: int,
+    window_days: int,
+    min_obs: int,
+) -> tuple[np.ndarray, dict[int, GarchParams | None]]:
+    """Per-bar GARCH(1,1) conditional variance of ``returns`` (the return of the bar ending at t).
+
+    The variance for the bar at t is the forecast made at t's open from returns up to t-1, i.e. known
+    before the bar closes. Each refit block's parameters come from the ``fit_days`` strictly before it.
+    """
+    block_start_us, lo, hi = refit_blocks(ts_us, refit_days)
+    alphas = np.full(lo.size, np.nan)
+    betas = np.full(lo.size, np.nan)
+    variances = np.full(lo.size, np.nan)
+    params: dict[int, GarchParams | None] = {}
+    fit_us = fit_days * _DAY_US
+    for i, b0 in enumerate(block_start_us):
+        sel = (ts_us >= b0 - fit_us) & (ts_us < b0)
+        # a day of data before the block is not enough to judge: require the full fit window's span
+        p = fit_garch(returns[sel], min_obs=min_obs) if sel.any() and ts_us[0] <= b0 - fit_us else None
+        params[int(b0)] = p
+        if p is not None:
+            alphas[i], betas[i], variances[i] = p.alpha, p.beta, p.variance
+    window = max(1, window_days * 86_400 // interval_s)
+    # the filter uses raw returns: a whole-array mean would leak the future, and per-bar means are ~0
+    s2 = garch_windowed_filter(
+        np.ascontiguousarray(returns, dtype=np.float64), lo, hi, alphas, betas, variances, window
+    )
+    return s2, params

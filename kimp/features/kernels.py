@@ -1,0 +1,112 @@
+"""Numba kernels for the recursive features: windowed exponential averages and the GARCH(1,1) filter.
+
+Every kernel is *windowed*: a value at bar t depends only on bars t-W+1..t (W declared by the caller),
+never on where the array happens to start. That is what makes a day computed alone (from its declared
+look-back) equal the same day computed inside a longer run. Missing inputs are NaN and get zero weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def windowed_ewm(x: np.ndarray, alpha: float, window: int, min_count: int) -> np.ndarray:
+    """Exponentially weighted mean over the last ``window`` bars, weights (1-alpha)^k, normalized.
+
+    Equals an adjusted EMA (pandas ``adjust=True``) truncated to the window. Running sums are updated
+    in O(1) per bar: S_t = d S_{t-1} + x_t - d^W x_{t-W}. NaN bars carry no weight; fewer than
+    ``min_count`` valid bars in the window give NaN.
+    """
+    n = x.shape[0]
+    out = np.empty(n)
+    d = 1.0 - alpha
+    dw = d**window
+    num = 0.0
+    den = 0.0
+    cnt = 0
+    for t in range(n):
+        xt = x[t]
+        num *= d
+        den *= d
+        if not np.isnan(xt):
+            num += xt
+            den += 1.0
+            cnt += 1
+        if t >= window:
+            xo = x[t - window]
+            if not np.isnan(xo):
+                num -= dw * xo
+                den -= dw
+                cnt -= 1
+        if cnt >= min_count and den > 0.0:
+            out[t] = num / den
+        else:
+            out[t] = np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def garch_nll(r: np.ndarray, alpha: float, beta: float, var: float) -> float:
+    """Gaussian negative log-likelihood of GARCH(1,1) with variance targeting (omega = var(1-a-b)).
+
+    NaN returns are skipped in the likelihood; the variance then moves by its expectation.
+    """
+    omega = var * (1.0 - alpha - beta)
+    s2 = var
+    nll = 0.0
+    for t in range(r.shape[0]):
+        rt = r[t]
+        if np.isnan(rt):
+            s2 = omega + (alpha + beta) * s2
+            continue
+        nll += 0.5 * (np.log(s2) + rt * rt / s2)
+        s2 = omega + alpha * rt * rt + beta * s2
+        if s2 < 1e-300:
+            s2 = 1e-300
+    return nll
+
+
+@njit(cache=True, nogil=True)
+def garch_windowed_filter(
+    r: np.ndarray,
+    block_lo: np.ndarray,
+    block_hi: np.ndarray,
+    alphas: np.ndarray,
+    betas: np.ndarray,
+    variances: np.ndarray,
+    window: int,
+) -> np.ndarray:
+    """Conditional variance s2_t of each block's rows with that block's parameters.
+
+    s2_t is the GARCH recursion started ``window`` bars back at the unconditional variance:
+    s2_t = omega (1-b^W)/(1-b) + a sum_{k<W} b^k r_{t-1-k}^2 + b^W var. A NaN return counts as var
+    (its expectation). Rows of blocks with NaN parameters stay NaN.
+    """
+    n = r.shape[0]
+    out = np.full(n, np.nan)
+    for b in range(block_lo.shape[0]):
+        a = alphas[b]
+        be = betas[b]
+        v = variances[b]
+        if np.isnan(a) or np.isnan(be) or np.isnan(v):
+            continue
+        lo = block_lo[b]
+        hi = block_hi[b]
+        omega = v * (1.0 - a - be)
+        bw = be**window
+        const = omega * (1.0 - bw) / (1.0 - be) + bw * v
+        start = lo - window
+        if start < 0:
+            start = 0
+        s = 0.0  # sum_{k<W} b^k q_{t-1-k}, built from `start`; exact once t - start >= window
+        for t in range(start, hi):
+            if t >= lo:
+                out[t] = const + a * s
+            q = r[t] * r[t] if not np.isnan(r[t]) else v
+            s = be * s + q
+            if t - window >= start:
+                qo = r[t - window] * r[t - window] if not np.isnan(r[t - window]) else v
+                s -= bw * qo
+    return out

@@ -1,0 +1,110 @@
+"""The registry ties each catalog entry to the expression that computes it, so they cannot drift apart.
+
+Family modules call ``reg.add(...)`` once per feature with its spec and a zero-argument function that
+builds the polars expression; the catalog only reads the specs, ``build_features`` also builds the
+expressions. A window that the bar interval cannot express (finer than a bar, or not a whole number
+of bars) makes ``make`` return None: the column is null and the reason is recorded per family and
+timeframe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+import numpy as np
+import polars as pl
+
+from kimp.features.types import FeatureConfig, FeatureSpec
+
+Maker = Callable[[], pl.Expr | None]
+
+
+def duration_label(seconds: int) -> str:
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+class NotRepresentable(Exception):
+    """A window that the bar interval cannot express."""
+
+
+class Registry:
+    def __init__(self, config: FeatureConfig, interval_s: int | None = None) -> None:
+        self.config = config
+        self.interval_s = interval_s
+        self.specs: list[FeatureSpec] = []
+        self.makers: list[Maker] = []
+        self.helpers: dict[str, pl.Expr] = {}  # in registration order, which is dependency order
+        self.cache: dict[str, dict[str, np.ndarray]] = {}  # results shared by helper columns (GARCH)
+        self.lock = threading.Lock()
+
+    @property
+    def max_lookback_s(self) -> int:
+        return self.config.max_lookback_days * 86_400
+
+    def fits(self, lookback_s: int) -> bool:
+        """Whether a feature needing this much history is part of the catalog."""
+        return lookback_s <= self.max_lookback_s
+
+    def bars(self, seconds: int) -> int:
+        """Rows spanned by a window of ``seconds`` on the regular grid; raises if not representable."""
+        iv = self.interval_s
+        if iv is None:
+            raise RuntimeError("bars() needs the bar interval (catalog mode builds no expressions)")
+        if seconds < iv or seconds % iv:
+            raise NotRepresentable(f"window {duration_label(seconds)} is not a whole number of {iv} s bars")
+        return seconds // iv
+
+    def add(
+        self,
+        name: str,
+        family: str,
+        formula: str,
+        *,
+        lookback_s: int,
+        sources: tuple[str, ...],
+        make: Maker,
+        **params: object,
+    ) -> None:
+        if not self.fits(lookback_s):
+            return
+        self.specs.append(
+            FeatureSpec(
+                name=name,
+                family=family,
+                params=dict(params),
+                formula=formula,
+                lookback=timedelta(seconds=lookback_s),
+                sources=sources,
+            )
+        )
+        self.makers.append(make)
+
+    def helper(self, name: str, make: Maker) -> str:
+        """A shared intermediate column (computed once, dropped from the result).
+
+        ``make`` runs now, so a helper it reads is registered before it, and a window the interval
+        cannot express raises NotRepresentable into the feature that asked for it.
+        """
+        if name not in self.helpers:
+            expr = make()
+            if expr is None:
+                raise NotRepresentable(f"helper {name} cannot be computed")
+            self.helpers[name] = expr
+        return name
+
+
+def numba_map(expr: pl.Expr, fn: Callable[[np.ndarray], np.ndarray]) -> pl.Expr:
+    """Apply a numpy/numba function to a whole column (per-coin frames, so no grouping is needed)."""
+    return (
+        expr.cast(pl.Float64)
+        .map_batches(
+            lambda s: pl.Series(s.name, fn(s.fill_null(np.nan).to_numpy().astype(np.float64, copy=False))),
+            return_dtype=pl.Float64,
+        )
+        .fill_nan(None)
+    )
