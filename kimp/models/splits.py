@@ -42,21 +42,24 @@ def chronological_split(
 ) -> pl.Series:
     """A ``split`` value per row (train/validation/test, null = purged), chronological by ``ts``.
 
-    The boundaries are placed so that the three sets hold about ``fractions`` of the distinct bar times;
-    then every train (validation) row whose label window plus the embargo reaches the start of validation
-    (test) is purged.
+    The purge gap between two sets is the longest label window (label_known_at - ts) plus the embargo. The
+    gaps are taken out of the time span first and ``fractions`` share what remains, so the kept sets keep
+    about the asked proportions even for long horizons. Every train (validation) row whose label window plus
+    the embargo reaches the start of validation (test) is then purged, read from the rows themselves.
     """
     t = _as_us(ts)
     known = _as_us(label_known_at)
-    gap = int(embargo / timedelta(microseconds=1))
-    times = np.unique(t)
     out = np.full(t.shape[0], None, dtype=object)
-    if times.size < 3:
+    if t.size == 0:
         return pl.Series("split", out, dtype=pl.String)
-    cum = np.cumsum(fractions)
-    idx_val = min(max(round(float(cum[0]) * times.size), 1), times.size - 2)
-    idx_test = min(max(round(float(cum[1]) * times.size), idx_val + 1), times.size - 1)
-    start_val, start_test = times[idx_val], times[idx_test]
+    gap = int(embargo / timedelta(microseconds=1))
+    purge = int((known - t).max()) + gap
+    first, last = int(t.min()), int(t.max())
+    usable = (last - first) - 2 * purge
+    if usable <= 0:  # the window is shorter than the gaps: nothing can be split honestly
+        return pl.Series("split", out, dtype=pl.String)
+    start_val = first + int(fractions[0] * usable) + purge
+    start_test = start_val + int(fractions[1] * usable) + purge
     out[(t < start_val) & (known + gap <= start_val)] = "train"
     out[(t >= start_val) & (t < start_test) & (known + gap <= start_test)] = "validation"
     out[t >= start_test] = "test"

@@ -50,7 +50,7 @@ def synthetic_market(
         shocks[0] = rng.standard_normal()  # start in the stationary distribution (unit variance)
         x = lfilter([1.0], [1.0, -phi], shocks)
         drift = 0.00012 * signal_strength * x * per_minute
-        noise = rng.standard_normal(n) * 0.0006 * np.sqrt(per_minute)
+        noise = rng.standard_normal(n) * 0.0003 * np.sqrt(per_minute)
         premium = 0.03 + np.cumsum(drift + noise)
         cols: dict[str, object] = {
             "ts": ts,

@@ -59,6 +59,7 @@ class DayModels:
     members: list[str]
     features: list[str]
     cutoff: datetime
+    last_label_known_at: datetime  # read from the training rows themselves: must be < cutoff
     split_rows: dict[str, int]
     test_metrics: pl.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why it was not trained
@@ -79,6 +80,7 @@ class DayModels:
             "ensemble_weights": ensemble.weights if isinstance(ensemble, EnsembleModel) else None,
             "features": self.features,
             "cutoff": self.cutoff.isoformat(),
+            "last_label_known_at": self.last_label_known_at.isoformat(),
             "split_rows": self.split_rows,
             "skipped": self.skipped,
         }
@@ -103,6 +105,7 @@ class DayModels:
             members=list(meta["members"]),
             features=list(meta["features"]),
             cutoff=datetime.fromisoformat(meta["cutoff"]),
+            last_label_known_at=datetime.fromisoformat(meta["last_label_known_at"]),
             split_rows={k: int(v) for k, v in meta["split_rows"].items()},
             test_metrics=pl.read_csv(path / "test_metrics.csv"),
             skipped=dict(meta["skipped"]),
@@ -225,6 +228,7 @@ def train_day(
         members=list(members),
         features=feats,
         cutoff=cutoff(day, config),
+        last_label_known_at=frame["label_known_at"].max(),  # type: ignore[arg-type]
         split_rows={k: int(counts.get(k, 0)) for k in ("train", "validation", "test")},
         test_metrics=evaluate(_long(test, test_probas, config.horizon_minutes)),
         skipped=skipped,
