@@ -2,8 +2,9 @@
 
 The weights minimise the validation multi-class log-loss over the simplex (non-negative, summing to one;
 scipy SLSQP from equal weights). A member that cannot score a row (NaN probabilities, e.g. the LSTM before
-it has enough history) is left out of that row and the remaining weights are renormalised; a row no
-member scored stays NaN. The same rule applies while fitting, so the weights match how they are used.
+it has enough history) is left out of that row and the remaining weights are renormalised (every weight is
+floored at 1e-6, so a member weighted zero still speaks when it is the only one); a row no member scored
+stays NaN. The same rule applies while fitting, so the weights match how they are used.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from kimp.models.base import FittedModel
 
 SIDECAR = "model.json"
 _EPS = 1e-12
+_FLOOR = 1e-6
 
 
 def combine(probas: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """Weighted mixture of (n, 3) arrays, renormalised per row over the members that scored it."""
     stack = np.stack(probas, axis=1)  # (n, m, 3)
     scored = ~np.isnan(stack).any(axis=2)  # (n, m)
-    w = np.where(scored, weights[None, :], 0.0)
+    # A floor keeps a member the optimiser zeroed usable on rows where it is the only one that scored.
+    w = np.where(scored, np.maximum(weights, _FLOOR)[None, :], 0.0)
     total = w.sum(axis=1, keepdims=True)
     mix = np.einsum("nm,nmk->nk", w, np.nan_to_num(stack, nan=0.0))
     with np.errstate(invalid="ignore", divide="ignore"):

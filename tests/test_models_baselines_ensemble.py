@@ -1,0 +1,158 @@
+"""Baselines and the ensemble: what each predicts, weights from validation only, NaN members renormalised."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from kimp.models.base import DOWN, FLAT, UP, FittedModel, WalkForwardConfig
+from kimp.models.baselines import fit_logistic, fit_majority, fit_persistence
+from kimp.models.ensemble import EnsembleModel, combine, fit_ensemble, fit_weights
+from kimp.models.labels import LAST_MOVE
+from kimp.models.registry import load_model
+
+T0 = datetime(2024, 2, 1, tzinfo=UTC)
+
+
+def _frame(n: int, seed: int = 0) -> pl.DataFrame:
+    """x predicts the label linearly; last_move equals the label 70 % of the time."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    label = np.where(x < -0.45, DOWN, np.where(x > 0.45, UP, FLAT))
+    flip = rng.random(n) < 0.3
+    last = np.where(flip, (label + 1) % 3, label)
+    split = np.array(["train"] * n, dtype=object)
+    split[int(0.7 * n) :] = "validation"
+    return pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(minutes=i) for i in range(n)],
+            "coin": ["BTC"] * n,
+            "x": (x + 0.2 * rng.standard_normal(n)).astype(np.float32),
+            "noise": rng.standard_normal(n).astype(np.float32),
+            "empty": pl.Series([None] * n, dtype=pl.Float32),
+            "label": pl.Series(label, dtype=pl.Int8),
+            LAST_MOVE: pl.Series(np.where(np.arange(n) < 5, -1, last), dtype=pl.Int8).replace(-1, None),
+            "split": split.tolist(),
+        }
+    )
+
+
+class _Const:
+    """A fake member: constant probabilities, NaN on the first ``nan_rows`` rows."""
+
+    def __init__(self, name: str, p: list[float], nan_rows: int = 0) -> None:
+        self.name, self.features, self.p, self.nan_rows = name, [], np.array(p), nan_rows
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        out = np.tile(self.p, (frame.height, 1))
+        out[: self.nan_rows] = np.nan
+        return out
+
+    def save(self, path: Path) -> None:  # pragma: no cover - not saved in these tests
+        raise NotImplementedError
+
+
+class _Oracle(_Const):
+    """Knows the label (probability 0.8 on it): the ensemble must weight it most."""
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        out = np.full((frame.height, 3), 0.1)
+        out[np.arange(frame.height), frame["label"].to_numpy()] = 0.8
+        out[: self.nan_rows] = np.nan
+        return out
+
+
+def test_majority_predicts_the_training_frequencies() -> None:
+    frame = _frame(300)
+    model = fit_majority(frame)
+    assert isinstance(model, FittedModel)
+    counts = np.bincount(frame.filter(pl.col("split") == "train")["label"].to_numpy(), minlength=3)
+    p = model.predict_proba(frame.head(3))
+    assert p.shape == (3, 3)
+    assert p[0].argmax() == counts.argmax()
+    np.testing.assert_allclose(p[0], (counts + 1) / (counts.sum() + 3))
+
+
+def test_persistence_repeats_the_last_move_with_its_hit_rate() -> None:
+    frame = _frame(400)
+    model = fit_persistence(frame)
+    p = model.predict_proba(frame)
+    last = frame[LAST_MOVE].to_numpy()
+    known = ~np.isnan(last.astype(float))
+    assert (p[known].argmax(axis=1) == last[known].astype(int)).all()
+    assert 0.6 < model.hit_rate < 0.8  # the fixture's last move repeats 70 % of the time
+    np.testing.assert_allclose(p[~known], np.tile(fit_majority(frame).priors, ((~known).sum(), 1)))
+    with pytest.raises(ValueError, match=LAST_MOVE):
+        fit_persistence(frame.drop(LAST_MOVE))
+
+
+def test_logistic_learns_and_ignores_empty_columns(tmp_path: Path) -> None:
+    frame = _frame(600)
+    model = fit_logistic(frame, WalkForwardConfig(), features=["x", "noise", "empty"])
+    valid = frame.filter(pl.col("split") == "validation")
+    p = model.predict_proba(valid)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    assert (p.argmax(axis=1) == valid["label"].to_numpy()).mean() > 0.7
+    model.save(tmp_path / "logistic")
+    np.testing.assert_allclose(load_model(tmp_path / "logistic").predict_proba(valid), p)
+
+
+def test_logistic_keeps_three_columns_when_a_class_is_missing() -> None:
+    frame = _frame(300).with_columns(label=pl.col("label").replace(UP, FLAT))
+    p = fit_logistic(frame, WalkForwardConfig(), features=["x"]).predict_proba(frame)
+    assert p.shape == (300, 3) and (p[:, UP] == 0).all()
+
+
+def test_ensemble_weights_come_from_validation_and_favour_the_better_member(tmp_path: Path) -> None:
+    frame = _frame(300)
+    valid = frame.filter(pl.col("split") == "validation")
+    members = {"oracle": _Oracle("oracle", []), "flat": _Const("flat", [0.3, 0.4, 0.3])}
+    model = fit_ensemble(members, valid)
+    assert isinstance(model, FittedModel)
+    assert model.weights["oracle"] > 0.9 and abs(sum(model.weights.values()) - 1) < 1e-9
+    with pytest.raises(ValueError, match="validation rows only"):
+        fit_ensemble(members, frame)
+
+
+def test_members_without_a_score_are_left_out_and_the_rest_renormalised() -> None:
+    a = np.array([[0.2, 0.3, 0.5], [np.nan, np.nan, np.nan], [np.nan] * 3])
+    b = np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [np.nan] * 3])
+    out = combine([a, b], np.array([0.5, 0.5]))
+    np.testing.assert_allclose(out[0], [0.4, 0.25, 0.35])
+    np.testing.assert_allclose(out[1], [0.1, 0.1, 0.8])  # only b scored: its probabilities, not half of them
+    assert np.isnan(out[2]).all()
+    # a member that is NaN on most rows (an LSTM warming up) still gets a weight from the rows it scored
+    frame = _frame(300)
+    valid = frame.filter(pl.col("split") == "validation")
+    members = {"lstm": _Oracle("lstm", [], nan_rows=60), "flat": _Const("flat", [0.3, 0.4, 0.3])}
+    model = fit_ensemble(members, valid)
+    p = model.predict_proba(valid)
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p[:60], np.tile([0.3, 0.4, 0.3], (60, 1)))
+    assert model.weights["lstm"] > 0.5
+
+
+def test_fit_weights_is_on_the_simplex() -> None:
+    rng = np.random.default_rng(3)
+    probas = [rng.dirichlet([1, 1, 1], size=200) for _ in range(3)]
+    w = fit_weights(probas, rng.integers(0, 3, size=200))
+    assert (w >= 0).all() and abs(w.sum() - 1) < 1e-9
+
+
+def test_ensemble_saves_and_loads_its_members(tmp_path: Path) -> None:
+    frame = _frame(300)
+    valid = frame.filter(pl.col("split") == "validation")
+    config = WalkForwardConfig()
+    members = {
+        "logistic": fit_logistic(frame, config, features=["x"]),
+        "majority": fit_majority(frame),
+    }
+    model = fit_ensemble(members, valid)
+    model.save(tmp_path / "ens")
+    loaded = load_model(tmp_path / "ens")
+    assert isinstance(loaded, EnsembleModel) and loaded.weights == model.weights
+    np.testing.assert_allclose(loaded.predict_proba(valid), model.predict_proba(valid))
