@@ -114,8 +114,12 @@ def log_trained_model(
     Returns (run_id, registered version or None).
     """
     mlf = _mlflow(mlflow)
-    nested = mlf.active_run() is not None
-    with mlf.start_run(run_name=f"{name}-{day.isoformat()}", nested=nested) as run:
+    parent = mlf.active_run()
+    # The child lives in its parent's experiment (MLflow would otherwise use the active/default experiment).
+    experiment_id = parent.info.experiment_id if parent is not None else None
+    with mlf.start_run(
+        run_name=f"{name}-{day.isoformat()}", nested=parent is not None, experiment_id=experiment_id
+    ) as run:
         uri = log_to_active_run(
             model_dir,
             params=params,

@@ -1,0 +1,114 @@
+"""Optuna study in RDB storage (seeded, resumable, read back) and MLflow logging/registration on sqlite."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import mlflow
+import optuna
+import polars as pl
+import pytest
+
+from kimp.models.base import WalkForwardConfig
+from kimp.models.boosting import fit_boosting, importance_png
+from kimp.models.dataset import training_frame
+from kimp.models.labels import premium_labels
+from kimp.models.synthetic import synthetic_market
+from kimp.models.tracking import log_to_active_run, log_trained_model
+from kimp.models.tuning import best_params, cv_rows, search_space, tune
+
+CONFIG = WalkForwardConfig(window_days=2, cv_folds=3, n_trials=3, extra={"n_jobs": 1, "tune_max_rows": 2_000})
+
+
+@pytest.fixture(scope="module")
+def frame() -> pl.DataFrame:
+    features, premium = synthetic_market(date(2024, 1, 1), 3, n_features=8, n_null_features=1)
+    return training_frame(features, premium_labels(premium, CONFIG), day=date(2024, 1, 3), config=CONFIG)
+
+
+def test_tune_persists_a_seeded_study_and_reads_it_back(frame, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    best = tune("lightgbm", frame, CONFIG, url, "kimp-lightgbm-test")
+    assert set(best) >= {"learning_rate", "num_leaves", "num_boost_round"}
+    assert best_params(url, "kimp-lightgbm-test") == best
+    study = optuna.load_study(study_name="kimp-lightgbm-test", storage=url)
+    assert len(study.trials) == 3
+    assert isinstance(study.sampler, optuna.samplers.TPESampler) or study.user_attrs["kind"] == "lightgbm"
+    assert "log-loss" in study.user_attrs["objective"]
+    # a second call completes the same budget instead of adding trials
+    assert tune("lightgbm", frame, CONFIG, url, "kimp-lightgbm-test") == best
+    assert len(optuna.load_study(study_name="kimp-lightgbm-test", storage=url).trials) == 3
+    # same seed, same data, a fresh study: the same parameters are tried
+    again = tune("lightgbm", frame, CONFIG, url, "kimp-lightgbm-again")
+    assert again == best
+    # the tuned params feed the daily fit
+    model = fit_boosting("lightgbm", frame, CONFIG, best)
+    assert model.params["num_leaves"] == best["num_leaves"]
+
+
+def test_best_params_of_a_missing_study_is_none(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/optuna.db"
+    assert best_params(url, "nothing-here") is None
+
+
+def test_cv_rows_leave_the_test_split_out_and_are_thinned(frame) -> None:
+    rows = cv_rows(frame, CONFIG)
+    assert "test" not in rows["split"].unique().to_list()
+    assert rows.height <= 2_000
+    space = search_space(optuna.trial.FixedTrial({
+        "learning_rate": 0.1, "max_depth": 4, "min_child_weight": 5.0, "subsample": 0.8, "colsample": 0.5,
+        "reg_lambda": 1.0, "num_boost_round": 75,
+    }), "xgboost")
+    assert "num_leaves" not in space and space["num_boost_round"] == 75
+
+
+def test_log_trained_model_nested_run_artifacts_and_registered_version(frame, tmp_path: Path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = mlflow.create_experiment("kimp-test", artifact_location=str(tmp_path / "artifacts"))
+    model = fit_boosting("xgboost", frame, CONFIG, {"num_boost_round": 10})
+    model_dir = tmp_path / "model"
+    model.save(model_dir)
+    png = importance_png(model.importance, tmp_path / "importance.png")
+    try:
+        with mlflow.start_run(run_name="dagster-run", experiment_id=exp) as parent:
+            run_id, version = log_trained_model(
+                mlflow,
+                name="xgboost",
+                day=date(2024, 1, 3),
+                model_dir=model_dir,
+                params={**model.params, "features": model.features},
+                metrics={"log_loss": 0.9, "macro_f1": 0.5, "confusion": "[[1]]", "nan": float("nan")},
+                artifacts=[png],
+                tags={"partition": "2024-01-03"},
+            )
+            second_run, second = log_trained_model(
+                mlflow, name="xgboost", day=date(2024, 1, 4), model_dir=model_dir
+            )
+    finally:
+        mlflow.set_tracking_uri(None)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(run_id)
+    assert run.info.experiment_id == exp
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert run.data.metrics == {"log_loss": 0.9, "macro_f1": 0.5}
+    assert run.data.params["num_boost_round"] == "10"
+    assert json.loads(run.data.params["features"])[:1] == model.features[:1]
+    logged = {a.path for a in client.list_artifacts(run_id, "model")}
+    assert {"model/model.json", "model/model.xgb.json"} <= logged
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/importance.png"]
+    assert (version, second) == ("1", "2")
+    mv = client.get_model_version("kimp-xgboost", "1")
+    assert mv.run_id == run_id and mv.source.endswith("model")
+    assert second_run != run_id
+
+
+def test_log_to_active_run_needs_an_active_run(tmp_path: Path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        assert mlflow.active_run() is None
+        with pytest.raises(RuntimeError, match="no active MLflow run"):
+            log_to_active_run(tmp_path)
+    finally:
+        mlflow.set_tracking_uri(None)
