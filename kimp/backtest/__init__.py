@@ -17,7 +17,7 @@ from kimp.backtest.config import (
     VenueFees,
 )
 from kimp.backtest.event_driven import run_event_driven
-from kimp.backtest.market import Book, Market, market_from_tables
+from kimp.backtest.market import Book, Market, market_from_arrays, market_from_tables
 from kimp.backtest.metrics import compute_metrics
 from kimp.backtest.report import equity_png, html_report, premium_trades_png
 from kimp.backtest.result import BacktestResult
@@ -43,6 +43,7 @@ __all__ = [
     "compute_metrics",
     "equity_png",
     "html_report",
+    "market_from_arrays",
     "market_from_tables",
     "prediction_signals",
     "premium_trades_png",

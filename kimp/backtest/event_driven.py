@@ -197,8 +197,8 @@ def run_events(
         else:  # EV_DECIDE
             K.land_transfer(S, t)
             forced = day_end[i]
-            if tradable[i] or forced:
-                s = 0.0 if forced else target[i]
+            s = 0.0 if forced else target[i]
+            if (tradable[i] or forced) and not K.quiet(S, P, s, last_kr, last_bn, conv):
                 if not book_mode:
                     ntr, nrej, nx = K.bar_decision(
                         S,

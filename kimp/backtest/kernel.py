@@ -4,7 +4,9 @@ Both the vectorized engine (a loop over bars) and the event-driven engine (a loo
 events) call exactly these functions to size a target, clip it to capital and inventory limits, start
 coin transfers, price a bar-level fill with the slippage and impact models, book a fill, charge funding
 and mark the equity. Everything is ``@njit(cache=True, nogil=True)``: cached so a fresh process does not
-recompile, GIL-free so parameter sweeps run in threads on every core.
+recompile, GIL-free so parameter sweeps run in threads on every core. The per-bar functions are also
+``inline="always"``: a real call would pay numba's reference counting on every array argument, which
+made a bar ~10x slower.
 
 State vector ``S`` (float64) and parameter vector ``P`` (see :meth:`BacktestConfig.params`) are flat
 arrays indexed by the constants below; legs are 0 = Korean venue (KRW), 1 = Binance (USDT). Positions
@@ -57,19 +59,24 @@ def init_state(P, kr_px0, bn_px0):
 
 @njit(cache=True, nogil=True)
 def rolling_sigma(close, window):
-    """Std of 1-bar log returns over the last ``window`` returns ending at each bar (only the past)."""
+    """Std of simple 1-bar returns over the last ``window`` returns ending at each bar (only the past).
+
+    Simple rather than log returns: the same to first order at bar scale, and no ``log`` per bar.
+    """
     n = close.shape[0]
     out = np.zeros(n)
+    r = np.zeros(n)
     s1 = 0.0
     s2 = 0.0
-    r = np.zeros(n)
     for i in range(1, n):
-        r[i] = math.log(close[i] / close[i - 1]) if close[i] > 0 and close[i - 1] > 0 else 0.0
-        s1 += r[i]
-        s2 += r[i] * r[i]
+        x = close[i] / close[i - 1] - 1.0 if close[i - 1] > 0 else 0.0
+        r[i] = x
+        s1 += x
+        s2 += x * x
         if i > window:
-            s1 -= r[i - window]
-            s2 -= r[i - window] * r[i - window]
+            y = r[i - window]
+            s1 -= y
+            s2 -= y * y
         m = min(i, window)
         if m >= 2:
             var = (s2 - s1 * s1 / m) / (m - 1)
@@ -77,7 +84,7 @@ def rolling_sigma(close, window):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def land_transfer(S, t):
     """Coins in flight reach their venue once their arrival time has passed."""
     if S[S_FLIGHT_QTY] > 0 and S[S_FLIGHT_DUE] <= t:
@@ -86,7 +93,7 @@ def land_transfer(S, t):
         S[S_FLIGHT_QTY] = 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def charge_funding(S, P, bn_px, conv, periods):
     """Perp funding for ``periods`` funding instants: a long pays rate x notional, a short receives it."""
     amount = periods * P[P_FUNDING_RATE] * S[S_POS_BN] * bn_px
@@ -94,7 +101,7 @@ def charge_funding(S, P, bn_px, conv, periods):
     S[C_FUNDING] += amount * conv
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def decide(S, P, s, kr_px, bn_px, conv, t, bar, rej, nrej, xfer, nxfer):
     """Leg targets (coins) for the target ``s``; clips to limits, records rejections, starts transfers.
 
@@ -172,7 +179,44 @@ def decide(S, P, s, kr_px, bn_px, conv, t, bar, rej, nrej, xfer, nxfer):
     return t_kr, t_bn, base, px, nrej, nxfer
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def quiet(S, P, s, kr_px, bn_px, conv):
+    """True when :func:`decide` + :func:`leg_order` would do nothing: same target as last time, no
+    inventory cut (so no transfer to start) and both legs within the rebalance threshold.
+
+    Straight-line arithmetic on purpose: it runs on every bar, and without branches numba drops the
+    reference counting of its array arguments, which costs more than the arithmetic (see module doc).
+    """
+    if s == 0.0:  # flat and staying flat: most bars of most strategies, no arithmetic needed
+        return (S[S_LAST_TARGET] == 0.0) & (S[S_POS_KR] == 0.0) & (S[S_POS_BN] == 0.0)
+    wk = P[P_W_KR]
+    wb = P[P_W_BN]
+    has_kr = wk != 0
+    has_bn = wb != 0
+    cap_bn = P[P_CAP_USDT] * conv
+    base = (
+        min(P[P_CAP_KRW], cap_bn) * (has_kr & has_bn) + P[P_CAP_KRW] * (has_kr & ~has_bn) + cap_bn * ~has_kr
+    )
+    px = kr_px * has_kr + bn_px * conv * ~has_kr
+    sign = (s > 0) * 1.0 - (s < 0) * 1.0
+    # Multiplications by precomputed reciprocals instead of divisions: this is the hot path.
+    inv_kr = 1.0 / kr_px
+    inv_bn = 1.0 / bn_px
+    q = abs(s) * base * (inv_kr * has_kr + inv_bn * ~has_kr / conv)
+    q = min(q, P[P_MAX_FRAC] * P[P_CAP_KRW] * inv_kr + 1e300 * ~has_kr)
+    q = min(q, P[P_MAX_FRAC] * P[P_CAP_USDT] * inv_bn + 1e300 * ~has_bn)
+    inv_cut = ((wk * sign < 0) & (q > S[S_INV0_KR] + S[S_TIN_KR])) | (
+        (wb * sign < 0) & (P[P_PERP] == 0) & (q > S[S_INV0_BN] + S[S_TIN_BN])
+    )
+    band = P[P_REBAL] * base
+    d_kr = wk * sign * q - S[S_POS_KR]
+    d_bn = wb * sign * q - S[S_POS_BN]
+    kr_ok = (d_kr == 0) | ((q * wk != 0) & (abs(d_kr) * px < band))
+    bn_ok = (d_bn == 0) | ((q * wb != 0) & (abs(d_bn) * px < band))
+    return (s == S[S_LAST_TARGET]) & ~inv_cut & kr_ok & bn_ok
+
+
+@njit(cache=True, nogil=True, inline="always")
 def leg_order(S, P, leg, target, px_krw, base):
     """Coins to trade on a leg: the gap to its target, unless below the rebalance threshold (no churn)."""
     pos = S[S_POS_KR] if leg == 0 else S[S_POS_BN]
@@ -186,7 +230,7 @@ def leg_order(S, P, leg, target, px_krw, base):
     return dq
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def apply_fill(S, P, leg, dq, price, maker, slip_native, impact_native, conv):
     """Book a fill of ``dq`` coins (signed) at ``price``: position, cash, fee and cost accumulators."""
     if leg == 0:
@@ -210,7 +254,7 @@ def apply_fill(S, P, leg, dq, price, maker, slip_native, impact_native, conv):
     return fee
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def record_trade(buf, n, t, bar, leg, dq, price, fee, slip, impact, conv, maker):
     if n < buf.shape[0]:
         buf[n, 0] = t
@@ -226,7 +270,7 @@ def record_trade(buf, n, t, bar, leg, dq, price, fee, slip, impact, conv, maker)
     return n + 1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def bar_fill(S, P, leg, dq, ref_px, ref_size, sigma, volume, conv, t, bar, trades, ntr):
     """A taker fill at the bar close moved by the slippage and impact models (bar-level fills)."""
     side = 1.0 if dq > 0 else -1.0
@@ -248,7 +292,7 @@ def bar_fill(S, P, leg, dq, ref_px, ref_size, sigma, volume, conv, t, bar, trade
     return record_trade(trades, ntr, t, bar, leg, dq, price, fee, slip_native, imp_native, conv, False)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def mark(S, P, kr_px, bn_px, conv):
     """Equity in KRW: capital + both legs' PnL (Binance leg converted, less its conversion cost)."""
     pnl_kr = S[S_CASH_KR] + S[S_POS_KR] * kr_px
@@ -256,7 +300,7 @@ def mark(S, P, kr_px, bn_px, conv):
     return P[P_CAP_TOTAL] + pnl_kr + pnl_bn * conv - P[P_FX_COST] * abs(pnl_bn) * conv - S[C_TRANSFER]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def bar_decision(
     S,
     P,
@@ -281,7 +325,10 @@ def bar_decision(
     xfer,
     nxfer,
 ):
-    """One decision with bar-level fills: target, clip, trade each leg at the bar close."""
+    """One decision with bar-level fills: target, clip, trade each leg at the bar close.
+
+    Callers test :func:`quiet` first: even an early return here would pay for its array arguments.
+    """
     t_kr, t_bn, base, px, nrej, nxfer = decide(S, P, s, kr_px, bn_px, conv, t, i, rej, nrej, xfer, nxfer)
     if P[P_W_KR] != 0:
         dq = leg_order(S, P, 0, t_kr, px, base)

@@ -303,3 +303,53 @@ def market_from_tables(
         kr_book=_book(orderbook, kr_venue, f"{coin}/KRW", partition),
         bn_book=_book(orderbook, "binance", f"{coin}/USDT", partition),
     )
+
+
+def market_from_arrays(
+    ts: np.ndarray,
+    kr_close: np.ndarray,
+    bn_close: np.ndarray,
+    conv: np.ndarray,
+    *,
+    interval_s: int = 60,
+    kr_volume: np.ndarray | None = None,
+    bn_volume: np.ndarray | None = None,
+    premium: np.ndarray | None = None,
+    coin: str = "BTC",
+    kr_venue: str = "upbit",
+    kr_book: Book | None = None,
+    bn_book: Book | None = None,
+) -> Market:
+    """A market straight from arrays (tests, benchmarks, synthetic studies); ``ts`` in µs (bar open).
+
+    The conversion rate of each bar is taken as published at its close; volumes default to 1e9 coins
+    (so size-dependent slippage is negligible); the premium defaults to ``kr / (bn x conv) - 1``.
+    """
+    ts = np.asarray(ts, dtype=np.int64)
+    n = ts.shape[0]
+    if n == 0 or np.any(np.diff(ts) != interval_s * US):
+        raise ValueError("market_from_arrays needs bars on a regular grid of interval_s seconds")
+    kr = np.asarray(kr_close, dtype=np.float64)
+    bn = np.asarray(bn_close, dtype=np.float64)
+    cv = np.asarray(conv, dtype=np.float64)
+    if not (np.all(np.isfinite(kr)) and np.all(np.isfinite(bn)) and np.all(np.isfinite(cv))):
+        raise ValueError("market_from_arrays: prices and conversion rates must be finite")
+    big = np.full(n, 1e9)
+    return Market(
+        coin=coin,
+        kr_venue=kr_venue,
+        interval_s=interval_s,
+        premium_column="premium_fx",
+        ts=ts,
+        premium=kr / (bn * cv) - 1.0 if premium is None else np.asarray(premium, dtype=np.float64),
+        kr_close=kr,
+        bn_close=bn,
+        conv=cv,
+        kr_volume=big if kr_volume is None else np.asarray(kr_volume, dtype=np.float64),
+        bn_volume=big if bn_volume is None else np.asarray(bn_volume, dtype=np.float64),
+        tradable=np.ones(n, dtype=np.bool_),
+        fx_ts=ts + interval_s * US,
+        fx_rate=cv,
+        kr_book=kr_book,
+        bn_book=bn_book,
+    )

@@ -1,7 +1,8 @@
 """Performance metrics of an equity curve, with the definitions spelled out (and tested by hand).
 
 Per-bar simple returns ``r_t = e_t / e_{t-1} - 1`` with ``e_{-1}`` = the starting capital.
-- total_return = e_last / capital - 1; annualized_return = (1 + total)^(periods_per_year / n) - 1.
+- total_return = e_last / capital - 1; annualized_return = (1 + total)^(periods_per_year / n) - 1
+  (computed in log space and capped at e^700 - 1 for short runs).
 - sharpe = mean(r) / std(r, ddof=1) x sqrt(periods_per_year) (risk-free rate 0).
 - sortino = mean(r) / sqrt(mean(min(r, 0)^2)) x sqrt(periods_per_year).
 - max_drawdown = max over t of 1 - e_t / max(capital, e_0..e_t) (a positive fraction).
@@ -47,6 +48,36 @@ def round_trip_pnls(equity, position, capital):
     return out[:k]
 
 
+@njit(cache=True, nogil=True)
+def _series_stats(e, capital, position):
+    """One pass: mean and sample std of returns, mean squared downside, max drawdown, exposure."""
+    n = e.shape[0]
+    prev = capital
+    peak = capital
+    mean = 0.0
+    m2 = 0.0
+    down = 0.0
+    mdd = 0.0
+    held = 0
+    for i in range(n):
+        r = e[i] / prev - 1.0
+        prev = e[i]
+        delta = r - mean
+        mean += delta / (i + 1)
+        m2 += delta * (r - mean)
+        if r < 0:
+            down += r * r
+        if e[i] > peak:
+            peak = e[i]
+        dd = 1.0 - e[i] / peak
+        if dd > mdd:
+            mdd = dd
+        if position[i] != 0:
+            held += 1
+    sd = math.sqrt(m2 / (n - 1)) if n > 1 else 0.0
+    return mean, sd, down / n, mdd, held / n
+
+
 def compute_metrics(
     equity: np.ndarray,
     *,
@@ -62,19 +93,13 @@ def compute_metrics(
     if e.size == 0:
         raise ValueError("compute_metrics needs at least one equity value")
     cap = float(capital if capital is not None else e[0])
-    prev = np.empty_like(e)
-    prev[0] = cap
-    prev[1:] = e[:-1]
-    r = e / prev - 1.0
     n = e.size
     total = e[-1] / cap - 1.0
-    ann = (1.0 + total) ** (periods_per_year / n) - 1.0 if total > -1 else -1.0
-    sd = float(r.std(ddof=1)) if n > 1 else 0.0
-    mean = float(r.mean())
-    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    peak = np.maximum.accumulate(np.maximum(e, cap))
-    mdd = float(np.max(1.0 - e / peak))
-    pos = np.zeros(n) if position is None else np.asarray(position, dtype=np.float64)
+    # In log space, capped: a short, lucky run annualizes to astronomically large numbers, not overflow.
+    ann = math.expm1(min(math.log1p(total) * periods_per_year / n, 700.0)) if total > -1 else -1.0
+    pos = np.zeros(n) if position is None else np.ascontiguousarray(position, dtype=np.float64)
+    mean, sd, down_sq, mdd, exposure = _series_stats(e, cap, pos)
+    downside = math.sqrt(down_sq)
     trips = round_trip_pnls(e, pos, cap)
     wins = float(trips[trips > 0].sum())
     losses = float(-trips[trips < 0].sum())
@@ -84,13 +109,13 @@ def compute_metrics(
         "volatility": sd * math.sqrt(periods_per_year),
         "sharpe": mean / sd * math.sqrt(periods_per_year) if sd > 0 else nan,
         "sortino": mean / downside * math.sqrt(periods_per_year) if downside > 0 else nan,
-        "max_drawdown": mdd,
+        "max_drawdown": float(mdd),
         "calmar": float(ann) / mdd if mdd > 0 else nan,
         "win_rate": float((trips > 0).mean()) if trips.size else nan,
         "profit_factor": wins / losses if losses > 0 else nan,
         "round_trips": float(trips.size),
         "turnover": float(traded_notional) / cap,
-        "exposure": float(np.mean(pos != 0)),
+        "exposure": float(exposure),
         "final_equity": float(e[-1]),
         "pnl": float(e[-1] - cap),
         "bars": float(n),

@@ -14,7 +14,22 @@ from kimp.backtest.metrics import compute_metrics
 from kimp.backtest.signals import target_array
 from kimp.errors import MarketDataError
 
-REASONS = {K.REASON_CAPITAL: "capital_limit", K.REASON_INVENTORY: "inventory"}
+TRADE_COLUMNS = (
+    "ts",
+    "bar_ts",
+    "venue",
+    "side",
+    "qty",
+    "price",
+    "notional",
+    "fee",
+    "slippage",
+    "impact",
+    "currency",
+    "conv",
+    "cost_krw",
+    "liquidity",
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,54 +179,65 @@ def finish(
             f"{n_trades - prep.trades.shape[0]} fills beyond the trade buffer are in the PnL but not listed"
         )
     tr = prep.trades[: min(n_trades, prep.trades.shape[0])]
-    venue_names = np.array([market.kr_venue, "binance"])
-    leg = tr[:, 2].astype(np.int64)
-    qty = tr[:, 3]
-    price = tr[:, 4]
-    conv = tr[:, 8]
-    krw = np.where(leg == 0, 1.0, conv)
-    trades = pl.DataFrame(
-        {
-            "ts": _utc(tr[:, 0], "ts"),
-            "bar_ts": pl.Series("bar_ts", market.ts[tr[:, 1].astype(np.int64)]).cast(
-                pl.Datetime("us", "UTC")
-            ),
-            "venue": venue_names[leg],
-            "side": np.where(qty > 0, "buy", "sell"),
-            "qty": np.abs(qty),
-            "price": price,
-            "notional": np.abs(qty) * price,
-            "fee": tr[:, 5],
-            "slippage": tr[:, 6],
-            "impact": tr[:, 7],
-            "currency": np.where(leg == 0, "KRW", "USDT"),
-            "conv": conv,
-            "cost_krw": (tr[:, 5] + tr[:, 6] + tr[:, 7]) * krw,
-            "liquidity": np.where(tr[:, 9] > 0, "maker", "taker"),
-        }
+    # Strings are made by polars from small codes: numpy string arrays would dominate a long run's time.
+    leg = pl.col("_leg")
+    trades = (
+        pl.DataFrame(
+            {
+                "ts": _utc(tr[:, 0], "ts"),
+                "bar_ts": _utc(market.ts[tr[:, 1].astype(np.int64)], "bar_ts"),
+                "_leg": tr[:, 2],
+                "_qty": tr[:, 3],
+                "price": tr[:, 4],
+                "fee": tr[:, 5],
+                "slippage": tr[:, 6],
+                "impact": tr[:, 7],
+                "conv": tr[:, 8],
+                "_maker": tr[:, 9],
+            }
+        )
+        .with_columns(
+            venue=pl.when(leg == 0).then(pl.lit(market.kr_venue)).otherwise(pl.lit("binance")),
+            side=pl.when(pl.col("_qty") > 0).then(pl.lit("buy")).otherwise(pl.lit("sell")),
+            qty=pl.col("_qty").abs(),
+            notional=pl.col("_qty").abs() * pl.col("price"),
+            currency=pl.when(leg == 0).then(pl.lit("KRW")).otherwise(pl.lit("USDT")),
+            cost_krw=(pl.col("fee") + pl.col("slippage") + pl.col("impact"))
+            * pl.when(leg == 0).then(1.0).otherwise(pl.col("conv")),
+            liquidity=pl.when(pl.col("_maker") > 0).then(pl.lit("maker")).otherwise(pl.lit("taker")),
+        )
+        .select(TRADE_COLUMNS)
     )
     xf = prep.transfers[:n_transfers]
-    dest = xf[:, 2].astype(np.int64)
     transfers = pl.DataFrame(
         {
             "ts": _utc(xf[:, 0], "ts"),
-            "from_venue": venue_names[1 - dest],
-            "to_venue": venue_names[dest],
+            "_dest": xf[:, 2],
             "qty": xf[:, 3],
             "fee": xf[:, 4],
             "arrives": _utc(xf[:, 5], "arrives"),
         }
+    ).select(
+        "ts",
+        from_venue=pl.when(pl.col("_dest") == 0).then(pl.lit("binance")).otherwise(pl.lit(market.kr_venue)),
+        to_venue=pl.when(pl.col("_dest") == 0).then(pl.lit(market.kr_venue)).otherwise(pl.lit("binance")),
+        qty="qty",
+        fee="fee",
+        arrives="arrives",
     )
     rj = prep.rejections[:n_rejections]
-    rejections: list[dict[str, object]] = [
-        {
-            "ts": _utc(np.array([row[0]]), "ts")[0],
-            "requested": float(row[2]),
-            "allowed": float(row[3]),
-            "reason": REASONS[int(row[4])],
-        }
-        for row in rj
-    ]
+    rejections: list[dict[str, object]] = (
+        pl.DataFrame({"ts": _utc(rj[:, 0], "ts"), "requested": rj[:, 2], "allowed": rj[:, 3], "_r": rj[:, 4]})
+        .select(
+            "ts",
+            "requested",
+            "allowed",
+            reason=pl.when(pl.col("_r") == K.REASON_CAPITAL)
+            .then(pl.lit("capital_limit"))
+            .otherwise(pl.lit("inventory")),
+        )
+        .to_dicts()
+    )
     pnl_bn = S[K.S_CASH_BN] + S[K.S_POS_BN] * market.bn_close[-1]
     costs = {kind: float(S[slot]) for kind, slot in K.COST_SLOTS.items()}
     costs["transfer"] = float(S[K.C_TRANSFER])

@@ -50,18 +50,18 @@ def run_bars(
     nx = 0
     funding_us = np.int64(P[K.P_FUNDING_US])
     perp = P[K.P_PERP] != 0 and P[K.P_FUNDING_RATE] != 0
-    prev = first_open
+    next_funding = (first_open // funding_us + 1) * funding_us  # funding instants in (first_open, ...]
     for i in range(n):
         t = ts_close[i]
         K.land_transfer(S, t)
-        if perp and S[K.S_POS_BN] != 0:
-            k = t // funding_us - prev // funding_us
-            if k > 0:
+        if perp and t >= next_funding:
+            k = (t - next_funding) // funding_us + 1
+            next_funding += k * funding_us
+            if S[K.S_POS_BN] != 0:
                 K.charge_funding(S, P, bn_close[i], conv[i], k)
-        prev = t
         forced = day_end[i]
-        if tradable[i] or forced:
-            s = 0.0 if forced else target[i]
+        s = 0.0 if forced else target[i]
+        if (tradable[i] or forced) and not K.quiet(S, P, s, kr_close[i], bn_close[i], conv[i]):
             ntr, nrej, nx = K.bar_decision(
                 S,
                 P,
