@@ -162,7 +162,13 @@ def test_order_above_capital_is_cut_and_recorded() -> None:
     r = run_vectorized(m, signals(m, [1.5, 1.5, 0]), kr_only(FREE))
     assert r.equity["kr_qty"][0] == pytest.approx(10_000)  # the whole KRW capital, no more
     assert r.rejections == [
-        {"ts": m.ts_series()[0], "requested": 1.5, "allowed": pytest.approx(1.0), "reason": "capital_limit"}
+        {
+            "ts": m.ts_series()[1],  # decided at the close of the first bar
+            "bar_ts": m.ts_series()[0],
+            "requested": 1.5,
+            "allowed": pytest.approx(1.0),
+            "reason": "capital_limit",
+        }
     ]
     assert r.metrics["rejections"] == 1
 

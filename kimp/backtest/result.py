@@ -41,7 +41,8 @@ class BacktestResult:
     trades: one row per fill: ts (fill instant), bar_ts, venue, side, qty, price, notional, fee,
       slippage, impact (in the venue's quote currency), currency, conv, cost_krw, liquidity.
     transfers: ts, from_venue, to_venue, qty, fee (coins), arrives.
-    rejections: documented capital/limit/inventory cuts: ts, requested, allowed, reason.
+    rejections: documented capital/limit/inventory cuts: ts (decision instant, the bar close), bar_ts,
+      requested, allowed (targets in [-1, 1] units), reason (capital_limit | inventory).
     costs: KRW by kind (fees, slippage, impact, funding (negative = received), transfer,
       fx_conversion) and total. metrics: see kimp.backtest.metrics (cost_<kind> included).
     """
@@ -227,9 +228,18 @@ def finish(
     )
     rj = prep.rejections[:n_rejections]
     rejections: list[dict[str, object]] = (
-        pl.DataFrame({"ts": _utc(rj[:, 0], "ts"), "requested": rj[:, 2], "allowed": rj[:, 3], "_r": rj[:, 4]})
+        pl.DataFrame(
+            {
+                "ts": _utc(rj[:, 0], "ts"),
+                "bar_ts": _utc(market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
+                "requested": rj[:, 2],
+                "allowed": rj[:, 3],
+                "_r": rj[:, 4],
+            }
+        )
         .select(
             "ts",
+            "bar_ts",
             "requested",
             "allowed",
             reason=pl.when(pl.col("_r") == K.REASON_CAPITAL)
