@@ -1,0 +1,230 @@
+"""Engine parity on a simulated day, order-book fills, daily close-out and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from kimp.backtest import (
+    SCENARIOS,
+    BacktestConfig,
+    Book,
+    CostConfig,
+    TransferModel,
+    apply_scenario,
+    html_report,
+    market_from_arrays,
+    market_from_tables,
+    prediction_signals,
+    run_event_driven,
+    run_vectorized,
+    sweep,
+    zscore_signals,
+)
+from kimp.backtest.event_driven import walk_book
+from kimp.errors import MarketDataError
+from kimp.market_data.source import build_source
+from kimp.premium import compute_premium
+
+DAY = date(2024, 3, 1)
+US = 1_000_000
+
+
+@pytest.fixture(scope="module")
+def tables() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    src = build_source("simulated")
+    candles = {v: src.candles(v, DAY) for v in ("upbit", "bithumb", "binance")}
+    premium = compute_premium(
+        {"upbit": candles["upbit"], "bithumb": candles["bithumb"]}, candles["binance"], src.fx(DAY), day=DAY
+    )
+    return premium, pl.concat(list(candles.values())), src.orderbook(DAY)
+
+
+@pytest.fixture(scope="module")
+def market(tables):
+    return market_from_tables(*tables, coin="BTC", kr_venue="upbit")
+
+
+def test_engines_agree_under_bar_fills_with_every_cost(market) -> None:
+    # Perp hedge (funding), small inventory (transfers and rejections), all default costs.
+    cfg = BacktestConfig(
+        hedge="perp",
+        inventory_fraction=0.4,
+        costs=dataclasses.replace(CostConfig(), transfer=TransferModel(delay_s=600)),
+    )
+    sig = zscore_signals(market, window=60, entry_z=1.5, exit_z=0.3)
+    vec = run_vectorized(market, sig, cfg)
+    ev = run_event_driven(market, sig, cfg)
+    assert vec.trades.height > 20 and vec.transfers.height > 0 and vec.rejections
+    assert vec.costs["funding"] != 0
+    # Documented tolerance: 1e-9 relative on equity; trades identical.
+    assert ev.trades.select("ts", "venue", "side").equals(vec.trades.select("ts", "venue", "side"))
+    np.testing.assert_allclose(ev.trades["qty"].to_numpy(), vec.trades["qty"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ev.trades["price"].to_numpy(), vec.trades["price"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ev.equity["equity"].to_numpy(), vec.equity["equity"].to_numpy(), rtol=1e-9)
+    assert ev.rejections == vec.rejections
+    assert ev.costs == pytest.approx(vec.costs, rel=1e-9)
+
+
+def test_every_day_ends_flat(market) -> None:
+    sig = zscore_signals(market, window=30, entry_z=1.0, exit_z=0.2).with_columns(target=pl.lit(-1.0))
+    for run in (run_vectorized, run_event_driven):
+        r = run(market, sig, BacktestConfig())
+        assert r.equity["kr_qty"][-1] == 0 and r.equity["bn_qty"][-1] == 0
+        assert r.metrics["exposure"] > 0.99
+
+
+def test_walk_book_partial_fill_and_limit() -> None:
+    px = np.array([[100.0, 101.0, 102.0, np.nan]])
+    sz = np.array([[1.0, 2.0, 3.0, np.nan]])
+    assert walk_book(1.0, 2.5, np.nan, px, sz, 0) == pytest.approx((2.5, 100 + 1.5 * 101))
+    assert walk_book(1.0, 10.0, np.nan, px, sz, 0) == pytest.approx((6.0, 100 + 202 + 306))  # L3 then nothing
+    assert walk_book(1.0, 10.0, 101.0, px, sz, 0) == pytest.approx((3.0, 302.0))  # stops at the limit
+
+
+def _book_market(order_type: str, latency_ms: int, offset_bps: float = 0.0):
+    """3 one-minute bars; books every 10 s; asks 100.5/101.5 x 4 coins, bids 99.5/98.5 x 4 coins."""
+    ts = np.arange(3, dtype=np.int64) * 60 * US + 1_709_251_200 * US
+    bts = ts[0] + np.arange(0, 190, 10, dtype=np.int64) * US
+    m = len(bts)
+    lvl = np.arange(10)
+    ask_px = np.tile(100.5 + lvl, (m, 1))
+    bid_px = np.tile(99.5 - lvl, (m, 1))
+    sz = np.full((m, 10), 4.0)
+    ask_px[9:, :] -= 0.6  # from 90 s on the asks fall below 100 (a resting bid at 100 gets hit)
+    book = Book(bts, bid_px, sz, ask_px, sz.copy())
+    mk = market_from_arrays(
+        ts, np.full(3, 100.0), np.full(3, 1.0), np.full(3, 1000.0), kr_book=book, bn_book=book
+    )
+    cfg = BacktestConfig(
+        mode="kr_only",
+        capital_krw=1000.0,
+        capital_usdt=1.0,
+        fill="book",
+        order_type=order_type,  # type: ignore[arg-type]
+        latency_ms=latency_ms,
+        limit_offset_bps=offset_bps,
+        costs=CostConfig.free(),
+    )
+    sig = pl.DataFrame({"ts": mk.ts_series(), "target": [1.0, 1.0, 0.0]})
+    return mk, cfg, sig
+
+
+def test_market_order_waits_for_latency_and_walks_the_book() -> None:
+    mk, cfg, sig = _book_market("market", latency_ms=25_000)
+    r = run_event_driven(mk, sig, cfg)
+    first = r.trades.row(0, named=True)
+    # Decided at 60 s, active at 85 s: the 90 s snapshot (asks from 99.9); 10 coins = 4 + 4 + 2.
+    assert first["ts"].timestamp() - mk.ts[0] / US == 90
+    assert first["qty"] == pytest.approx(10.0)
+    assert first["price"] == pytest.approx((4 * 99.9 + 4 * 100.9 + 2 * 101.9) / 10)
+    assert first["liquidity"] == "taker"
+
+
+def test_ioc_cancels_what_it_cannot_fill_and_limit_rests_as_maker() -> None:
+    mk, cfg, sig = _book_market("ioc", latency_ms=0, offset_bps=0.0)
+    r = run_event_driven(mk, sig, cfg)
+    # Buy IOC at the mid 100: no ask at or below 100 at 60 s -> nothing, cancelled.
+    assert r.metrics["unfilled_qty"] >= 10.0
+    mk, cfg, sig = _book_market("limit", latency_ms=0, offset_bps=0.0)
+    r = run_event_driven(mk, sig, cfg)
+    buys = r.trades.filter(pl.col("side") == "buy")
+    # Meets the 70 s book without crossing, rests at 100; at 90 s the asks (99.9) cross it: filled at the limit, as maker, 4 coins shown.
+    assert buys["liquidity"].to_list()[0] == "maker"
+    assert buys["price"].to_list()[0] == pytest.approx(100.0)
+    assert buys["qty"].to_list()[0] == pytest.approx(4.0)
+
+
+def test_no_books_fall_back_to_bar_fills(market) -> None:
+    bare = market.replace(kr_book=None, bn_book=None)
+    sig = zscore_signals(bare, window=60)
+    r = run_event_driven(bare, sig, BacktestConfig(fill="book"))
+    assert any("bar-level fills" in note for note in r.notes)
+    assert r.trades.equals(run_vectorized(bare, sig, BacktestConfig()).trades)
+
+
+def test_bad_input_gets_clear_errors(tables, market) -> None:
+    premium, candles, books = tables
+    sig = zscore_signals(market, window=60)
+    with pytest.raises(MarketDataError, match="misaligned"):
+        run_vectorized(market, sig.slice(1), BacktestConfig())
+    with pytest.raises(MarketDataError, match="NaN or null"):
+        run_vectorized(market, sig.with_columns(target=pl.lit(None, pl.Float64)), BacktestConfig())
+    btc = premium.filter((pl.col("coin") == "BTC") & (pl.col("kr_venue") == "upbit"))
+    nan_price = btc.with_columns(
+        kr_close=pl.when(pl.int_range(pl.len()) == 5).then(float("nan")).otherwise(pl.col("kr_close"))
+    )
+    with pytest.raises(MarketDataError, match="NaN or non-positive price"):
+        market_from_tables(nan_price, candles, books)
+    with pytest.raises(MarketDataError, match="not strictly increasing"):
+        market_from_tables(btc.reverse(), candles, books)
+    gappy = btc.filter((pl.int_range(pl.len()) < 100) | (pl.int_range(pl.len()) > 110))
+    with pytest.raises(MarketDataError, match="max_gap_bars=5"):
+        market_from_tables(gappy, candles, books)
+    short_gap = btc.filter((pl.int_range(pl.len()) < 100) | (pl.int_range(pl.len()) > 103))
+    filled = market_from_tables(short_gap, candles, books)
+    assert filled.n == 1440 and not filled.tradable[100:104].any()
+    assert filled.kr_close[101] == filled.kr_close[99]  # forward-filled, never traded
+
+
+def test_prediction_rule_and_misaligned_predictions(market) -> None:
+    ts = market.ts_series()
+    preds = pl.DataFrame(
+        {
+            "ts": ts[:4],
+            "coin": "BTC",
+            "horizon": 60,
+            "model": "ensemble",
+            "p_down": [0.7, 0.2, 0.45, None],
+            "p_flat": [0.2, 0.2, 0.2, None],
+            "p_up": [0.1, 0.6, 0.35, None],
+        }
+    )
+    sig = prediction_signals(market, preds, model="ensemble", threshold=0.15)
+    assert sig["target"][:5].to_list() == pytest.approx([-0.6, 0.4, 0.0, 0.0, 0.0])
+    off = preds.with_columns(pl.col("ts") + pl.duration(seconds=30))
+    with pytest.raises(MarketDataError, match="off the bar grid"):
+        prediction_signals(market, off, model="ensemble")
+
+
+def test_scenarios_are_seeded_consistent_and_stressful(market) -> None:
+    sig_cfg = {"window": 120, "entry_z": 2.0, "exit_z": 0.5}
+    results = {}
+    for name in SCENARIOS:
+        a, b = apply_scenario(market, name, seed=3), apply_scenario(market, name, seed=3)
+        np.testing.assert_array_equal(a.kr_close, b.kr_close)
+        ok = np.isfinite(a.premium)
+        np.testing.assert_allclose(a.premium[ok], (a.kr_close / (a.bn_close * a.conv) - 1)[ok], rtol=1e-9)
+        results[name] = run_vectorized(a, zscore_signals(a, **sig_cfg), BacktestConfig())
+        assert results[name].scenario == name
+    vol = {n: np.std(np.diff(np.log(apply_scenario(market, n).bn_close))) for n in SCENARIOS}
+    assert vol["high_volatility"] > 2.5 * vol["normal"]
+    crash = apply_scenario(market, "flash_crash", seed=3)
+    assert crash.bn_close.min() / market.bn_close.min() < 0.9
+    assert np.nanmin(crash.premium) < np.nanmin(market.premium) - 0.05
+    assert not np.array_equal(crash.bn_close, apply_scenario(market, "flash_crash", seed=4).bn_close)
+    low = apply_scenario(market, "low_liquidity")
+    np.testing.assert_allclose(low.kr_volume, 0.1 * market.kr_volume)
+    assert low.kr_book is not None and market.kr_book is not None
+    assert np.all(
+        low.kr_book.ask_px[:, 0] - low.kr_book.bid_px[:, 0]
+        > market.kr_book.ask_px[:, 0] - market.kr_book.bid_px[:, 0]
+    )
+    same = run_vectorized(low, zscore_signals(market, **sig_cfg), BacktestConfig())
+    base = run_vectorized(market, zscore_signals(market, **sig_cfg), BacktestConfig())
+    assert same.costs["slippage"] > base.costs["slippage"]
+    page = html_report(list(results.values()))
+    assert page.count("data:image/png;base64,") == 2 * len(SCENARIOS) and "flash_crash" in page
+
+
+def test_sweep_runs_each_point_like_a_single_run(market) -> None:
+    grid = {"window": [60, 120], "entry_z": [1.5, 2.0]}
+    table = sweep(market, grid, BacktestConfig(), n_jobs=2)
+    assert table.height == 4
+    single = run_vectorized(market, zscore_signals(market, window=120, entry_z=1.5), BacktestConfig())
+    row = table.filter((pl.col("window") == 120) & (pl.col("entry_z") == 1.5))
+    assert row["total_return"][0] == pytest.approx(single.metrics["total_return"])
