@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 
 import polars as pl
@@ -21,7 +22,7 @@ from kimp.features.families.price import (
     add_volatility,
     add_vwap,
 )
-from kimp.features.inputs import FX_MAX_AGE, MACRO_MAX_AGE, base_frame, ensure_columns, prepare
+from kimp.features.inputs import FX_MAX_AGE, base_frame, ensure_columns, prepare
 from kimp.features.registry import NotRepresentable, Registry
 from kimp.features.types import TABLE_NAMES, FeatureConfig, FeatureInputs, FeatureResult, FeatureSpec
 
@@ -135,30 +136,71 @@ def _helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
     return groups
 
 
-def _coin_frame(reg: Registry, base: pl.DataFrame, marks: dict[str, str]) -> tuple[pl.DataFrame, list[str]]:
-    exprs: list[pl.Expr] = []
-    for spec, make in zip(reg.specs, reg.makers, strict=True):
-        try:
-            expr = make()
-        except NotRepresentable as err:
-            marks.setdefault(spec.name, str(err))
-            expr = None
-        if expr is None:
-            expr = pl.lit(None, pl.Float64)
-        lb = int(spec.lookback.total_seconds())
-        if lb > 0:  # warm-up: fewer seconds of history on the grid than declared -> null
-            expr = pl.when(pl.col("_hist_s") >= lb).then(expr)
-        exprs.append(expr.cast(pl.Float32).alias(spec.name))
-    # eager on purpose: planning one lazy query of ~650 deep expressions costs seconds, while eager
-    # selects still run their expressions in parallel
+# Helpers read by several families stay until the coin is done; the others are dropped after their family.
+_SHARED_HELPERS = ("_lr1_", "_bvc_")
+
+
+def _needed_helpers(exprs: list[pl.Expr], helpers: dict[str, pl.Expr]) -> set[str]:
+    needed: set[str] = set()
+    todo = [r for e in exprs for r in e.meta.root_names() if r in helpers]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(r for r in helpers[name].meta.root_names() if r in helpers)
+    return needed
+
+
+def _feature_expr(
+    spec: FeatureSpec, make: Callable[[], pl.Expr | None], marks: dict[str, str], history_s: float
+) -> pl.Expr:
+    try:
+        expr = make()
+    except NotRepresentable as err:
+        marks.setdefault(spec.name, str(err))
+        expr = None
+    if expr is None:
+        expr = pl.lit(None, pl.Float64)
+    lb = int(spec.lookback.total_seconds())
+    if lb > history_s:  # warm-up: rows with less history on the grid than declared are null
+        expr = pl.when(pl.col("_hist_s") >= lb).then(expr)
+    return expr.cast(pl.Float32).alias(spec.name)
+
+
+def _coin_frame(reg: Registry, base: pl.DataFrame, marks: dict[str, str], start: datetime) -> pl.DataFrame:
+    """All features of one coin, family by family.
+
+    Eager on purpose: planning one lazy query of ~650 deep expressions costs seconds, and polars does
+    not share repeated sub-expressions here, so every intermediate used twice is a helper column,
+    materialized once before its family and dropped after it (memory stays bounded for a year).
+    """
     frame = base
-    for level in _helper_levels(reg.helpers):
-        frame = frame.with_columns([reg.helpers[name].alias(name) for name in level])
-    names = [s.name for s in reg.specs]
-    frame = frame.select("ts", *exprs)
-    # division by zero and logs of zero make +-inf/NaN; no feature may carry them (documented rule)
-    frame = frame.with_columns(pl.when(pl.col(names).is_finite()).then(pl.col(names)).name.keep())
-    return frame, names
+    columns: list[pl.Series] = [base["ts"]]
+    # history of the first row that is kept: a feature whose look-back it covers needs no warm-up mask
+    kept = base.filter(pl.col("ts") >= start)["_hist_s"]
+    history_s = float(kept.min()) if kept.len() else float("inf")  # type: ignore[arg-type]
+    specs, makers = reg.specs, reg.makers
+    i = 0
+    while i < len(specs):
+        j = i
+        while j < len(specs) and specs[j].family == specs[i].family:
+            j += 1
+        exprs = [_feature_expr(specs[k], makers[k], marks, history_s) for k in range(i, j)]
+        needed = _needed_helpers(exprs, reg.helpers) - set(frame.columns)
+        pending = {n: e for n, e in reg.helpers.items() if n in needed}
+        for level in _helper_levels(pending):
+            frame = frame.with_columns([pending[n].alias(n) for n in level])
+        names = [s.name for s in specs[i:j]]
+        part = frame.select(exprs)
+        # division by zero and logs of zero make +-inf/NaN; no feature may carry them (documented rule)
+        counts = part.select((~pl.col(names).is_finite()).sum()).row(0, named=True)
+        bad = [c for c, n in counts.items() if n]
+        if bad:
+            part = part.with_columns(pl.when(pl.col(bad).is_finite()).then(pl.col(bad)).name.keep())
+        columns.extend(part.get_columns())
+        frame = frame.drop([n for n in needed if not n.startswith(_SHARED_HELPERS)])
+        i = j
+    return pl.DataFrame(columns)
 
 
 def build_features(
@@ -178,19 +220,20 @@ def build_features(
     venues: dict[str, str] = {}
     names: list[str] = []
     specs: list[FeatureSpec] = []
-    for coin in config.coins:
+    for coin in sorted(config.coins):  # sorted, so the concatenation is already ordered by (coin, ts)
         base, venues[coin] = base_frame(prep, coin, end=end, config=config)
         reg = Registry(config, prep.interval_s)
         for add in FAMILY_BUILDERS:
             add(reg)
         specs = reg.specs
-        frame, names = _coin_frame(reg, ensure_columns(base), marks)
-        frames.append(
-            frame.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).with_columns(
-                coin=pl.lit(coin), interval_s=pl.lit(prep.interval_s, pl.Int32)
-            )
-        )
-    out = pl.concat(frames, how="vertical").select(*KEY_COLUMNS, *names).sort(["coin", "ts"])
+        names = [s.name for s in specs]
+        frame = _coin_frame(reg, ensure_columns(base), marks, start)
+        del base
+        # the grid is regular, sorted and ends before `end`: the window is a zero-copy tail slice
+        first = int(frame["ts"].search_sorted(start, side="left")) if frame.height else 0
+        frame = frame.slice(first)
+        frames.append(frame.with_columns(coin=pl.lit(coin), interval_s=pl.lit(prep.interval_s, pl.Int32)))
+    out = pl.concat(frames, how="vertical", rechunk=False).select(*KEY_COLUMNS, *names)
     unavailable = _unavailable(specs, out, prep.unusable, marks)
     return FeatureResult(
         frame=out,

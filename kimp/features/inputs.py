@@ -230,10 +230,14 @@ def prepare(inputs: FeatureInputs, *, start: datetime, end: datetime, config: Fe
 
 # --------------------------------------------------------------------------------------------- helpers
 def bar_of(ts: pl.Expr, interval_s: int) -> pl.Expr:
-    """Open time of the bar whose close is the first at or after ``ts`` (an event at a bar's close
-    belongs to that bar: it is known when the bar is)."""
+    """Open time of the bar [open, close) that contains ``ts``.
+
+    An event exactly at a bar's close goes to the next bar: it would be known in time for the earlier
+    bar, but it is stored in the next day's partition when the close is midnight, and a day computed
+    alone must equal the same day inside a longer run.
+    """
     interval_us = interval_s * 1_000_000
-    epoch = (ts.dt.epoch("us") - 1) // interval_us * interval_us
+    epoch = ts.dt.epoch("us") // interval_us * interval_us
     return pl.from_epoch(epoch, time_unit="us").dt.replace_time_zone("UTC")
 
 
@@ -276,7 +280,7 @@ def _candle_cols(
 def _book_cols(
     orderbook: pl.DataFrame | None, venue: str, symbol: str, interval_s: int, max_age_s: int, prefix: str
 ) -> pl.DataFrame | None:
-    """Order-book snapshots aggregated to bars in one group_by: last snapshot at or before the bar
+    """Order-book snapshots aggregated to bars in one group_by: last snapshot before the bar
     close (depth per level, spread, imbalance, microprice) plus bar means of spread and imbalance."""
     if orderbook is None:
         return None

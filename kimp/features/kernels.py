@@ -69,6 +69,39 @@ def garch_nll(r: np.ndarray, alpha: float, beta: float, var: float) -> float:
 
 
 @njit(cache=True, nogil=True)
+def garch_nll_grad(r: np.ndarray, alpha: float, beta: float) -> tuple[float, float, float]:
+    """garch_nll for unit variance (returns already scaled) and its exact gradient in (alpha, beta).
+
+    With omega = 1 - a - b: d s2_t/da = -1 + r_(t-1)^2 + b d s2_(t-1)/da and d s2_t/db = -1 + s2_(t-1)
+    + b d s2_(t-1)/db; d nll = 0.5 sum (1/s2 - r^2/s2^2) d s2. Analytic gradients cut the optimizer's
+    evaluations about threefold against finite differences.
+    """
+    omega = 1.0 - alpha - beta
+    s2 = 1.0
+    da = 0.0
+    db = 0.0
+    nll = 0.0
+    ga = 0.0
+    gb = 0.0
+    for t in range(r.shape[0]):
+        rt = r[t]
+        if np.isnan(rt):
+            da, db = -1.0 + s2 + (alpha + beta) * da, -1.0 + s2 + (alpha + beta) * db
+            s2 = omega + (alpha + beta) * s2
+            continue
+        r2 = rt * rt
+        w = 0.5 * (1.0 / s2 - r2 / (s2 * s2))
+        nll += 0.5 * (np.log(s2) + r2 / s2)
+        ga += w * da
+        gb += w * db
+        da, db = -1.0 + r2 + beta * da, -1.0 + s2 + beta * db
+        s2 = omega + alpha * r2 + beta * s2
+        if s2 < 1e-300:
+            s2 = 1e-300
+    return nll, ga, gb
+
+
+@njit(cache=True, nogil=True)
 def garch_windowed_filter(
     r: np.ndarray,
     block_lo: np.ndarray,
@@ -110,3 +143,59 @@ def garch_windowed_filter(
                 qo = r[t - window] * r[t - window] if not np.isnan(r[t - window]) else v
                 s -= bw * qo
     return out
+
+
+@njit(cache=True, nogil=True)
+def _project(a: float, b: float) -> tuple[float, float]:
+    a = min(max(a, 1e-6), 0.5)
+    b = min(max(b, 0.0), 0.9989)
+    if a + b > 0.9998:
+        b = 0.9998 - a
+    return a, b
+
+
+@njit(cache=True, nogil=True)
+def garch_fit_newton(z: np.ndarray, a0: float, b0: float, max_iter: int) -> tuple[float, float, float]:
+    """Minimize garch_nll_grad over the stationary box by projected Newton steps with backtracking.
+
+    The Hessian is a finite difference of the exact gradient (two extra passes per iteration); when it
+    is not positive definite the step falls back to the normalized negative gradient. Two parameters
+    make this converge in ~10 iterations, and running it all in numba avoids scipy's per-call overhead
+    (hundreds of refits a year). Returns (alpha, beta, nll).
+    """
+    a, b = _project(a0, b0)
+    f, ga, gb = garch_nll_grad(z, a, b)
+    for _ in range(max_iter):
+        ha = 1e-6 if a + 1e-6 + b <= 0.9998 and a + 1e-6 <= 0.5 else -1e-6
+        hb = 1e-6 if a + b + 1e-6 <= 0.9989 else -1e-6
+        _, gaa, gba = garch_nll_grad(z, a + ha, b)
+        _, gab, gbb = garch_nll_grad(z, a, b + hb)
+        h00 = (gaa - ga) / ha
+        h11 = (gbb - gb) / hb
+        h01 = 0.5 * ((gab - ga) / hb + (gba - gb) / ha)
+        det = h00 * h11 - h01 * h01
+        if h00 > 0 and det > 0:
+            da = -(h11 * ga - h01 * gb) / det
+            db = -(-h01 * ga + h00 * gb) / det
+        else:
+            norm = np.sqrt(ga * ga + gb * gb) + 1e-300
+            da = -0.05 * ga / norm
+            db = -0.05 * gb / norm
+        t = 1.0
+        accepted = False
+        na, nb, nf, nga, ngb = a, b, f, ga, gb
+        for _ls in range(12):
+            na, nb = _project(a + t * da, b + t * db)
+            nf, nga, ngb = garch_nll_grad(z, na, nb)
+            if nf < f:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        moved = max(abs(na - a), abs(nb - b))
+        gain = f - nf
+        a, b, f, ga, gb = na, nb, nf, nga, ngb
+        if gain < 1e-7 * (abs(f) + 1.0) or moved < 1e-6:
+            break
+    return a, b, f

@@ -227,18 +227,24 @@ def add_calendar(reg: Registry) -> None:
             sources=(),
             make=lambda unit=unit: (frac(unit) * 2 * math.pi).cos(),
         )
-    kst = col("ts").dt.convert_time_zone("Asia/Seoul")
+
+    def kst_weekday() -> pl.Expr:
+        return col(reg.helper("_kst_wd", lambda: col("ts").dt.convert_time_zone("Asia/Seoul").dt.weekday()))
+
+    def kst_minute() -> pl.Expr:
+        def make() -> pl.Expr:
+            kst = col("ts").dt.convert_time_zone("Asia/Seoul")
+            return kst.dt.hour().cast(pl.Int32) * 60 + kst.dt.minute().cast(pl.Int32)
+
+        return col(reg.helper("_kst_min", make))
+
     reg.add(
         "cal_krx_open",
         "calendar",
         "1 while the Korean stock market is open (09:00-15:30 KST, Mon-Fri; holidays not modelled)",
         lookback_s=0,
         sources=(),
-        make=lambda: (
-            (kst.dt.weekday() <= 5)
-            & (kst.dt.hour() * 60 + kst.dt.minute() >= 540)
-            & (kst.dt.hour() * 60 + kst.dt.minute() < 930)
-        ).cast(pl.Float64),
+        make=lambda: ((kst_weekday() <= 5) & (kst_minute() >= 540) & (kst_minute() < 930)).cast(pl.Float64),
     )
     reg.add(
         "cal_weekend_kst",
@@ -246,5 +252,5 @@ def add_calendar(reg: Registry) -> None:
         "1 on Saturday and Sunday in Korea (KST)",
         lookback_s=0,
         sources=(),
-        make=lambda: (kst.dt.weekday() >= 6).cast(pl.Float64),
+        make=lambda: (kst_weekday() >= 6).cast(pl.Float64),
     )

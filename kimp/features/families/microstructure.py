@@ -1,7 +1,7 @@
 """Order-book microstructure, trade-based liquidity (VPIN, Kyle's lambda, Amihud) and volume families.
 
 Order books: the 5-second snapshots are aggregated to bars in one group_by (kimp.features.inputs):
-the last snapshot at or before the bar close gives depth per level, spread, imbalance and microprice;
+the last snapshot before the bar close (in [open, close)) gives depth per level, spread, imbalance and microprice;
 bar means give the average spread and level-1 imbalance. Trade-based measures use candles only: a
 bar's volume is split into buys and sells by bulk volume classification (Easley, Lopez de Prado,
 O'Hara 2012), buy share = Phi(r / sd), since the sources carry no trade tape.
@@ -28,6 +28,19 @@ def col(name: str) -> pl.Expr:
     return pl.col(name)
 
 
+def vsum(reg: Registry, s: str, w: int) -> pl.Expr:
+    """Rolling volume sum, shared by VPIN, money flow and buy pressure (a helper column)."""
+    return col(
+        reg.helper(f"_vsum_{s}_{w}", lambda: col(f"{s}_v").rolling_sum(window_size=w, min_samples=half(w)))
+    )
+
+
+def vmean(reg: Registry, s: str, w: int) -> pl.Expr:
+    return col(
+        reg.helper(f"_vmean_{s}_{w}", lambda: col(f"{s}_v").rolling_mean(window_size=w, min_samples=half(w)))
+    )
+
+
 def add_orderbook(reg: Registry) -> None:
     for v, words in BOOK_SIDES.items():
 
@@ -37,7 +50,7 @@ def add_orderbook(reg: Registry) -> None:
         reg.add(
             f"{v}_ob_spread_bps",
             "orderbook",
-            f"{words} bid-ask spread in bps of the mid, last snapshot at or before the bar close",
+            f"{words} bid-ask spread in bps of the mid, last snapshot in the bar (before its close)",
             lookback_s=0,
             sources=OB,
             make=lambda ob=ob: ob("spread"),
@@ -114,9 +127,7 @@ def add_liquidity(reg: Registry) -> None:
                 buy = col(bvc_buy_fraction(reg, s))
                 v = col(f"{s}_v")
                 imb = ((2 * buy - 1).abs() * v).rolling_sum(window_size=w, min_samples=half(w))
-                return imb / pl.when(v.rolling_sum(window_size=w, min_samples=half(w)) > 0).then(
-                    v.rolling_sum(window_size=w, min_samples=half(w))
-                )
+                return imb / vsum(reg, s, w)  # no volume in the window: 0/0, nulled by the finite rule
 
             reg.add(
                 f"{s}_vpin_{wl}",
@@ -178,12 +189,9 @@ def add_volume(reg: Registry) -> None:
         base = f"{what.split(' close')[0]} volume"
         for wl, sec in RATE_WINDOWS.items():
 
-            def rate(sec: int = sec, v: pl.Expr = v) -> pl.Expr:
+            def rate(s: str = s, sec: int = sec) -> pl.Expr:
                 w, wd = reg.bars(sec), reg.bars(DAY)
-                return (
-                    v.rolling_mean(window_size=w, min_samples=half(w))
-                    / v.rolling_mean(window_size=wd, min_samples=half(wd))
-                ).log()
+                return (vmean(reg, s, w) / vmean(reg, s, wd)).log()
 
             reg.add(
                 f"{s}_volume_rate_{wl}",
@@ -195,11 +203,14 @@ def add_volume(reg: Registry) -> None:
                 make=rate,
             )
 
-        def large(v: pl.Expr = v) -> pl.Expr:
-            wd = reg.bars(DAY)
-            m = v.rolling_mean(window_size=wd, min_samples=half(wd)).shift(1)
-            sd = v.rolling_std(window_size=wd, min_samples=max(2, half(wd))).shift(1)
-            return pl.when(m.is_not_null() & v.is_not_null()).then((v > m + 3 * sd).cast(pl.Float64))
+        def large(s: str = s, v: pl.Expr = v) -> pl.Expr:
+            def make() -> pl.Expr:
+                wd = reg.bars(DAY)
+                m = vmean(reg, s, wd).shift(1)
+                sd = v.rolling_std(window_size=wd, min_samples=max(2, half(wd))).shift(1)
+                return pl.when(m.is_not_null() & v.is_not_null()).then((v > m + 3 * sd).cast(pl.Float64))
+
+            return col(reg.helper(f"_large_{s}", make))
 
         for wl, sec in LIQ_WINDOWS.items():
             reg.add(
@@ -224,10 +235,9 @@ def add_volume(reg: Registry) -> None:
         )
         for wl, sec in LIQ_WINDOWS.items():
 
-            def cmf(sec: int = sec, v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
+            def cmf(s: str = s, sec: int = sec, v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
                 w = reg.bars(sec)
-                den = v.rolling_sum(window_size=w, min_samples=half(w))
-                return (clv * v).rolling_sum(window_size=w, min_samples=half(w)) / pl.when(den > 0).then(den)
+                return (clv * v).rolling_sum(window_size=w, min_samples=half(w)) / vsum(reg, s, w)
 
             reg.add(
                 f"{s}_cmf_{wl}",
@@ -240,11 +250,9 @@ def add_volume(reg: Registry) -> None:
                 make=cmf,
             )
 
-        def ad_1d(v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
+        def ad_1d(s: str = s, v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
             wd = reg.bars(DAY)
-            return (clv * v).rolling_sum(window_size=wd, min_samples=half(wd)) / v.rolling_mean(
-                window_size=wd, min_samples=half(wd)
-            )
+            return (clv * v).rolling_sum(window_size=wd, min_samples=half(wd)) / vmean(reg, s, wd)
 
         reg.add(
             f"{s}_ad_line_1d",
@@ -260,10 +268,7 @@ def add_volume(reg: Registry) -> None:
             def pressure(s: str = s, sec: int = sec, v: pl.Expr = v) -> pl.Expr:
                 w = reg.bars(sec)
                 buy = col(bvc_buy_fraction(reg, s))
-                den = v.rolling_sum(window_size=w, min_samples=half(w))
-                return ((2 * buy - 1) * v).rolling_sum(window_size=w, min_samples=half(w)) / pl.when(
-                    den > 0
-                ).then(den)
+                return ((2 * buy - 1) * v).rolling_sum(window_size=w, min_samples=half(w)) / vsum(reg, s, w)
 
             reg.add(
                 f"{s}_buy_pressure_{wl}",

@@ -177,15 +177,32 @@ def add_premium(reg: Registry) -> None:
         )
 
 
+def _ar_slope(c: str, w: int) -> pl.Expr:
+    """OLS slope b of dp_t on p_(t-1) over w bars, from rolling moments of the pairs present."""
+    x, y = col(c).shift(1), col(c).diff()
+    ok = x.is_not_null() & y.is_not_null()
+    xm = pl.when(ok).then(x)
+    ym = pl.when(ok).then(y)
+
+    def mean(e: pl.Expr) -> pl.Expr:
+        return e.rolling_mean(window_size=w, min_samples=max(3, half(w)))
+
+    cov = mean(xm * ym) - mean(xm) * mean(ym)
+    var = mean(xm * xm) - mean(xm) ** 2
+    return pl.when(var > 0).then(cov / var)
+
+
 def add_mean_reversion(reg: Registry) -> None:
+    def rolling_mean(c: str, w: int) -> str:
+        return reg.helper(f"_mean_{c}_{w}", lambda: col(c).rolling_mean(window_size=w, min_samples=half(w)))
+
     for d, (c, words) in PREMIUMS.items():
         for wl, sec in WINDOWS.items():
 
             def z(c: str = c, sec: int = sec) -> pl.Expr:
                 w = reg.bars(sec)
-                m = col(c).rolling_mean(window_size=w, min_samples=half(w))
                 sd = col(c).rolling_std(window_size=w, min_samples=max(2, half(w)))
-                return (col(c) - m) / sd
+                return (col(c) - col(rolling_mean(c, w))) / sd
 
             reg.add(
                 f"prem_{d}_z_{wl}",
@@ -205,15 +222,21 @@ def add_mean_reversion(reg: Registry) -> None:
                 sources=P,
                 definition=d,
                 window=wl,
-                make=lambda c=c, sec=sec: (
-                    col(c) - col(c).rolling_mean(window_size=reg.bars(sec), min_samples=half(reg.bars(sec)))
-                ),
+                make=lambda c=c, sec=sec: col(c) - col(rolling_mean(c, reg.bars(sec))),
             )
 
             def range_pos(c: str = c, sec: int = sec) -> pl.Expr:
                 w = reg.bars(sec)
-                hi = col(c).rolling_max(window_size=w, min_samples=half(w))
-                lo = col(c).rolling_min(window_size=w, min_samples=half(w))
+                hi = col(
+                    reg.helper(
+                        f"_max_{c}_{w}", lambda: col(c).rolling_max(window_size=w, min_samples=half(w))
+                    )
+                )
+                lo = col(
+                    reg.helper(
+                        f"_min_{c}_{w}", lambda: col(c).rolling_min(window_size=w, min_samples=half(w))
+                    )
+                )
                 return (
                     pl.when(hi > lo)
                     .then((col(c) - lo) / (hi - lo))
@@ -257,17 +280,7 @@ def add_mean_reversion(reg: Registry) -> None:
             def ar_coef(c: str = c, sec: int = sec) -> pl.Expr:
                 # OLS slope b of dp_t on p_(t-1) over the window: dp = a + b p_(t-1); AR(1) phi = 1 + b
                 w = reg.bars(sec)
-                x, y = col(c).shift(1), col(c).diff()
-                ok = x.is_not_null() & y.is_not_null()
-                xm = pl.when(ok).then(x)
-                ym = pl.when(ok).then(y)
-
-                def mean(e: pl.Expr) -> pl.Expr:
-                    return e.rolling_mean(window_size=w, min_samples=max(3, half(w)))
-
-                cov = mean(xm * ym) - mean(xm) * mean(ym)
-                var = mean(xm * xm) - mean(xm) ** 2
-                return pl.when(var > 0).then(cov / var)
+                return col(reg.helper(f"_ar_{c}_{w}", lambda: _ar_slope(c, w)))
 
             reg.add(
                 f"prem_{d}_ar_slope_{wl}",
@@ -281,7 +294,7 @@ def add_mean_reversion(reg: Registry) -> None:
                 make=ar_coef,
             )
 
-            def half_life(c: str = c, sec: int = sec, f=ar_coef) -> pl.Expr:  # noqa: ANN001
+            def half_life(c: str = c, sec: int = sec, f=ar_coef) -> pl.Expr:
                 b = f(c, sec)
                 iv_h = (reg.interval_s or 0) / 3600
                 return pl.when((b < 0) & (b > -1)).then(-math.log(2) / (1 + b).log() * iv_h)

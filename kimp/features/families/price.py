@@ -37,7 +37,7 @@ def half(w: int) -> int:
     return max(1, w // 2)
 
 
-def ewm_np(alpha: float, window: int, min_count: int):  # noqa: ANN201 - a closure for numba_map
+def ewm_np(alpha: float, window: int, min_count: int):
     return lambda a: windowed_ewm(a, alpha, window, min_count)
 
 
@@ -307,8 +307,19 @@ def add_technicals(reg: Registry) -> None:
                 def rsi(c: str = c, tsec: int = tsec, n: int = n) -> pl.Expr:
                     k = reg.bars(tsec)
                     d = col(c) - col(c).shift(k)
-                    up = d.clip(lower_bound=0).rolling_mean(window_size=n * k, min_samples=half(n * k))
-                    dn = (-d).clip(lower_bound=0).rolling_mean(window_size=n * k, min_samples=half(n * k))
+                    w = n * k
+                    up = col(
+                        reg.helper(
+                            f"_up_{c}_{k}_{w}",
+                            lambda: d.clip(lower_bound=0).rolling_mean(window_size=w, min_samples=half(w)),
+                        )
+                    )
+                    dn = col(
+                        reg.helper(
+                            f"_dn_{c}_{k}_{w}",
+                            lambda: (-d).clip(lower_bound=0).rolling_mean(window_size=w, min_samples=half(w)),
+                        )
+                    )
                     return (
                         pl.when(up + dn > 0)
                         .then(100.0 * up / (up + dn))
@@ -373,8 +384,17 @@ def add_technicals(reg: Registry) -> None:
             def bands(c: str = c, tsec: int = tsec) -> tuple[pl.Expr, pl.Expr]:
                 w = bb_n * reg.bars(tsec)
                 return (
-                    col(c).rolling_mean(window_size=w, min_samples=half(w)),
-                    col(c).rolling_std(window_size=w, min_samples=max(2, half(w)), ddof=0),
+                    col(
+                        reg.helper(
+                            f"_mean_{c}_{w}", lambda: col(c).rolling_mean(window_size=w, min_samples=half(w))
+                        )
+                    ),
+                    col(
+                        reg.helper(
+                            f"_sd0_{c}_{w}",
+                            lambda: col(c).rolling_std(window_size=w, min_samples=max(2, half(w)), ddof=0),
+                        )
+                    ),
                 )
 
             bb_common = dict(lookback_s=bb_n * tsec, sources=sources, period=bb_n, width=bb_k, timeframe=tf)
@@ -402,8 +422,16 @@ def add_technicals(reg: Registry) -> None:
             def stoch_k(c: str = c, h: str = h, lo: str = lo, tsec: int = tsec) -> str:
                 def make() -> pl.Expr:
                     w = st_n * reg.bars(tsec)
-                    hh = col(h).rolling_max(window_size=w, min_samples=half(w))
-                    ll = col(lo).rolling_min(window_size=w, min_samples=half(w))
+                    hh = col(
+                        reg.helper(
+                            f"_max_{h}_{w}", lambda: col(h).rolling_max(window_size=w, min_samples=half(w))
+                        )
+                    )
+                    ll = col(
+                        reg.helper(
+                            f"_min_{lo}_{w}", lambda: col(lo).rolling_min(window_size=w, min_samples=half(w))
+                        )
+                    )
                     return (
                         pl.when(hh > ll)
                         .then(100.0 * (col(c) - ll) / (hh - ll))
@@ -438,13 +466,28 @@ def add_technicals(reg: Registry) -> None:
 
             def mid(h: str, lo: str, n: int, tsec: int) -> pl.Expr:
                 w = n * reg.bars(tsec)
-                return (
-                    col(h).rolling_max(window_size=w, min_samples=half(w))
-                    + col(lo).rolling_min(window_size=w, min_samples=half(w))
-                ) / 2
+                return col(
+                    reg.helper(
+                        f"_mid_{h}_{w}",
+                        lambda: (
+                            (
+                                col(h).rolling_max(window_size=w, min_samples=half(w))
+                                + col(lo).rolling_min(window_size=w, min_samples=half(w))
+                            )
+                            / 2
+                        ),
+                    )
+                )
 
             def span_a(h: str = h, lo: str = lo, tsec: int = tsec) -> pl.Expr:
-                return ((mid(h, lo, ich_t, tsec) + mid(h, lo, ich_k, tsec)) / 2).shift(ich_k * reg.bars(tsec))
+                return col(
+                    reg.helper(
+                        f"_span_a_{h}_{tsec}",
+                        lambda: ((mid(h, lo, ich_t, tsec) + mid(h, lo, ich_k, tsec)) / 2).shift(
+                            ich_k * reg.bars(tsec)
+                        ),
+                    )
+                )
 
             def span_b(h: str = h, lo: str = lo, tsec: int = tsec) -> pl.Expr:
                 return mid(h, lo, ich_b, tsec).shift(ich_k * reg.bars(tsec))
@@ -517,13 +560,22 @@ def add_vwap(reg: Registry) -> None:
             def vwap(s: str = s, sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
                 w = reg.bars(sec)
                 v = col(f"{s}_v")
-                return (tp * v).rolling_sum(window_size=w, min_samples=half(w)) / pl.when(
-                    v.rolling_sum(window_size=w, min_samples=half(w)) > 0
-                ).then(v.rolling_sum(window_size=w, min_samples=half(w)))
+                # a window without volume divides by zero: the non-finite result becomes null
+                return col(
+                    reg.helper(
+                        f"_vwap_{s}_{w}",
+                        lambda: (
+                            (tp * v).rolling_sum(window_size=w, min_samples=half(w))
+                            / v.rolling_sum(window_size=w, min_samples=half(w))
+                        ),
+                    )
+                )
 
-            def twap(sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
+            def twap(s: str = s, sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
                 w = reg.bars(sec)
-                return tp.rolling_mean(window_size=w, min_samples=half(w))
+                return col(
+                    reg.helper(f"_twap_{s}_{w}", lambda: tp.rolling_mean(window_size=w, min_samples=half(w)))
+                )
 
             common = dict(lookback_s=sec, sources=OHLC_SOURCES, window=wl)
             reg.add(
@@ -564,15 +616,15 @@ def bvc_buy_fraction(reg: Registry, s: str) -> str:
 
 
 __all__ = [
-    "add_returns",
-    "add_volatility",
+    "DAY",
+    "WINDOWS",
     "add_garch",
     "add_momentum",
+    "add_returns",
     "add_technicals",
+    "add_volatility",
     "add_vwap",
     "bvc_buy_fraction",
-    "WINDOWS",
-    "DAY",
     "duration_label",
     "half",
     "log_ret1",
