@@ -9,6 +9,14 @@ KIMP_SEED            simulator seed (default 7)
 KIMP_ORDERBOOK_MS    simulated order-book snapshot interval in ms (default 5000, down to 100)
 KIMP_MAX_GAP_MINUTES gap threshold of the blocking 'gaps' checks (default 360)
 KIMP_MAX_FX_AGE_HOURS freshness limit of USD/KRW for the premium (default 120)
+KIMP_MLFLOW_URI      MLflow tracking URI (default sqlite:///$KIMP_HOME/mlflow.db; any MLflow server works)
+KIMP_OPTUNA_STORAGE  Optuna RDB storage URL (default sqlite:///$KIMP_HOME/optuna.db; share a Postgres URL
+                     so several workers tune one study)
+KIMP_WF_HORIZON_MINUTES  prediction horizon (default 60; 60..1440)
+KIMP_WF_WINDOW_DAYS  training window of each daily model (default 30)
+KIMP_WF_TRIALS       Optuna trials per tuning study (default 20)
+KIMP_WF_MODELS       models trained each day (default xgboost,lightgbm,lstm)
+KIMP_WF_LSTM_SIZE    cpu (default, sized for 2 cores) | prd (the PRD's full LSTM)
 """
 
 from __future__ import annotations
@@ -17,6 +25,10 @@ import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kimp.models.base import WalkForwardConfig
 
 SOURCES = ("simulated", "files", "exchange")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -33,10 +45,35 @@ class Settings:
     orderbook_interval_ms: int
     max_gap_minutes: int
     max_fx_age_hours: int
+    mlflow_uri: str = ""
+    optuna_storage: str = ""
+    wf_horizon_minutes: int = 60
+    wf_window_days: int = 30
+    wf_trials: int = 20
+    wf_models: tuple[str, ...] = ("xgboost", "lightgbm", "lstm")
+    wf_lstm_size: str = "cpu"
 
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def model_dir(self) -> Path:
+        """Daily model files (also logged to MLflow); local because models are loaded by path."""
+        return self.home / "models"
+
+    def walk_forward(self) -> WalkForwardConfig:
+        """The validated walk-forward config these settings describe."""
+        from kimp.models.base import WalkForwardConfig
+
+        return WalkForwardConfig(
+            horizon_minutes=self.wf_horizon_minutes,
+            window_days=self.wf_window_days,
+            n_trials=self.wf_trials,
+            models=self.wf_models,
+            lstm_size=self.wf_lstm_size,
+            seed=self.seed,
+        )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -69,7 +106,25 @@ class Settings:
             orderbook_interval_ms=ob_ms,
             max_gap_minutes=_int(env, "KIMP_MAX_GAP_MINUTES", 360),
             max_fx_age_hours=_int(env, "KIMP_MAX_FX_AGE_HOURS", 120),
+            mlflow_uri=env.get("KIMP_MLFLOW_URI") or f"sqlite:///{home / 'mlflow.db'}",
+            optuna_storage=env.get("KIMP_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}",
+            wf_horizon_minutes=_int(env, "KIMP_WF_HORIZON_MINUTES", 60),
+            wf_window_days=_int(env, "KIMP_WF_WINDOW_DAYS", 30),
+            wf_trials=_int(env, "KIMP_WF_TRIALS", 20),
+            wf_models=_models(env.get("KIMP_WF_MODELS") or "xgboost,lightgbm,lstm"),
+            wf_lstm_size=(env.get("KIMP_WF_LSTM_SIZE") or "cpu").strip().lower(),
         )
+
+
+MODELS = ("xgboost", "lightgbm", "lstm")
+
+
+def _models(raw: str) -> tuple[str, ...]:
+    names = tuple(m.strip().lower() for m in raw.split(",") if m.strip())
+    unknown = [m for m in names if m not in MODELS]
+    if unknown or not names:
+        raise ValueError(f"KIMP_WF_MODELS={raw!r}: expected a comma-separated subset of {', '.join(MODELS)}")
+    return names
 
 
 def _date(env: dict[str, str], name: str, default: str) -> date:

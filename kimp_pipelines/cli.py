@@ -1,4 +1,4 @@
-"""The ``kimp`` command line: demo, materialize, sql, ui."""
+"""The ``kimp`` command line: demo, materialize, walk-forward, backtest, sql, ui."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import logging
 import os
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 
 import click
 
 from kimp.settings import PROJECT_ROOT, Settings
 from kimp.timeutil import days_between
 
-DEMO_RANGE = (date(2024, 3, 1), date(2024, 3, 3))  # simulated: any dates work; fixed so results repeat
+DEMO_RANGE = (date(2024, 3, 1), date(2024, 3, 5))  # simulated: any dates work; fixed so results repeat
 
 
 def _settings() -> Settings:
@@ -60,14 +60,27 @@ def materialize(start: date | None, end: date | None, select: str | None) -> Non
     _materialize(_settings(), start, end, select)
 
 
-def _materialize(settings: Settings, start: date, end: date, select: str | None) -> None:
+def _days(start: date, end: date) -> list[date]:
+    try:
+        return days_between(start, end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _materialize(
+    settings: Settings,
+    start: date,
+    end: date,
+    select: str | None,
+    *,
+    stage_days: dict[str, list[date]] | None = None,
+    run_configs: dict[str, dict] | None = None,
+    stage_select: dict[str, str] | None = None,
+) -> None:
     log_level = (click.get_current_context().find_root().obj or {}).get("log_level", "WARNING")
     from kimp_pipelines.runner import materialize_range
 
-    try:
-        days = days_between(start, end)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    days = _days(start, end)
     click.echo(
         f"kimp: materializing {len(days)} day(s) {start}..{end} from the {settings.source} source "
         f"into {settings.storage_uri} (Dagster home {settings.dagster_home})",
@@ -75,7 +88,15 @@ def _materialize(settings: Settings, start: date, end: date, select: str | None)
     )
     t0 = time.perf_counter()
     try:
-        outcome = materialize_range(settings, days, select, log_level=log_level)
+        outcome = materialize_range(
+            settings,
+            stage_days or days,
+            select,
+            stages=tuple(stage_days) if stage_days else None,
+            run_configs=run_configs,
+            stage_select=stage_select,
+            log_level=log_level,
+        )
     except ValueError as exc:  # e.g. a selection that matches nothing
         raise click.ClickException(str(exc)) from None
     click.echo(f"kimp: {outcome.summary()} in {time.perf_counter() - t0:.1f}s", err=True)
@@ -83,6 +104,154 @@ def _materialize(settings: Settings, start: date, end: date, select: str | None)
         for line in outcome.problems:
             click.echo(f"  - {line}", err=True)
         sys.exit(1)
+
+
+def _report_config(asset: str, start: date, end: date) -> dict[str, dict]:
+    return {"ops": {asset: {"config": {"start": start.isoformat(), "end": end.isoformat()}}}}
+
+
+@main.command("walk-forward")
+@click.option("--start", callback=_day, required=True, help="First predicted day (YYYY-MM-DD, UTC).")
+@click.option("--end", callback=_day, required=True, help="Last predicted day, inclusive.")
+@click.option(
+    "--window-days", type=click.IntRange(1, 365), help="Training window per day [KIMP_WF_WINDOW_DAYS]."
+)
+@click.option(
+    "--horizon", type=click.IntRange(60, 1440), help="Horizon in minutes [KIMP_WF_HORIZON_MINUTES]."
+)
+@click.option("--trials", type=click.IntRange(1, 1000), help="Optuna trials per study [KIMP_WF_TRIALS].")
+@click.option("--models", help="Comma-separated subset of xgboost,lightgbm,lstm [KIMP_WF_MODELS].")
+@click.option("--lstm-size", type=click.Choice(["cpu", "prd"]), help="LSTM size [KIMP_WF_LSTM_SIZE].")
+@click.option(
+    "--retune/--no-retune", default=False, help="Run an Optuna study on the first day even if one exists."
+)
+@click.option(
+    "--feature-warmup/--no-feature-warmup",
+    default=True,
+    help="Also materialize the market data of the features' look-back before the training window.",
+)
+def walk_forward(
+    start: date,
+    end: date,
+    window_days: int | None,
+    horizon: int | None,
+    trials: int | None,
+    models: str | None,
+    lstm_size: str | None,
+    retune: bool,
+    feature_warmup: bool,
+) -> None:
+    """Walk-forward study: for each day D in the range, train on the window before D minus the embargo,
+    predict D out of sample, evaluate against the baselines; then a report over the range.
+
+    Market data and features are materialized first for the training window and the features'
+    look-back before START (days already stored are recomputed; they are deterministic)."""
+    for name, value in (
+        ("KIMP_WF_WINDOW_DAYS", window_days),
+        ("KIMP_WF_HORIZON_MINUTES", horizon),
+        ("KIMP_WF_TRIALS", trials),
+        ("KIMP_WF_MODELS", models),
+        ("KIMP_WF_LSTM_SIZE", lstm_size),
+    ):
+        if value is not None:
+            os.environ[name] = str(value)  # read by the Definitions the runner builds
+    _run_walk_forward(_settings(), start, end, retune=retune, feature_warmup=feature_warmup)
+
+
+def _run_walk_forward(
+    settings: Settings, start: date, end: date, *, retune: bool, feature_warmup: bool
+) -> None:
+    wf = settings.walk_forward()
+    from kimp.features import lookback_days
+    from kimp.models.studies import latest_study_day
+
+    feature_start = start - timedelta(days=wf.window_days + 1)
+    warmup = max(lookback_days().values()) if feature_warmup else 0
+    data_start = feature_start - timedelta(days=warmup)
+    stage_days: dict[str, list[date]] = {
+        "market_data_job": _days(data_start, end),
+        "features_job": _days(feature_start, end),
+    }
+    if retune or latest_study_day(settings.optuna_storage, start, wf) is None:
+        stage_days["tuning_job"] = [start]
+    stage_days["training_job"] = _days(start, end)
+    stage_days["reports_job"] = [end]
+    click.echo(
+        f"kimp: walk-forward {start}..{end}: horizon {wf.horizon_minutes} min, window {wf.window_days} d, "
+        f"embargo {wf.embargo} min, models {', '.join(wf.models)}, {wf.n_trials} Optuna trials"
+        + ("" if feature_warmup else "; no feature warm-up (long-window features start null)"),
+        err=True,
+    )
+    _materialize(
+        settings,
+        data_start,
+        end,
+        None,
+        stage_days=stage_days,
+        run_configs={"reports_job": _report_config("walk_forward_report", start, end)},
+        stage_select={"reports_job": "walk_forward_report"},
+    )
+    _print_table(settings, "walk_forward_report", "walk-forward metrics over the range (model vs baselines)")
+
+
+@main.command()
+@click.option("--start", callback=_day, required=True, help="First day (YYYY-MM-DD, UTC).")
+@click.option("--end", callback=_day, required=True, help="Last day, inclusive.")
+@click.option(
+    "--strategy",
+    default=None,
+    help="Comma-separated strategies: zscore (the rule-based baseline) and/or a model name from the "
+    "predictions (ensemble, xgboost, ...) [KIMP_BT_STRATEGIES, default zscore,ensemble].",
+)
+@click.option("--with-data/--no-data", default=True, help="Materialize market data (and features) first.")
+def backtest(start: date, end: date, strategy: str | None, with_data: bool) -> None:
+    """Backtest the kimchi-premium spread trade day by day under every market scenario, then a summary
+    over the range (`backtest_summary`, also an HTML report)."""
+    if strategy:
+        os.environ["KIMP_BT_STRATEGIES"] = strategy
+    _run_backtest(_settings(), start, end, with_data=with_data)
+
+
+def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool) -> None:
+    stage_days: dict[str, list[date]] = {}
+    if with_data:
+        stage_days["market_data_job"] = _days(start, end)
+    stage_days["backtest_job"] = _days(start, end)
+    stage_days["reports_job"] = [end]
+    _materialize(
+        settings,
+        start,
+        end,
+        None,
+        stage_days=stage_days,
+        run_configs={"reports_job": _report_config("backtest_summary", start, end)},
+        stage_select={"reports_job": "backtest_summary"},
+    )
+    _print_table(settings, "backtest_summary", "backtest summary (per strategy and scenario over the range)")
+
+
+def _print_table(settings: Settings, table: str, title: str) -> None:
+    from kimp.storage import ParquetStore
+
+    store = ParquetStore(settings.storage_uri)
+    if not store.exists(table, None):
+        return
+    import polars as pl
+
+    frame = store.read(table, None)
+    if table == "backtest_summary":  # one line per strategy, scenario and engine; the days are in `kimp sql`
+        from kimp.reporting.summaries import backtest_overview
+
+        frame = backtest_overview(frame)
+    with pl.Config(
+        tbl_rows=60,
+        tbl_cols=12,
+        tbl_width_chars=160,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        float_precision=4,
+    ):
+        click.echo(f"\n{title}:\n{frame}")
 
 
 @main.command()
@@ -103,16 +272,28 @@ def sql(query: str) -> None:
 @click.option("--start", callback=_day, help=f"First day (default {DEMO_RANGE[0]} on the simulated market).")
 @click.option("--end", callback=_day, help=f"Last day (default {DEMO_RANGE[1]} on the simulated market).")
 def demo(start: date | None, end: date | None) -> None:
-    """The main job: materialize a short range of the whole market-data graph and show where to look."""
+    """The main job, end to end on a short range: market data and premium, features, a short walk-forward
+    (tune, train, predict, evaluate against the baselines) over the last days, and their backtests."""
+    # Demo sizes (each overridable through its variable): a 2-day training window and a 2-trial study.
+    os.environ.setdefault("KIMP_WF_WINDOW_DAYS", "2")
+    os.environ.setdefault("KIMP_WF_TRIALS", "2")
     settings = _settings()
     if start is None or end is None:
         if settings.source != "simulated":
             raise click.UsageError(
                 f"with KIMP_SOURCE={settings.source}, give --start and --end: days the data covers "
-                "(e.g. --start 2018-01-08 --end 2018-01-10 for ../shared/data/real)"
+                "(e.g. --start 2018-01-02 --end 2018-01-08 for ../shared/data/real)"
             )
         start, end = DEMO_RANGE
-    _materialize(settings, start, end, None)
+    wf = settings.walk_forward()
+    first_predicted = start + timedelta(days=wf.window_days + 1)
+    if first_predicted > end:
+        raise click.UsageError(
+            f"the demo trains on {wf.window_days + 1} day(s) before it predicts: give at least "
+            f"{wf.window_days + 2} days (--end {first_predicted} or later)"
+        )
+    _run_walk_forward(settings, first_predicted, end, retune=False, feature_warmup=False)
+    _run_backtest(settings, first_predicted, end, with_data=False)
     from kimp.storage import ParquetStore
     from kimp.storage.sql import query_csv
 
@@ -129,7 +310,9 @@ def demo(start: date | None, end: date | None) -> None:
         "Where to look:\n"
         f"  tables (Parquet, one file per day): {settings.storage_uri}\n"
         f"    {', '.join(store.tables())}\n"
-        f'  query them:  .venv/bin/kimp sql "SELECT * FROM kimchi_premium LIMIT 5"\n'
+        f'  query them:  .venv/bin/kimp sql "SELECT model, macro_f1, log_loss FROM model_evaluation"\n'
+        f"  backtest reports (HTML): {settings.home / 'reports' / 'backtest'}\n"
+        f"  MLflow runs and registered models: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_uri}\n"
         f"  Dagster UI:  .venv/bin/kimp ui   (then http://127.0.0.1:3000 -> Runs, Assets)\n"
         f"  Dagster instance (runs, events): {settings.dagster_home}"
     )

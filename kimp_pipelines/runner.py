@@ -1,7 +1,8 @@
 """Materialize ranges of daily partitions through Dagster on the configured instance (used by the CLI).
 
-One run per day, in process (fast on two cores; the runs still land in the instance, so the UI shows
-them), in date order so that look-back inputs (USD/KRW) exist before the days that need them.
+Stage by stage (market data, features, training, backtests), and within a stage one run per day in date
+order, so that every look-back input exists before the days that need it. Runs execute in process (fast
+on two cores); they still land in the instance, so the UI shows them like any other run.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from dagster import AssetKey, AssetSelection, DagsterEventType
+from dagster import AssetKey, AssetSelection, DagsterEventType, MultiPartitionKey, MultiPartitionsDefinition
 from dagster._core.errors import DagsterInvalidSubsetError
 from tqdm import tqdm
 
@@ -18,6 +19,16 @@ from kimp.storage import ParquetStore
 from kimp_pipelines.instance import get_instance
 
 MAIN_JOB = "market_data_job"
+# Jobs in dependency order; a range runs them stage by stage.
+STAGES: tuple[str, ...] = (
+    "market_data_job",
+    "features_job",
+    "tuning_job",
+    "training_job",
+    "backtest_job",
+    "reports_job",
+)
+DEFAULT_STAGES: tuple[str, ...] = ("market_data_job", "features_job")
 PREMIUM = AssetKey("kimchi_premium")
 FX = AssetKey("fx_usdkrw")
 
@@ -64,84 +75,161 @@ class RangeOutcome:
 
 def materialize_range(
     settings: Settings,
-    days: list[date],
+    days: list[date] | dict[str, list[date]],
     select: str | None = None,
     *,
+    stages: tuple[str, ...] | None = None,
+    run_configs: dict[str, dict] | None = None,
+    stage_select: dict[str, str] | None = None,
     progress: bool = True,
     log_level: str = "WARNING",
 ) -> RangeOutcome:
+    """Materialize ``days`` of the given stages (jobs), or of whichever stages hold the ``select``ed assets.
+
+    ``days`` may name different days per stage (a walk-forward needs features for its training window
+    before the first predicted day); ``run_configs`` adds run config per job (e.g. a report's range) and
+    ``stage_select`` narrows one job to some of its assets.
+    """
     instance = get_instance(settings)
     from kimp_pipelines.definitions import build_definitions
 
     defs = build_definitions(settings)
-
-    job = defs.resolve_job_def(MAIN_JOB)
     graph = defs.resolve_asset_graph()
-    asset_keys = None
-    check_keys = None
+    selected: set[AssetKey] | None = None
     if select:
         try:
-            asset_keys = sorted(AssetSelection.from_string(select).resolve(graph), key=str)
+            selected = set(AssetSelection.from_string(select).resolve(graph))
         except DagsterInvalidSubsetError as exc:
             known = ", ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
             raise ValueError(f"--select {select!r}: {exc}. Assets: {known}") from None
-        if not asset_keys:
+        if not selected:
             raise ValueError(f"--select {select!r} matches no asset")
-        check_keys = sorted(AssetSelection.checks_for_assets(*asset_keys).resolve_checks(graph), key=str)
-    partitions = job.partitions_def
-    valid = set(partitions.get_partition_keys(dynamic_partitions_store=instance)) if partitions else set()
-    outcome = RangeOutcome(days=len(days))
-    plan = [(day, asset_keys, check_keys) for day in days]
-    # The simulated market publishes USD/KRW every minute, so every bar finds its FX inside its own day;
-    # daily FX (files, exchange) needs the days before the range.
-    if days and settings.source != "simulated" and (asset_keys is None or PREMIUM in asset_keys):
-        plan = _fx_warmup(settings, days[0], valid, graph) + plan
+    stage_names = stages or (STAGES if selected else DEFAULT_STAGES)
+    plan: list[tuple[str, object, date, list | None, list | None]] = []
+    all_days = sorted({d for ds in (days.values() if isinstance(days, dict) else [days]) for d in ds})
+    for name in stage_names:
+        job = defs.resolve_job_def(name)
+        job_keys = set(job.asset_layer.executable_asset_keys)
+        run_assets = run_checks = None
+        narrowed = selected
+        if stage_select and name in stage_select:
+            narrowed = set(AssetSelection.from_string(stage_select[name]).resolve(graph))
+        if narrowed is not None:
+            chosen = job_keys & narrowed
+            if not chosen:
+                continue
+            run_assets = sorted(chosen, key=str)
+            run_checks = sorted(AssetSelection.checks_for_assets(*run_assets).resolve_checks(graph), key=str)
+        stage_days = days.get(name, []) if isinstance(days, dict) else days
+        if (
+            name == MAIN_JOB
+            and stage_days
+            and settings.source != "simulated"
+            and (run_assets is None or PREMIUM in run_assets)
+        ):
+            # The simulated market publishes USD/KRW every minute; daily FX (files, exchange) needs the
+            # days before the range.
+            valid = {p for p in daily_keys(instance, job)}
+            plan += [(name, job, d, a, c) for d, a, c in _fx_warmup(settings, stage_days[0], valid, graph)]
+        plan += [(name, job, d, run_assets, run_checks) for d in stage_days]
+    outcome = RangeOutcome(days=len(all_days))
     bar = tqdm(plan, unit="run", disable=not progress, desc="materialize")
-    for day, run_assets, run_checks in bar:
-        key = day.isoformat()
-        known_problems = len(outcome.problems)
-        bar.set_postfix_str(key)
-        if key not in valid:
-            outcome.problems.append(
-                f"{key}: not a partition (partitions run from KIMP_START_DATE={settings.start_date} to yesterday)"
+    for name, job, day, run_assets, run_checks in bar:
+        bar.set_postfix_str(f"{name.removesuffix('_job')} {day}")
+        for key in _partition_keys(job, day):
+            extra = (run_configs or {}).get(name, {})
+            _run_one(
+                instance, job, key, run_assets, run_checks, outcome, log_level, progress, settings, extra
             )
-            continue
-        subset = (
-            job
-            if run_assets is None
-            else job.get_subset(asset_selection=set(run_assets), asset_check_selection=set(run_checks or []))
-        )
-        result = subset.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            tags={"kimp/launched_by": "cli"},
-        )
-        outcome.runs.append(result.run_id)
-        events = result.all_events
-        outcome.materializations += sum(
-            1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
-        )
-        for evaluation in result.get_asset_check_evaluations():
-            if evaluation.passed:
-                outcome.checks_passed += 1
-            else:
-                outcome.problems.append(
-                    f"{key}: check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} failed: "
-                    f"{evaluation.description or ''}".strip()
-                )
-        for event in events:
-            if event.event_type == DagsterEventType.STEP_FAILURE:
-                err = event.step_failure_data.error
-                message = err.cause.message if err and err.cause else (err.message if err else "")
-                # first line only: a failed blocking check's rows are already listed above
-                outcome.problems.append(
-                    f"{key}: step {event.step_key} failed: {message.strip().splitlines()[0]}"
-                )
-        if not result.success and len(outcome.problems) == known_problems:
-            outcome.problems.append(f"{key}: run {result.run_id} failed")
-        if progress:
-            what = "all assets" if run_assets is None else ", ".join(k.to_user_string() for k in run_assets)
-            tqdm.write(f"{key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} ({what})")
     return outcome
+
+
+def daily_keys(instance: object, job: object) -> list[str]:
+    partitions = job.partitions_def  # type: ignore[attr-defined]
+    if isinstance(partitions, MultiPartitionsDefinition):
+        partitions = partitions.get_partitions_def_for_dimension("date")
+    return partitions.get_partition_keys(dynamic_partitions_store=instance) if partitions else []
+
+
+def _partition_keys(job: object, day: date) -> list[str | None]:
+    """The job's partitions for ``day``: the day itself, one per scenario for (date, scenario) jobs, or
+    none for the unpartitioned range reports."""
+    partitions = job.partitions_def  # type: ignore[attr-defined]
+    if partitions is None:
+        return [None]
+    if isinstance(partitions, MultiPartitionsDefinition):
+        other = next(d for d in partitions.partitions_defs if d.name != "date")
+        return [
+            MultiPartitionKey({"date": day.isoformat(), other.name: k})
+            for k in other.partitions_def.get_partition_keys()
+        ]
+    return [day.isoformat()]
+
+
+def _run_one(
+    instance: object,
+    job: object,
+    key: str | None,
+    run_assets: list | None,
+    run_checks: list | None,
+    outcome: RangeOutcome,
+    log_level: str,
+    progress: bool,
+    settings: Settings,
+    extra_config: dict,
+) -> None:
+    known_problems = len(outcome.problems)
+    day_key = key.keys_by_dimension["date"] if isinstance(key, MultiPartitionKey) else key
+    if day_key is not None and day_key not in set(daily_keys(instance, job)):
+        outcome.problems.append(
+            f"{day_key}: not a partition (partitions run from KIMP_START_DATE={settings.start_date} to yesterday)"
+        )
+        return
+    subset = (
+        job
+        if run_assets is None
+        else job.get_subset(asset_selection=set(run_assets), asset_check_selection=set(run_checks or []))  # type: ignore[attr-defined]
+    )
+    result = subset.execute_in_process(
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}, **extra_config},
+        tags={"kimp/launched_by": "cli"},
+    )
+    outcome.runs.append(result.run_id)
+    events = result.all_events
+    outcome.materializations += sum(
+        1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    )
+    for evaluation in result.get_asset_check_evaluations():
+        if evaluation.passed:
+            outcome.checks_passed += 1
+        else:
+            outcome.problems.append(
+                f"{key}: check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} failed: "
+                f"{evaluation.description or ''}".strip()
+            )
+    for event in events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            err = event.step_failure_data.error
+            message = err.cause.message if err and err.cause else (err.message if err else "")
+            # first line only: a failed blocking check's rows are already listed above
+            outcome.problems.append(f"{key}: step {event.step_key} failed: {message.strip().splitlines()[0]}")
+    _end_mlflow_run()
+    if not result.success and len(outcome.problems) == known_problems:
+        outcome.problems.append(f"{key}: run {result.run_id} failed")
+    if progress:
+        what = "all assets" if run_assets is None else ", ".join(k.to_user_string() for k in run_assets)
+        tqdm.write(f"{key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} ({what})")
+
+
+def _end_mlflow_run() -> None:
+    """Runs share this process: never let one run's MLflow run stay active into the next."""
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        while mlflow.active_run() is not None:
+            mlflow.end_run()

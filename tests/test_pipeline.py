@@ -7,7 +7,7 @@ from pathlib import Path
 import polars as pl
 from dagster import DagsterInstance, materialize
 
-from kimp_pipelines.assets import all_assets, all_checks
+from kimp_pipelines.assets import all_checks, market_assets
 from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
 from tests.fakes import FX_RATE, FakeSource
 
@@ -21,7 +21,7 @@ class FakeMarket(MarketDataResource):
 
 def _run(base: Path, day: str, instance: DagsterInstance, selection: str | None = None):  # type: ignore[no-untyped-def]
     return materialize(
-        [*all_assets, *all_checks],
+        [*market_assets, *all_checks],
         partition_key=day,
         selection=selection,
         resources={
@@ -115,7 +115,7 @@ def test_source_errors_fail_the_asset_without_writing(tmp_path: Path) -> None:
 def test_whole_market_data_graph_on_the_simulated_market(tmp_path: Path) -> None:
     """Every raw table and the premium for one day of the embedded default, all 33 checks passing."""
     result = materialize(
-        [*all_assets, *all_checks],
+        [*market_assets, *all_checks],
         partition_key="2024-03-04",
         resources={
             "market_data": MarketDataResource(kind="simulated", seed=7, orderbook_interval_ms=60_000),

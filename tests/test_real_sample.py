@@ -67,7 +67,7 @@ def test_premium_matches_hand_computation() -> None:
 
 def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole market-data graph on the real files: look-back FX day first, then two days."""
-    from kimp_pipelines.assets import all_assets
+    from kimp_pipelines.assets import market_assets
     from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
 
     resources = {
@@ -77,11 +77,11 @@ def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.M
     }
     instance = DagsterInstance.ephemeral()
     assert materialize(
-        all_assets, partition_key="2018-01-09", selection="fx_usdkrw", resources=resources, instance=instance
+        market_assets, partition_key="2018-01-09", selection="fx_usdkrw", resources=resources, instance=instance
     ).success
     for day in ("2018-01-10", "2018-01-11"):
         result = materialize(
-            all_assets, partition_key=day, resources=resources, instance=instance, raise_on_error=False
+            market_assets, partition_key=day, resources=resources, instance=instance, raise_on_error=False
         )
         failed = [e.description for e in result.get_asset_check_evaluations() if not e.passed]
         assert result.success and not failed, failed
@@ -93,7 +93,7 @@ def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.M
 
 def test_a_day_without_data_is_a_clear_error(tmp_path: Path) -> None:
     """2020-03-01 lies in the window withheld from every shared file: no candles anywhere."""
-    from kimp_pipelines.assets import all_assets
+    from kimp_pipelines.assets import market_assets
     from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
 
     resources = {
@@ -102,7 +102,7 @@ def test_a_day_without_data_is_a_clear_error(tmp_path: Path) -> None:
         "quality": QualityResource(),
     }
     result = materialize(
-        all_assets,
+        market_assets,
         partition_key="2020-03-01",
         resources=resources,
         instance=DagsterInstance.ephemeral(),

@@ -63,11 +63,11 @@ def test_s3_round_trip_overwrite_and_sql(s3_env: str) -> None:
 def test_io_manager_on_s3(s3_env: str) -> None:
     from dagster import DagsterInstance, materialize
 
-    from kimp_pipelines.assets import all_assets
+    from kimp_pipelines.assets import market_assets
     from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
 
     result = materialize(
-        all_assets,
+        market_assets,
         partition_key="2024-03-04",
         selection="fx_usdkrw",
         resources={

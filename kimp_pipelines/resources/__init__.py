@@ -15,9 +15,12 @@ from typing import Any
 from dagster import EnvVar
 
 from kimp.settings import Settings
+from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.io_manager import ParquetIOManager
 from kimp_pipelines.resources.market_data import MarketDataResource
+from kimp_pipelines.resources.modeling import ModelingResource, kimp_mlflow
 from kimp_pipelines.resources.quality import QualityResource
+from kimp_pipelines.resources.store import StoreResource
 
 ENVIRONMENTS = ("local", "prod")
 
@@ -51,7 +54,42 @@ def build_resources(env: str | None = None, settings: Settings | None = None) ->
             max_fx_age_hours=_env_or("KIMP_MAX_FX_AGE_HOURS", s.max_fx_age_hours, as_int=True),
         ),
         "io_manager": io_manager,
+        "store": StoreResource(base_uri=s.storage_uri),
+        "backtest": BacktestResource(
+            strategies=_env_or("KIMP_BT_STRATEGIES", "zscore,ensemble"),
+            seed=_env_or("KIMP_SEED", s.seed, as_int=True),
+            report_dir=str(s.home / "reports" / "backtest"),
+        ),
+        "modeling": ModelingResource(
+            horizon_minutes=_env_or("KIMP_WF_HORIZON_MINUTES", s.wf_horizon_minutes, as_int=True),
+            window_days=_env_or("KIMP_WF_WINDOW_DAYS", s.wf_window_days, as_int=True),
+            n_trials=_env_or("KIMP_WF_TRIALS", s.wf_trials, as_int=True),
+            models=",".join(s.wf_models),
+            lstm_size=s.wf_lstm_size,
+            seed=_env_or("KIMP_SEED", s.seed, as_int=True),
+            model_dir=str(s.model_dir),
+            # May hold a password (a shared Postgres study store): bound through EnvVar when set.
+            optuna_storage=_env_or("KIMP_OPTUNA_STORAGE", s.optuna_storage),
+        ),
+        # MLflow through dagster-mlflow: one MLflow run per Dagster run, nested runs per model and day.
+        "mlflow": kimp_mlflow.configured(
+            {
+                "experiment_name": "kimp",
+                "mlflow_tracking_uri": s.mlflow_uri,
+                # local tracking keeps artifacts next to the database; a server decides for itself
+                "artifact_location": str(s.home / "mlflow-artifacts")
+                if s.mlflow_uri.startswith("sqlite")
+                else None,
+            }
+        ),
     }
 
 
-__all__ = ["ENVIRONMENTS", "MarketDataResource", "ParquetIOManager", "QualityResource", "build_resources"]
+__all__ = [
+    "ENVIRONMENTS",
+    "MarketDataResource",
+    "ModelingResource",
+    "ParquetIOManager",
+    "QualityResource",
+    "build_resources",
+]

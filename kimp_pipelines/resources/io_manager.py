@@ -16,6 +16,12 @@ def table_name(context: InputContext | OutputContext) -> str:
     return "__".join(context.asset_key.path)
 
 
+def partition_file(key: str) -> str:
+    """File name of a partition key: a (date, scenario) key "2024-03-01|flash_crash" becomes
+    "2024-03-01__flash_crash", so a table's files still sort by day and glob as ``*.parquet``."""
+    return str(key).replace("|", "__")
+
+
 class ParquetIOManager(ConfigurableIOManager):
     """Writes each partition atomically under ``base_uri`` (a local folder or ``s3://bucket/prefix``)."""
 
@@ -27,7 +33,7 @@ class ParquetIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pl.DataFrame) -> None:
         if obj is None:
             return
-        partition = context.asset_partition_key if context.has_asset_partitions else None
+        partition = partition_file(context.asset_partition_key) if context.has_asset_partitions else None
         path = self._store().write(table_name(context), partition, obj)
         context.add_output_metadata({"path": path})
 
@@ -36,7 +42,7 @@ class ParquetIOManager(ConfigurableIOManager):
         table = table_name(context)
         if not context.has_asset_partitions:
             return store.read(table, None)
-        keys = context.asset_partition_keys
+        keys = [partition_file(k) for k in context.asset_partition_keys]
         allow_missing = bool((context.definition_metadata or {}).get(ALLOW_MISSING, False))
         if allow_missing:
             present = [k for k in keys if store.exists(table, k)]

@@ -1,0 +1,167 @@
+"""The feature store's assets: ``features`` (the wide table) and ``feature_catalog``, per UTC day.
+
+Each input is read with the look-back its features declare (a time-window partition mapping that
+reaches back, never forward), so the day's first bars see the same history whether the day runs alone
+or inside a range. Look-back partitions that were never materialized are skipped: those features are
+null during their warm-up, as the catalog documents, never computed from less history silently.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, TimeWindowPartitionMapping, asset
+
+from kimp.features import FeatureConfig, FeatureInputs, build_features, catalog_frame, feature_set_version
+from kimp.features import lookback_days as feature_lookbacks
+from kimp.timeutil import day_bounds, parse_day
+from kimp_pipelines.assets.metadata import table_metadata
+from kimp_pipelines.partitions import daily_partitions
+from kimp_pipelines.resources.io_manager import ALLOW_MISSING
+
+GROUP = "features"
+FEATURE_CONFIG = FeatureConfig()
+LOOKBACK = feature_lookbacks(FEATURE_CONFIG)
+
+# input name -> (upstream asset, the feature input table it feeds)
+_INPUTS: dict[str, str] = {
+    "kimchi_premium": "premium",
+    "upbit_candles": "candles",
+    "bithumb_candles": "candles",
+    "binance_candles": "candles",
+    "fx_usdkrw": "fx",
+    "orderbook_snapshots": "orderbook",
+    "onchain_metrics": "onchain",
+    "macro_daily": "macro",
+    "news_headlines": "news",
+}
+
+
+def _lookback_in(days: int) -> AssetIn:
+    return AssetIn(
+        partition_mapping=TimeWindowPartitionMapping(
+            start_offset=-days, end_offset=0, allow_nonexistent_upstream_partitions=True
+        ),
+        metadata={ALLOW_MISSING: True},
+    )
+
+
+def _frame_or_none(frame: pl.DataFrame) -> pl.DataFrame | None:
+    return frame if frame.width else None  # no partition at all was materialized
+
+
+def catalog_markdown(catalog: pl.DataFrame) -> str:
+    """Family summary first (500 rows of names are in docs/features.md and in the asset's value)."""
+    families = (
+        catalog.group_by("family")
+        .agg(features=pl.len(), max_lookback_h=(pl.col("lookback_s").max() / 3600).round(2))
+        .sort("family")
+    )
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_rows=100,
+    ):
+        return str(families)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    ins={name: _lookback_in(LOOKBACK.get(table, 0)) for name, table in _INPUTS.items()},
+    code_version=feature_set_version(FEATURE_CONFIG),
+)
+def features(
+    context: AssetExecutionContext,
+    kimchi_premium: pl.DataFrame,
+    upbit_candles: pl.DataFrame,
+    bithumb_candles: pl.DataFrame,
+    binance_candles: pl.DataFrame,
+    fx_usdkrw: pl.DataFrame,
+    orderbook_snapshots: pl.DataFrame,
+    onchain_metrics: pl.DataFrame,
+    macro_daily: pl.DataFrame,
+    news_headlines: pl.DataFrame,
+) -> Iterator[Any]:
+    """The wide feature table: ``ts``, ``coin``, then one column per catalog feature, for the bars of the
+    day. A row at ``ts`` uses only data known by the bar's close; families whose source the market lacks
+    are null and listed in the metadata (``unavailable``)."""
+    day = parse_day(context.partition_key)
+    start, end = day_bounds(day)
+    candles = [f for f in (upbit_candles, bithumb_candles, binance_candles) if f.width]
+    inputs = FeatureInputs(
+        premium=_frame_or_none(kimchi_premium),
+        candles=pl.concat(candles, how="vertical_relaxed") if candles else None,
+        fx=_frame_or_none(fx_usdkrw),
+        orderbook=_frame_or_none(orderbook_snapshots),
+        onchain=_frame_or_none(onchain_metrics),
+        macro=_frame_or_none(macro_daily),
+        news=_frame_or_none(news_headlines),
+    )
+    result = build_features(inputs, start=start, end=end, config=FEATURE_CONFIG)
+    frame = result.frame
+    n_features = frame.width - 2
+    null_share = frame.drop("ts", "coin").null_count().transpose(column_names=["nulls"]).get_column(
+        "nulls"
+    ).sum() / max(1, frame.height * n_features)
+    for family, why in sorted(result.unavailable.items()):
+        context.log.warning(f"features {day}: family {family!r} is null: {why}")
+    context.log.info(
+        f"features {day}: {frame.height} rows x {n_features} features at {result.interval_s}s bars, "
+        f"{null_share:.1%} null cells, version {feature_set_version(FEATURE_CONFIG)}"
+    )
+    meta = table_metadata(frame.select("ts", "coin", *frame.columns[2:8]))
+    meta.update(
+        {
+            "dagster/row_count": frame.height,
+            "features": n_features,
+            "interval_s": result.interval_s,
+            "feature_set_version": feature_set_version(FEATURE_CONFIG),
+            "null_share": round(float(null_share), 4),
+            "unavailable": MetadataValue.json(result.unavailable),
+        }
+    )
+    yield Output(frame, metadata=meta)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    group_name=GROUP,
+    kinds={"polars", "parquet"},
+    code_version=feature_set_version(FEATURE_CONFIG),
+)
+def feature_catalog(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+    """Every feature's name, family, parameters, formula in words, look-back and source tables: the
+    catalog the day's ``features`` were computed with (its hash is the feature-set version)."""
+    catalog = catalog_frame(FEATURE_CONFIG)
+    version = feature_set_version(FEATURE_CONFIG)
+    context.log.info(f"feature catalog {context.partition_key}: {catalog.height} features, version {version}")
+    return Output(
+        catalog,
+        metadata={
+            "dagster/row_count": catalog.height,
+            "feature_set_version": version,
+            "families": MetadataValue.md(catalog_markdown(catalog)),
+            "catalog": MetadataValue.md(_full_table(catalog)),
+        },
+    )
+
+
+def _full_table(catalog: pl.DataFrame) -> str:
+    cols = [
+        c for c in ("name", "family", "params", "lookback_s", "sources", "formula") if c in catalog.columns
+    ]
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_rows=-1,
+        tbl_cols=-1,
+        fmt_str_lengths=200,
+    ):
+        return str(catalog.select(cols))
+
+
+feature_assets = [features, feature_catalog]

@@ -1,0 +1,76 @@
+"""Range reports: unpartitioned assets that aggregate the stored daily partitions of a date range."""
+
+import tempfile
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+
+from kimp.reporting.summaries import backtest_overview, walk_forward_overview
+from kimp_pipelines.assets.metadata import png_markdown
+from kimp_pipelines.resources.store import StoreResource
+
+
+class RangeConfig(Config):
+    """Days to aggregate (inclusive, YYYY-MM-DD); empty = every stored day."""
+
+    start: str = ""
+    end: str = ""
+
+
+@asset(group_name="reports", kinds={"polars", "parquet"}, deps=["model_evaluation"])
+def walk_forward_report(
+    context: AssetExecutionContext, config: RangeConfig, store: StoreResource
+) -> Output[pl.DataFrame]:
+    """Walk-forward metrics over a range of days: per model, the mean of the daily metrics and the pooled
+    counts, beside the baselines (persistence, majority, logistic), with macro-F1 and log-loss over time."""
+    from kimp.models.evaluation import metrics_over_time_png
+
+    keys, daily = store.read_range("model_evaluation", config.start or None, config.end or None)
+    if not keys:
+        raise ValueError(
+            f"walk_forward_report: no model_evaluation partitions stored in [{config.start}, {config.end}]"
+        )
+    report = walk_forward_overview(daily)
+    context.log.info(f"walk_forward_report over {len(keys)} day(s) {keys[0]}..{keys[-1]}:\n{report}")
+    meta = {"days": len(keys), "first_day": keys[0], "last_day": keys[-1]}
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        float_precision=4,
+    ):
+        meta["summary"] = MetadataValue.md(str(report))
+    with tempfile.TemporaryDirectory() as tmp:
+        png = metrics_over_time_png(daily, Path(tmp) / "metrics.png")
+        meta["metrics_over_time"] = png_markdown(Path(png).read_bytes(), "metrics over time")
+    return Output(report, metadata=meta)
+
+
+@asset(group_name="reports", kinds={"polars", "parquet"}, deps=["backtest_report"])
+def backtest_summary(
+    context: AssetExecutionContext, config: RangeConfig, store: StoreResource
+) -> Output[pl.DataFrame]:
+    """Backtests over a range: metrics per day, strategy, scenario, coin, venue and engine as columns
+    (reachable with `kimp sql`), summarised per strategy and scenario, with cumulative returns plotted."""
+    from kimp.reporting.plots import cumulative_returns_png
+
+    keys, daily = store.read_range("backtest_report", config.start or None, config.end or None)
+    if not keys:
+        raise ValueError(
+            f"backtest_summary: no backtest_report partitions stored in [{config.start}, {config.end}]"
+        )
+    daily = daily.sort("date", "scenario", "strategy", "coin", "kr_venue", "engine")
+    overview = backtest_overview(daily)
+    context.log.info(f"backtest_summary over {len(keys)} partition(s):\n{overview}")
+    meta: dict = {"partitions": len(keys), "first_day": keys[0][:10], "last_day": keys[-1][:10]}
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_rows=100,
+        float_precision=5,
+    ):
+        meta["overview"] = MetadataValue.md(str(overview))
+    meta["cumulative_returns"] = png_markdown(cumulative_returns_png(daily), "cumulative daily returns")
+    return Output(daily, metadata=meta)

@@ -1,0 +1,38 @@
+"""The daily backtest job over (day, scenario) partitions, and its schedule."""
+
+from dagster import (
+    AssetSelection,
+    MultiPartitionKey,
+    RunRequest,
+    ScheduleEvaluationContext,
+    define_asset_job,
+    in_process_executor,
+    schedule,
+)
+
+from kimp_pipelines.partitions import SCENARIOS, daily_partitions, daily_scenario_partitions
+
+backtest_job = define_asset_job(
+    name="backtest_job",
+    selection=AssetSelection.assets("backtest_report"),
+    partitions_def=daily_scenario_partitions,
+    description="Backtest one day under one market scenario: every strategy, both engines, with the report.",
+    tags={"kimp/layer": "backtest"},
+    executor_def=in_process_executor,
+)
+
+
+@schedule(
+    job=backtest_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    description="At 03:00 UTC, backtest yesterday under every scenario (after the retrain's predictions).",
+)
+def daily_backtest_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
+    day = daily_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+    return [
+        RunRequest(
+            run_key=f"backtest:{day}:{s}", partition_key=MultiPartitionKey({"date": day, "scenario": s})
+        )
+        for s in SCENARIOS
+    ]

@@ -1,0 +1,68 @@
+"""Daily retraining (walk-forward), weekly tuning, and the range report of the modeling layer."""
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    in_process_executor,
+    schedule,
+)
+
+from kimp_pipelines.partitions import daily_partitions
+from kimp_pipelines.resources.modeling import end_mlflow_run
+
+training_job = define_asset_job(
+    name="training_job",
+    selection=AssetSelection.groups("models"),
+    partitions_def=daily_partitions,
+    description="Walk-forward step for day D: training window before D minus the embargo, every model, the "
+    "ensemble, out-of-sample predictions for D and their evaluation against the baselines.",
+    tags={"kimp/layer": "models"},
+    # Two cores: models take turns, each with both threads, instead of competing for them.
+    executor_def=in_process_executor,
+    hooks={end_mlflow_run},
+)
+
+tuning_job = define_asset_job(
+    name="tuning_job",
+    selection=AssetSelection.assets("training_dataset", "optuna_study"),
+    partitions_def=daily_partitions,
+    description="Optuna study (TPE, pruning, purged CV) of the boosting models on the training window of D; "
+    "daily retrains use the newest study tuned on data before their own day.",
+    tags={"kimp/layer": "tuning"},
+    executor_def=in_process_executor,
+    hooks={end_mlflow_run},
+)
+
+reports_job = define_asset_job(
+    name="reports_job",
+    selection=AssetSelection.groups("reports"),
+    description="Range reports: model metrics over time against the baselines, and backtests over days.",
+    tags={"kimp/layer": "reports"},
+    executor_def=in_process_executor,
+)
+
+# 01:30 UTC: after yesterday's features (01:00). The retrain of day D+1 is trained on data up to D.
+daily_retrain_schedule = build_schedule_from_partitioned_job(
+    training_job,
+    name="daily_retrain",
+    hour_of_day=1,
+    minute_of_hour=30,
+    description="Retrain every model for yesterday's partition and score it out of sample, daily at 01:30 UTC.",
+)
+
+
+@schedule(
+    job=tuning_job,
+    cron_schedule="0 22 * * 0",  # Sunday 22:00 UTC, away from the daily chain
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.STOPPED,
+    description="Weekly Optuna study on the newest complete day's training window.",
+)
+def weekly_tuning_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+    day = daily_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+    # run_key: one study per week even if the tick is evaluated twice
+    return RunRequest(run_key=f"tuning:{day}", partition_key=day)
