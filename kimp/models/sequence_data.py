@@ -193,7 +193,7 @@ class WindowSource:
 
     def batch(self, ends: torch.Tensor) -> torch.Tensor:
         """(b, steps, f) inputs of the windows ending at the sorted rows ``ends`` (all must be full windows)."""
-        return self.windows[ends - (self.steps - 1)].transpose(1, 2)
+        return self.windows[ends - (self.steps - 1)].transpose(1, 2).contiguous()
 
 
 def labels_and_splits(
