@@ -10,7 +10,7 @@ Inside CV there is no early stopping (it would tune on the test fold); ``num_boo
 instead and becomes the cap of the daily fit, which then early-stops on its own validation split.
 
 Cost control on 2 cores: the rows are thinned evenly in time to ``config.extra["tune_max_rows"]`` (default
-30,000). On 1-minute bars with a 1-hour horizon neighbouring rows share 59 of 60 minutes of their label, so
+12,000). On 1-minute bars with a 1-hour horizon neighbouring rows share 59 of 60 minutes of their label, so
 thinning loses little information.
 
 Studies live in Optuna RDB storage (``storage_url``, e.g. sqlite:///<KIMP_HOME>/optuna.db); running
@@ -42,7 +42,7 @@ def search_space(trial: Any, kind: str) -> dict[str, Any]:
         "max_depth": trial.suggest_int("max_depth", 3, 8),
         "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample": trial.suggest_float("colsample", 0.2, 0.8),
+        "colsample": trial.suggest_float("colsample", 0.2, 0.6),
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         "num_boost_round": trial.suggest_int("num_boost_round", 50, 150, step=25),
     }
@@ -59,7 +59,7 @@ def cv_rows(frame: pl.DataFrame, config: WalkForwardConfig) -> pl.DataFrame:
     """Train + validation rows (test left out), thinned evenly in time to at most tune_max_rows."""
     rows = frame.filter(pl.col("split").is_in(["train", "validation"])) if "split" in frame.columns else frame
     rows = rows.sort(["ts", "coin"])
-    limit = int(config.extra.get("tune_max_rows", 30_000))  # type: ignore[call-overload]
+    limit = int(config.extra.get("tune_max_rows", 12_000))  # type: ignore[call-overload]
     if rows.height > limit:
         rows = rows.gather_every(int(np.ceil(rows.height / limit)))
     return rows
