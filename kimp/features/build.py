@@ -159,8 +159,8 @@ def _feature_expr(
     except NotRepresentable as err:
         marks.setdefault(spec.name, str(err))
         expr = None
-    if expr is None:
-        expr = pl.lit(None, pl.Float64)
+    if expr is None:  # a column of nulls as long as the frame (a bare literal would broadcast to 1 row)
+        expr = pl.repeat(None, pl.len(), dtype=pl.Float64)
     lb = int(spec.lookback.total_seconds())
     if lb > history_s:  # warm-up: rows with less history on the grid than declared are null
         expr = pl.when(pl.col("_hist_s") >= lb).then(expr)

@@ -171,6 +171,16 @@ class Prepared:
     interval_s: int
     unusable: dict[str, str] = field(default_factory=dict)  # table -> why it cannot be used
     problems: list[str] = field(default_factory=list)
+    _news_tone: pl.DataFrame | None = None
+
+    def tone(self, end: datetime) -> pl.DataFrame | None:
+        """Lexicon tone of every news item before ``end``, computed once for all coins."""
+        news = self.tables["news"]
+        if news is None:
+            return None
+        if self._news_tone is None:
+            self._news_tone = news_tone(news.filter(pl.col("ts") < end))
+        return self._news_tone
 
 
 def _sanitize(name: str, frame: pl.DataFrame, problems: list[str]) -> pl.DataFrame:
@@ -313,12 +323,14 @@ def _book_cols(
     last_cols = ["spread", "imb1", "imb5", "imb10", "micro"] + [
         f"{s}sz{i}" for s in ("b", "a") for i in range(1, BOOK_LEVELS + 1)
     ]
-    bars = snaps.group_by("ts").agg(
-        pl.col("_snap_ts").last(),
-        *[pl.col(c).last() for c in last_cols],
-        pl.col("spread").mean().alias("spread_mean"),
-        pl.col("imb1").mean().alias("imb1_mean"),
+    # snapshots are sorted: the last one of each bar is where the next one falls in another bar (a
+    # filter, much cheaper than a hash group_by with 25 "last" aggregations)
+    next_bar = pl.col("ts").shift(-1)
+    last = snaps.filter(next_bar.is_null() | (next_bar != pl.col("ts"))).select("ts", "_snap_ts", *last_cols)
+    means = snaps.group_by("ts").agg(
+        pl.col("spread").mean().alias("spread_mean"), pl.col("imb1").mean().alias("imb1_mean")
     )
+    bars = last.join(means, on="ts", how="left")
     fresh = (pl.col("ts") + pl.duration(seconds=interval_s) - pl.col("_snap_ts")) <= pl.duration(
         seconds=max_age_s
     )
@@ -385,7 +397,7 @@ def base_frame(
     )
 
     def prem(venue: str | None, c: str, suffix: str) -> pl.DataFrame:
-        rows = premium.filter((pl.col("coin") == c) & (pl.col("kr_venue") == venue))
+        rows = premium.filter((pl.col("coin") == c) & (pl.col("kr_venue") == (venue or "")))
         rows = rows.sort("ts").unique(subset=["ts"], keep="last", maintain_order=True)
         return rows.select(
             "ts", pl.col("premium_fx").alias(f"p_fx{suffix}"), pl.col("premium_usdt").alias(f"p_usdt{suffix}")
@@ -480,9 +492,8 @@ def base_frame(
             )
             frame = _asof(frame, rows, f"_m_{series}", MACRO_MAX_AGE)
 
-    news = prep.tables["news"]
-    if news is not None:
-        tone = news_tone(news.filter(pl.col("ts") < end))
+    tone = prep.tone(end)
+    if tone is not None:
         per_bar = tone.group_by(bar_of(pl.col("ts"), iv).alias("ts")).agg(
             n_count=pl.len().cast(pl.Float64),
             n_tone=pl.col("tone").sum(),

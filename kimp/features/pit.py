@@ -78,7 +78,7 @@ def point_in_time(
             SELECT r._req_id, s.ts AS feature_ts, s.known_at{", " + cols if cols else ""}
             FROM req r ASOF LEFT JOIN s ON r._req_coin = s.coin AND r._req_ts >= s.known_at
         """
-        matched = pl.from_arrow(con.execute(query).fetch_arrow_table())
+        matched = pl.from_arrow(con.sql(query).to_arrow_table())
     finally:
         con.close()
     assert isinstance(matched, pl.DataFrame)

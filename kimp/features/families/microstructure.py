@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from kimp.features.families.price import DAY, PRICE_SERIES, bvc_buy_fraction, half, log_ret1
+from kimp.features.families.price import DAY, PRICE_SERIES, bvc_buy_fraction, half, log_ret1, reg_min, std_min
 from kimp.features.registry import Registry
 from kimp.market_data.schemas import BOOK_LEVELS
 
@@ -149,7 +149,7 @@ def add_liquidity(reg: Registry) -> None:
                 rm, qm = pl.when(ok).then(r), pl.when(ok).then(q)
 
                 def mean(e: pl.Expr) -> pl.Expr:
-                    return e.rolling_mean(window_size=w, min_samples=max(3, half(w)))
+                    return e.rolling_mean(window_size=w, min_samples=reg_min(w))
 
                 var = mean(qm * qm) - mean(qm) ** 2
                 return pl.when(var > 0).then((mean(rm * qm) - mean(rm) * mean(qm)) / var)
@@ -207,7 +207,7 @@ def add_volume(reg: Registry) -> None:
             def make() -> pl.Expr:
                 wd = reg.bars(DAY)
                 m = vmean(reg, s, wd).shift(1)
-                sd = v.rolling_std(window_size=wd, min_samples=max(2, half(wd))).shift(1)
+                sd = v.rolling_std(window_size=wd, min_samples=std_min(wd)).shift(1)
                 return pl.when(m.is_not_null() & v.is_not_null()).then((v > m + 3 * sd).cast(pl.Float64))
 
             return col(reg.helper(f"_large_{s}", make))

@@ -7,7 +7,7 @@ import math
 
 import polars as pl
 
-from kimp.features.families.price import DAY, WINDOWS, half
+from kimp.features.families.price import DAY, WINDOWS, half, reg_min, std_min
 from kimp.features.registry import Registry
 from kimp.features.types import TIMEFRAMES
 
@@ -185,7 +185,7 @@ def _ar_slope(c: str, w: int) -> pl.Expr:
     ym = pl.when(ok).then(y)
 
     def mean(e: pl.Expr) -> pl.Expr:
-        return e.rolling_mean(window_size=w, min_samples=max(3, half(w)))
+        return e.rolling_mean(window_size=w, min_samples=reg_min(w))
 
     cov = mean(xm * ym) - mean(xm) * mean(ym)
     var = mean(xm * xm) - mean(xm) ** 2
@@ -201,7 +201,7 @@ def add_mean_reversion(reg: Registry) -> None:
 
             def z(c: str = c, sec: int = sec) -> pl.Expr:
                 w = reg.bars(sec)
-                sd = col(c).rolling_std(window_size=w, min_samples=max(2, half(w)))
+                sd = col(c).rolling_std(window_size=w, min_samples=std_min(w))
                 return (col(c) - col(rolling_mean(c, w))) / sd
 
             reg.add(

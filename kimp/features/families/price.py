@@ -16,7 +16,7 @@ from scipy.special import ndtr
 
 from kimp.features.garch import garch_conditional_variance, refit_blocks
 from kimp.features.kernels import windowed_ewm
-from kimp.features.registry import Registry, duration_label, numba_map
+from kimp.features.registry import NotRepresentable, Registry, duration_label, numba_map
 from kimp.features.types import TIMEFRAMES
 
 DAY = 86_400
@@ -35,6 +35,20 @@ def col(name: str) -> pl.Expr:
 def half(w: int) -> int:
     """Minimum valid samples in a window of w rows: half of it (missing bars do not void a window)."""
     return max(1, w // 2)
+
+
+def std_min(w: int) -> int:
+    """Minimum samples for a dispersion over w rows; a one-row window has none (not representable)."""
+    if w < 2:
+        raise NotRepresentable(f"a dispersion needs a window of at least 2 bars, got {w}")
+    return max(2, half(w))
+
+
+def reg_min(w: int) -> int:
+    """Minimum samples for a rolling regression slope over w rows."""
+    if w < 3:
+        raise NotRepresentable(f"a regression needs a window of at least 3 bars, got {w}")
+    return max(3, half(w))
 
 
 def ewm_np(alpha: float, window: int, min_count: int):
@@ -84,7 +98,7 @@ def add_volatility(reg: Registry) -> None:
             def make(s: str = s, sec: int = sec) -> pl.Expr:
                 x = col(log_ret1(reg, s)) if s != "pfx" else col("p_fx").diff()
                 w = reg.bars(sec)
-                return x.rolling_std(window_size=w, min_samples=max(2, half(w))) * daily_scale(reg)
+                return x.rolling_std(window_size=w, min_samples=std_min(w)) * daily_scale(reg)
 
             reg.add(
                 f"{s}_rv_{wl}",
@@ -270,7 +284,7 @@ def add_momentum(reg: Registry) -> None:
                 w = reg.bars(sec)
                 r = col(log_ret1(reg, s))
                 return r.rolling_sum(window_size=w, min_samples=half(w)) / (
-                    r.rolling_std(window_size=w, min_samples=max(2, half(w))) * math.sqrt(w)
+                    r.rolling_std(window_size=w, min_samples=std_min(w)) * math.sqrt(w)
                 )
 
             reg.add(
@@ -392,7 +406,7 @@ def add_technicals(reg: Registry) -> None:
                     col(
                         reg.helper(
                             f"_sd0_{c}_{w}",
-                            lambda: col(c).rolling_std(window_size=w, min_samples=max(2, half(w)), ddof=0),
+                            lambda: col(c).rolling_std(window_size=w, min_samples=std_min(w), ddof=0),
                         )
                     ),
                 )
@@ -607,7 +621,7 @@ def bvc_buy_fraction(reg: Registry, s: str) -> str:
     def make() -> pl.Expr:
         w = reg.bars(DAY)
         r = col(log_ret1(reg, s))
-        z = r / r.rolling_std(window_size=w, min_samples=max(2, half(w)))
+        z = r / r.rolling_std(window_size=w, min_samples=std_min(w))
         return z.map_batches(
             lambda x: pl.Series(ndtr(x.fill_null(np.nan).to_numpy())), return_dtype=pl.Float64
         ).fill_nan(None)
