@@ -156,3 +156,20 @@ def test_ensemble_saves_and_loads_its_members(tmp_path: Path) -> None:
     loaded = load_model(tmp_path / "ens")
     assert isinstance(loaded, EnsembleModel) and loaded.weights == model.weights
     np.testing.assert_allclose(loaded.predict_proba(valid), model.predict_proba(valid))
+
+
+def test_registry_reads_the_lstm_format_through_its_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    seen: list[Path] = []
+    fake = types.ModuleType("kimp.models.sequence")
+    fake.load_lstm = lambda path: seen.append(path) or _Const("lstm", [0.2, 0.3, 0.5])  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kimp.models.sequence", fake)
+    (tmp_path / "lstm").mkdir()
+    (tmp_path / "lstm" / "lstm_config.json").write_text("{}")
+    assert load_model(tmp_path / "lstm").name == "lstm" and seen == [tmp_path / "lstm"]
+    with pytest.raises(FileNotFoundError, match=r"model\.json"):
+        load_model(tmp_path)

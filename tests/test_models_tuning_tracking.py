@@ -57,10 +57,20 @@ def test_cv_rows_leave_the_test_split_out_and_are_thinned(frame) -> None:
     rows = cv_rows(frame, CONFIG)
     assert "test" not in rows["split"].unique().to_list()
     assert rows.height <= 2_000
-    space = search_space(optuna.trial.FixedTrial({
-        "learning_rate": 0.1, "max_depth": 4, "min_child_weight": 5.0, "subsample": 0.8, "colsample": 0.5,
-        "reg_lambda": 1.0, "num_boost_round": 75,
-    }), "xgboost")
+    space = search_space(
+        optuna.trial.FixedTrial(
+            {
+                "learning_rate": 0.1,
+                "max_depth": 4,
+                "min_child_weight": 5.0,
+                "subsample": 0.8,
+                "colsample": 0.5,
+                "reg_lambda": 1.0,
+                "num_boost_round": 75,
+            }
+        ),
+        "xgboost",
+    )
     assert "num_leaves" not in space and space["num_boost_round"] == 75
 
 

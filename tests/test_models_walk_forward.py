@@ -43,7 +43,9 @@ class FakeSequenceModel:
         raise NotImplementedError
 
 
-def fake_fit_lstm(frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str]) -> FakeSequenceModel:
+def fake_fit_lstm(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str]
+) -> FakeSequenceModel:
     assert frame["label_known_at"].max() < day_start(DAY) - timedelta(minutes=config.embargo)
     return FakeSequenceModel(features=features)
 
@@ -69,7 +71,15 @@ def test_training_ends_before_the_day_minus_the_embargo(trained, tmp_path: Path)
     stored = DayModels(**{**models.__dict__, "models": models_no_lstm, "members": ["xgboost", "lightgbm"]})
     stored.save(tmp_path / "day")
     assert DayModels.load(tmp_path / "day").last_label_known_at < limit  # and from what was stored
-    assert set(models.models) == {"xgboost", "lightgbm", "lstm", "persistence", "majority", "logistic", "ensemble"}
+    assert set(models.models) == {
+        "xgboost",
+        "lightgbm",
+        "lstm",
+        "persistence",
+        "majority",
+        "logistic",
+        "ensemble",
+    }
     assert set(models.models["ensemble"].weights) == {"xgboost", "lightgbm", "lstm"}  # type: ignore[attr-defined]
     assert models.split_rows["train"] > models.split_rows["validation"] > 0
     assert set(models.test_metrics["model"].to_list()) == set(models.models)
@@ -125,7 +135,9 @@ def test_training_of_day_d_never_sees_day_d(trained, market) -> None:
     models_b = train_day(feats_b, prem_b, day=DAY, config=CONFIG, tuned_params=TUNED, lstm_fit=fake_fit_lstm)
     probe = features.filter(pl.col("ts") >= start).head(500)
     for name in ("xgboost", "lightgbm", "logistic", "ensemble"):
-        np.testing.assert_array_equal(models_b.models[name].predict_proba(probe), models.models[name].predict_proba(probe))
+        np.testing.assert_array_equal(
+            models_b.models[name].predict_proba(probe), models.models[name].predict_proba(probe)
+        )
     assert models_b.test_metrics.equals(models.test_metrics)
 
 
