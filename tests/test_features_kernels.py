@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kimp.features.garch import fit_garch, garch_conditional_variance, refit_blocks
-from kimp.features.kernels import garch_nll_grad, garch_windowed_filter, windowed_ewm
+from kimp.features.kernels import garch_nll_grad, garch_windowed_filter, rolling_ols_slope, windowed_ewm
 
 
 def _garch_path(n: int, alpha: float, beta: float, seed: int) -> np.ndarray:
@@ -84,3 +84,17 @@ def test_refit_blocks_are_aligned_to_the_epoch_so_a_day_gets_the_same_parameters
         ts[cut:], r[cut:], interval_s=60, fit_days=7, refit_days=7, window_days=1, min_obs=200
     )
     assert np.allclose(short[later - cut :], long[later:], rtol=1e-9, equal_nan=False)
+
+
+def test_rolling_ols_slope_equals_least_squares_on_each_window() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=200)
+    y = 0.7 * x + rng.normal(scale=0.1, size=200)
+    x[[10, 50]] = np.nan
+    y[[11, 120]] = np.nan
+    got = rolling_ols_slope(x, y, 30, 10)
+    for t in (40, 130, 199):
+        xs, ys = x[t - 29 : t + 1], y[t - 29 : t + 1]
+        ok = ~(np.isnan(xs) | np.isnan(ys))
+        assert got[t] == pytest.approx(np.polyfit(xs[ok], ys[ok], 1)[0], rel=1e-9)
+    assert np.isnan(got[5])

@@ -184,7 +184,7 @@ def garch_fit_newton(z: np.ndarray, a0: float, b0: float, max_iter: int) -> tupl
         t = 1.0
         accepted = False
         na, nb, nf, nga, ngb = a, b, f, ga, gb
-        for _ls in range(12):
+        for _ls in range(10):
             na, nb = _project(a + t * da, b + t * db)
             nf, nga, ngb = garch_nll_grad(z, na, nb)
             if nf < f:
@@ -198,4 +198,49 @@ def garch_fit_newton(z: np.ndarray, a0: float, b0: float, max_iter: int) -> tupl
         a, b, f, ga, gb = na, nb, nf, nga, ngb
         if gain < 1e-7 * (abs(f) + 1.0) or moved < 1e-6:
             break
+        if a <= 2e-6 and ga > 0:
+            # no ARCH effect: the variance is constant whatever beta is (beta is not identified), so
+            # the flat likelihood would only make the search crawl; stop at the boundary
+            break
     return a, b, f
+
+
+@njit(cache=True, nogil=True)
+def rolling_ols_slope(x: np.ndarray, y: np.ndarray, window: int, min_count: int) -> np.ndarray:
+    """OLS slope of y on x over the last ``window`` bars (pairs with both values present), one pass.
+
+    Running sums of x, y, x^2 and xy are updated in O(1) per bar (polars would need four rolling
+    passes plus temporaries for the two covariances).
+    """
+    n = x.shape[0]
+    out = np.empty(n)
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    sxy = 0.0
+    c = 0
+    for t in range(n):
+        xt = x[t]
+        yt = y[t]
+        if not (np.isnan(xt) or np.isnan(yt)):
+            sx += xt
+            sy += yt
+            sxx += xt * xt
+            sxy += xt * yt
+            c += 1
+        if t >= window:
+            xo = x[t - window]
+            yo = y[t - window]
+            if not (np.isnan(xo) or np.isnan(yo)):
+                sx -= xo
+                sy -= yo
+                sxx -= xo * xo
+                sxy -= xo * yo
+                c -= 1
+        out[t] = np.nan
+        if c >= min_count and c > 1:
+            mx = sx / c
+            var = sxx / c - mx * mx
+            if var > 1e-12 * (sxx / c + 1e-300):
+                out[t] = (sxy / c - mx * (sy / c)) / var
+    return out

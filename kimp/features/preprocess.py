@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
-from sklearn.preprocessing import RobustScaler
+
+if TYPE_CHECKING:  # sklearn and statsmodels are imported when used: importing kimp.features stays quick
+    from sklearn.ensemble import IsolationForest
 
 _CHUNK_ROWS = 100_000  # IsolationForest scoring in chunks keeps the float32 copy small
 
@@ -62,6 +64,9 @@ class Preprocessor:
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, frame: pl.DataFrame, columns: Sequence[str]) -> Preprocessor:
         """Learn medians, scaling and the outlier forest from ``frame`` (the training rows only)."""
+        from sklearn.ensemble import IsolationForest
+        from sklearn.preprocessing import RobustScaler
+
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ValueError(f"Preprocessor.fit: columns {missing[:5]} are not in the frame")

@@ -9,9 +9,11 @@ O'Hara 2012), buy share = Phi(r / sd), since the sources carry no trade tape.
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from kimp.features.families.price import DAY, PRICE_SERIES, bvc_buy_fraction, half, log_ret1, reg_min, std_min
+from kimp.features.kernels import rolling_ols_slope
 from kimp.features.registry import Registry
 from kimp.market_data.schemas import BOOK_LEVELS
 
@@ -144,15 +146,20 @@ def add_liquidity(reg: Registry) -> None:
                 # OLS slope of the 1-bar log return on signed quote volume (buy - sell), per million quote units
                 w = reg.bars(sec)
                 r = col(log_ret1(reg, s))
-                q = (2 * col(bvc_buy_fraction(reg, s)) - 1) * col(f"{s}_qv") / 1e6
-                ok = r.is_not_null() & q.is_not_null()
-                rm, qm = pl.when(ok).then(r), pl.when(ok).then(q)
+                q = col(
+                    reg.helper(
+                        f"_signed_qv_{s}",
+                        lambda s=s: (2 * col(bvc_buy_fraction(reg, s)) - 1) * col(f"{s}_qv") / 1e6,
+                    )
+                )
+                m = reg_min(w)
 
-                def mean(e: pl.Expr) -> pl.Expr:
-                    return e.rolling_mean(window_size=w, min_samples=reg_min(w))
+                def fn(batch: pl.Series) -> pl.Series:
+                    rr = batch.struct.field("r").fill_null(np.nan).to_numpy().astype(np.float64)
+                    qq = batch.struct.field("q").fill_null(np.nan).to_numpy().astype(np.float64)
+                    return pl.Series(rolling_ols_slope(qq, rr, w, m))
 
-                var = mean(qm * qm) - mean(qm) ** 2
-                return pl.when(var > 0).then((mean(rm * qm) - mean(rm) * mean(qm)) / var)
+                return pl.struct(r=r, q=q).map_batches(fn, return_dtype=pl.Float64).fill_nan(None)
 
             reg.add(
                 f"{s}_kyle_lambda_{wl}",
