@@ -121,3 +121,14 @@ def test_docs_are_generated_from_the_catalog(tmp_path: Path) -> None:
     assert feature_set_version() in text and "kr_rsi14_1h" in text
     out = write_docs(tmp_path / "features.md")
     assert out.read_text() == text
+
+
+def test_the_feature_package_never_imports_dagster() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kimp.features, kimp.features.docs, kimp.features.synthetic; "
+        "sys.exit(1 if 'dagster' in sys.modules else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
