@@ -131,4 +131,6 @@ def test_the_feature_package_never_imports_dagster() -> None:
         "import sys, kimp.features, kimp.features.docs, kimp.features.synthetic; "
         "sys.exit(1 if 'dagster' in sys.modules else 0)"
     )
-    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+    )
