@@ -72,7 +72,9 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-fraction", type=float, default=0.98)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 or 2)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1 = the model's default, or 2)"
+    )
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args()
 

@@ -24,7 +24,17 @@ from kimp.models.sequence import (
 from kimp.models.sequence_data import ModelInputError, Scaler, full_window_mask, order_rows
 
 FEATURES = ["f0", "f1", "f2"]
-TINY = {"steps": 6, "lstm1": 16, "lstm2": 8, "heads": 2, "dense": 16, "lr": 0.01, "max_epochs": 12}
+# One thread: tiny networks gain nothing from two, and the tests must stay fast on a busy shared machine.
+TINY = {
+    "steps": 6,
+    "lstm1": 16,
+    "lstm2": 8,
+    "heads": 2,
+    "dense": 16,
+    "lr": 0.01,
+    "max_epochs": 12,
+    "threads": 1,
+}
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -127,8 +137,8 @@ def test_same_seed_same_predictions_and_caller_rng_untouched(model: LSTMModel, f
     np.testing.assert_array_equal(np.random.get_state()[1], np_before)
     np.testing.assert_array_equal(again.predict_proba(frame), model.predict_proba(frame))
     assert again.history.train_loss == model.history.train_loss
-    other = fit_lstm(frame, tiny_config(seed=8), features=FEATURES)
-    assert not np.allclose(other.predict_proba(frame), model.predict_proba(frame), equal_nan=True)
+    seed7, seed8 = (fit_lstm(frame, tiny_config(seed=s), features=FEATURES, max_epochs=1) for s in (7, 8))
+    assert not np.allclose(seed7.predict_proba(frame), seed8.predict_proba(frame), equal_nan=True)
 
 
 def test_learns_window_pattern_above_chance(model: LSTMModel, frame: pl.DataFrame) -> None:
@@ -170,6 +180,16 @@ def test_scaler_from_train_rows_and_missing_values_become_zero(frame: pl.DataFra
         np.array([[3.0, np.nan]], np.float32)
     )
     assert z.tolist() == [[1.0, 0.0]]
+
+
+def test_rows_without_split_are_history_only(frame: pl.DataFrame) -> None:
+    first_ten = pl.int_range(pl.len()).over("coin") < 10
+    history = frame.with_columns(pl.when(first_ten).then(None).otherwise(pl.col("split")).alias("split"))
+    fitted = fit_lstm(history, tiny_config(max_epochs=1), features=FEATURES)
+    # train rows 10..539 per coin all have a full window (rows 5.. would, but 0..9 are not samples)
+    assert fitted.history.n_train == 2 * 530
+    dropped = fit_lstm(history.filter(~first_ten), tiny_config(max_epochs=1), features=FEATURES)
+    assert dropped.history.n_train == 2 * 525  # without those rows the first 5 windows lack history
 
 
 def test_save_load_round_trip(model: LSTMModel, frame: pl.DataFrame, tmp_path: Path) -> None:
@@ -214,11 +234,16 @@ def test_bad_inputs_name_what_is_wrong(frame: pl.DataFrame) -> None:
 def test_sizes_presets_batch_size_and_class_weights() -> None:
     prd = sizes_for(WalkForwardConfig(lstm_size="prd"))
     assert (prd.steps, prd.lstm1, prd.lstm2, prd.dense, prd.dropout) == (100, 256, 128, 64, 0.2)
-    assert sizes_for(WalkForwardConfig()) == PRESETS["cpu"]
+    assert sizes_for(WalkForwardConfig()) == PRESETS["cpu"] and PRESETS["cpu"].threads == 1
     assert sizes_for(WalkForwardConfig(), max_epochs=3).max_epochs == 3
     net = AttentionLSTMNet(50, prd)
     assert (net.lstm1.hidden_size, net.lstm2.hidden_size, net.dense.out_features) == (256, 128, 64)
-    assert net(torch.zeros(2, prd.steps, 50)).shape == (2, 3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 2 threads on tiny batches crawl on a busy machine (see sequence.py)
+    try:
+        assert net(torch.zeros(2, prd.steps, 50)).shape == (2, 3)
+    finally:
+        torch.set_num_threads(threads)
     cpu = torch.device("cpu")
     assert [auto_batch_size(n, cpu) for n in (100, 6_000, 60_000, 10**7)] == [32, 32, 256, 512]
     labels = np.array([0] * 10 + [1] * 70 + [2] * 20)

@@ -32,7 +32,14 @@ Training choices (documented here because they change what the probabilities mea
   (..2048 on a GPU), i.e. about 200 optimiser steps per epoch;
 * reproducible: torch, numpy and the shuffling generator are seeded with ``config.seed`` (the global torch
   RNG is forked, so callers' random state is untouched), deterministic algorithms are switched on while
-  training/predicting, and torch uses at most 2 threads. Same seed + same data = same predictions.
+  training/predicting, and torch uses at most 2 threads. Same seed + same data + same ``threads`` = same
+  predictions (the thread count changes float summation order: ~1e-7 differences);
+* threads: 1 by default, 2 (the cap) via ``{"threads": 2}``. Measured on this 2-core machine: on idle
+  cores 2 threads are faster (~1.5x per batch of 512), but as soon as the cores are shared (Dagster steps
+  in parallel, a boosting fit next door) 2 threads tie with 1 on big batches and are up to 300x slower
+  on small ones (a 2-sample PRD forward: 8.5 s vs 0.03 s), because an LSTM synchronises its threads at
+  every time step. ``OMP_WAIT_POLICY=PASSIVE`` is set before torch loads for the same reason (active
+  spinning made 2 threads 6x slower than 1 under load).
 
 Device: ``cuda`` when available, else cpu (``config.extra["lstm"]["device"]`` overrides). Saved weights are
 always stored as cpu tensors and load on whichever device the loading machine has.
@@ -40,10 +47,13 @@ always stored as cpu tensors and load on whichever device the loading machine ha
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # why: see kimp.models.sequence_data
+
 import contextlib
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -91,7 +101,7 @@ class LSTMSizes:
     batch_size: int = 0  # 0 = chosen from the number of training windows
     class_weight: str = "sqrt"  # sqrt | balanced | none
     device: str = ""  # "" = cuda if available else cpu
-    threads: int = MAX_THREADS
+    threads: int = 1  # intra-op threads, capped at MAX_THREADS; why 1 by default: see the module docstring
 
     def __post_init__(self) -> None:
         positive = ("steps", "lstm1", "lstm2", "heads", "dense", "max_epochs", "threads")
@@ -442,7 +452,10 @@ def _pick_device(sizes: LSTMSizes) -> torch.device:
 def _torch_runtime(threads: int, device: torch.device) -> Iterator[None]:
     """At most ``threads`` (<= 2) intra-op threads and deterministic kernels, restored afterwards."""
     previous_threads = torch.get_num_threads()
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
+    previous_deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     previous_cudnn = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     if device.type == "cuda":
         # cuBLAS needs a fixed workspace to be deterministic; read when the first CUDA handle is created.
@@ -453,7 +466,7 @@ def _torch_runtime(threads: int, device: torch.device) -> Iterator[None]:
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous_deterministic)
+        torch.use_deterministic_algorithms(previous_deterministic[0], warn_only=previous_deterministic[1])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous_cudnn
         torch.set_num_threads(previous_threads)
 
