@@ -38,6 +38,11 @@ from kimp.models.tuning import tune
 from kimp.models.walk_forward import labels_with_last_move, predictions_frame
 
 
+def _progress(label: str, value: object) -> None:
+    """Each figure as soon as it exists (stderr), so a long run that is stopped still reports."""
+    print(f"{label}: {json.dumps(value)}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -76,6 +81,7 @@ def main() -> None:
             "cpu_seconds": round(time.process_time() - cpu, 1),  # all threads; wall >> cpu/2 = shared cores
             "best_round": models[kind].best_iteration + 1,
         }
+        _progress(f"retrain {kind}", retrain[kind])
     out["retrain"] = retrain
     out["retrain_both_s"] = round(sum(v["seconds"] for v in retrain.values()), 1)
 
@@ -88,6 +94,7 @@ def main() -> None:
         predict[kind] = round(time.perf_counter() - t, 3)
     out["predict_rows"] = today.height
     out["predict_s"] = predict
+    _progress("predict", predict)
 
     # The whole prediction step of a day: every model's rows in the PREDICTIONS schema, labels attached.
     valid = frame.filter(frame["split"] == "validation")
@@ -115,6 +122,7 @@ def main() -> None:
                     "seconds": round(seconds, 1),
                     "extrapolated_20_trials_min": round(seconds / args.trials * 20 / 60, 1),
                 }
+                _progress(f"optuna {kind}", optuna_out[kind])
         out["optuna"] = optuna_out
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     print(json.dumps(out, indent=1))
