@@ -22,13 +22,13 @@ import platform
 import resource
 import time
 from datetime import UTC, datetime
+from importlib.metadata import version
 
 import numpy as np
 import polars as pl
-import torch
 
 from kimp.models.base import WalkForwardConfig
-from kimp.models.sequence import fit_lstm, sizes_for
+from kimp.models.sequence import fit_lstm, sizes_for  # first torch import: sets OMP_WAIT_POLICY before it
 
 
 def synthetic_features(
@@ -112,7 +112,8 @@ def main() -> None:
         "device": h.device,
         "torch_threads": args.threads,
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "torch": torch.__version__,
+        "torch": version("torch"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
     }
     print(json.dumps(result, indent=1))
