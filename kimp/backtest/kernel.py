@@ -57,30 +57,65 @@ def init_state(P, kr_px0, bn_px0):
     return S
 
 
+@njit(cache=True, nogil=True, inline="always")
+def smaller(a, b):
+    """``min(a, b)`` with numba's exact semantics (``b if b < a else a``), always inlined: the builtin
+    two-argument ``min`` compiles to a real call, which on the per-bar path cost more than the rest."""
+    return b if b < a else a
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bar_return(prev_px, px):
+    """Simple 1-bar return (0 after a non-positive price)."""
+    return px / prev_px - 1.0 if prev_px > 0 else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def push_return(s1, s2, x, y, drop):
+    """Add return ``x`` to the running sums of the last ``window`` returns and, once the window is full
+    (``drop``), remove ``y``, the return leaving it. One step of :func:`rolling_sigma`, shared with the
+    vectorized engine's pass so that both give the same bits. Returns the new (s1, s2)."""
+    s1 += x
+    s2 += x * x
+    if drop:
+        s1 -= y
+        s2 -= y * y
+    return s1, s2
+
+
+@njit(cache=True, nogil=True, inline="always")
+def sigma_of(s1, s2, i, window):
+    """Sample std of the returns in the running sums at bar ``i`` (0 with fewer than two returns)."""
+    m = smaller(i, window)
+    if m < 2:
+        return 0.0
+    var = (s2 - s1 * s1 / m) / (m - 1)
+    return math.sqrt(var) if var > 0 else 0.0
+
+
 @njit(cache=True, nogil=True)
 def rolling_sigma(close, window):
     """Std of simple 1-bar returns over the last ``window`` returns ending at each bar (only the past).
 
-    Simple rather than log returns: the same to first order at bar scale, and no ``log`` per bar.
+    Simple rather than log returns: the same to first order at bar scale, and no ``log`` per bar. The
+    vectorized engine computes the same sums inside its pass (no array); the event-driven engine reads
+    this one.
     """
     n = close.shape[0]
     out = np.zeros(n)
-    r = np.zeros(n)
+    ring = np.zeros(window)
     s1 = 0.0
     s2 = 0.0
+    slot = 0
     for i in range(1, n):
-        x = close[i] / close[i - 1] - 1.0 if close[i - 1] > 0 else 0.0
-        r[i] = x
-        s1 += x
-        s2 += x * x
-        if i > window:
-            y = r[i - window]
-            s1 -= y
-            s2 -= y * y
-        m = min(i, window)
-        if m >= 2:
-            var = (s2 - s1 * s1 / m) / (m - 1)
-            out[i] = math.sqrt(var) if var > 0 else 0.0
+        slot += 1  # ring[i mod window] holds return i - window (bar 0's return is 0)
+        if slot == window:
+            slot = 0
+        x = bar_return(close[i - 1], close[i])
+        y = ring[slot]
+        ring[slot] = x
+        s1, s2 = push_return(s1, s2, x, y, i > window)
+        out[i] = sigma_of(s1, s2, i, window)
     return out
 
 
@@ -182,38 +217,74 @@ def decide(S, P, s, kr_px, bn_px, conv, t, bar, rej, nrej, xfer, nxfer):
 @njit(cache=True, nogil=True, inline="always")
 def quiet(S, P, s, kr_px, bn_px, conv):
     """True when :func:`decide` + :func:`leg_order` would do nothing: same target as last time, no
-    inventory cut (so no transfer to start) and both legs within the rebalance threshold.
+    inventory cut (so no transfer to start) and both legs within the rebalance threshold."""
+    return quiet_at(
+        S[S_LAST_TARGET],
+        S[S_POS_KR],
+        S[S_POS_BN],
+        S[S_INV0_KR] + S[S_TIN_KR],
+        S[S_INV0_BN] + S[S_TIN_BN],
+        P[P_W_KR],
+        P[P_W_BN],
+        P[P_CAP_KRW],
+        P[P_CAP_USDT],
+        P[P_MAX_FRAC],
+        P[P_PERP],
+        P[P_REBAL],
+        s,
+        kr_px,
+        bn_px,
+        conv,
+    )
 
-    Straight-line arithmetic on purpose: it runs on every bar, and without branches numba drops the
-    reference counting of its array arguments, which costs more than the arithmetic (see module doc).
+
+@njit(cache=True, nogil=True, inline="always")
+def quiet_at(
+    last_target,
+    pos_kr,
+    pos_bn,
+    avail_kr,
+    avail_bn,
+    wk,
+    wb,
+    cap_krw,
+    cap_usdt,
+    max_frac,
+    perp,
+    rebal,
+    s,
+    kr_px,
+    bn_px,
+    conv,
+):
+    """:func:`quiet` on scalars (state and parameter values, ``avail_*`` = standing inventory + net
+    transfers), so that the vectorized engine's per-bar path passes no arrays.
+
+    Scalars only and straight-line arithmetic on purpose: it runs on every bar, and numba reference-
+    counts every array an inlined function receives (atomic increments and decrements that the
+    optimizer cannot always drop once there are branches), which costs more than the arithmetic.
     """
     if s == 0.0:  # flat and staying flat: most bars of most strategies, no arithmetic needed
-        return (S[S_LAST_TARGET] == 0.0) & (S[S_POS_KR] == 0.0) & (S[S_POS_BN] == 0.0)
-    wk = P[P_W_KR]
-    wb = P[P_W_BN]
+        return (last_target == 0.0) & (pos_kr == 0.0) & (pos_bn == 0.0)
     has_kr = wk != 0
     has_bn = wb != 0
-    cap_bn = P[P_CAP_USDT] * conv
-    base = (
-        min(P[P_CAP_KRW], cap_bn) * (has_kr & has_bn) + P[P_CAP_KRW] * (has_kr & ~has_bn) + cap_bn * ~has_kr
-    )
+    cap_bn = cap_usdt * conv
+    base = smaller(cap_krw, cap_bn) * (has_kr & has_bn) + cap_krw * (has_kr & ~has_bn) + cap_bn * ~has_kr
     px = kr_px * has_kr + bn_px * conv * ~has_kr
     sign = (s > 0) * 1.0 - (s < 0) * 1.0
     # Multiplications by precomputed reciprocals instead of divisions: this is the hot path.
     inv_kr = 1.0 / kr_px
     inv_bn = 1.0 / bn_px
     q = abs(s) * base * (inv_kr * has_kr + inv_bn * ~has_kr / conv)
-    q = min(q, P[P_MAX_FRAC] * P[P_CAP_KRW] * inv_kr + 1e300 * ~has_kr)
-    q = min(q, P[P_MAX_FRAC] * P[P_CAP_USDT] * inv_bn + 1e300 * ~has_bn)
-    inv_cut = ((wk * sign < 0) & (q > S[S_INV0_KR] + S[S_TIN_KR])) | (
-        (wb * sign < 0) & (P[P_PERP] == 0) & (q > S[S_INV0_BN] + S[S_TIN_BN])
-    )
-    band = P[P_REBAL] * base
-    d_kr = wk * sign * q - S[S_POS_KR]
-    d_bn = wb * sign * q - S[S_POS_BN]
+    q = smaller(q, max_frac * cap_krw * inv_kr + 1e300 * ~has_kr)
+    q = smaller(q, max_frac * cap_usdt * inv_bn + 1e300 * ~has_bn)
+    inv_cut = ((wk * sign < 0) & (q > avail_kr)) | ((wb * sign < 0) & (perp == 0) & (q > avail_bn))
+    band = rebal * base
+    d_kr = wk * sign * q - pos_kr
+    d_bn = wb * sign * q - pos_bn
     kr_ok = (d_kr == 0) | ((q * wk != 0) & (abs(d_kr) * px < band))
     bn_ok = (d_bn == 0) | ((q * wb != 0) & (abs(d_bn) * px < band))
-    return (s == S[S_LAST_TARGET]) & ~inv_cut & kr_ok & bn_ok
+    return (s == last_target) & ~inv_cut & kr_ok & bn_ok
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -295,9 +366,26 @@ def bar_fill(S, P, leg, dq, ref_px, ref_size, sigma, volume, conv, t, bar, trade
 @njit(cache=True, nogil=True, inline="always")
 def mark(S, P, kr_px, bn_px, conv):
     """Equity in KRW: capital + both legs' PnL (Binance leg converted, less its conversion cost)."""
-    pnl_kr = S[S_CASH_KR] + S[S_POS_KR] * kr_px
-    pnl_bn = S[S_CASH_BN] + S[S_POS_BN] * bn_px
-    return P[P_CAP_TOTAL] + pnl_kr + pnl_bn * conv - P[P_FX_COST] * abs(pnl_bn) * conv - S[C_TRANSFER]
+    return mark_at(
+        P[P_CAP_TOTAL],
+        P[P_FX_COST],
+        S[S_CASH_KR],
+        S[S_POS_KR],
+        S[S_CASH_BN],
+        S[S_POS_BN],
+        S[C_TRANSFER],
+        kr_px,
+        bn_px,
+        conv,
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def mark_at(cap_total, fx_cost, cash_kr, pos_kr, cash_bn, pos_bn, transfer_cost, kr_px, bn_px, conv):
+    """:func:`mark` on scalars (see :func:`quiet_at` for why)."""
+    pnl_kr = cash_kr + pos_kr * kr_px
+    pnl_bn = cash_bn + pos_bn * bn_px
+    return cap_total + pnl_kr + pnl_bn * conv - fx_cost * abs(pnl_bn) * conv - transfer_cost
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -316,8 +404,8 @@ def bar_decision(
     bn_ref_sell,
     kr_vol,
     bn_vol,
-    kr_sig,
-    bn_sig,
+    kr_sigma,
+    bn_sigma,
     trades,
     ntr,
     rej,
@@ -327,6 +415,7 @@ def bar_decision(
 ):
     """One decision with bar-level fills: target, clip, trade each leg at the bar close.
 
+    ``kr_sigma`` / ``bn_sigma`` are the legs' return volatilities at this bar (the impact model's input).
     Callers test :func:`quiet` first: even an early return here would pay for its array arguments.
     """
     t_kr, t_bn, base, px, nrej, nxfer = decide(S, P, s, kr_px, bn_px, conv, t, i, rej, nrej, xfer, nxfer)
@@ -334,10 +423,10 @@ def bar_decision(
         dq = leg_order(S, P, 0, t_kr, px, base)
         if dq != 0:
             ref = kr_ref_buy[i] if dq > 0 else kr_ref_sell[i]
-            ntr = bar_fill(S, P, 0, dq, kr_px, ref, kr_sig[i], kr_vol[i], conv, t, i, trades, ntr)
+            ntr = bar_fill(S, P, 0, dq, kr_px, ref, kr_sigma, kr_vol[i], conv, t, i, trades, ntr)
     if P[P_W_BN] != 0:
         dq = leg_order(S, P, 1, t_bn, px, base)
         if dq != 0:
             ref = bn_ref_buy[i] if dq > 0 else bn_ref_sell[i]
-            ntr = bar_fill(S, P, 1, dq, bn_px, ref, bn_sig[i], bn_vol[i], conv, t, i, trades, ntr)
+            ntr = bar_fill(S, P, 1, dq, bn_px, ref, bn_sigma, bn_vol[i], conv, t, i, trades, ntr)
     return ntr, nrej, nxfer

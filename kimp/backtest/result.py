@@ -10,7 +10,7 @@ import polars as pl
 from kimp.backtest import kernel as K
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import Book, Market
-from kimp.backtest.metrics import compute_metrics
+from kimp.backtest.metrics import compute_metrics, metrics_from_stats
 from kimp.backtest.signals import target_array
 from kimp.errors import MarketDataError
 
@@ -63,15 +63,15 @@ class BacktestResult:
 
 @dataclass(eq=False)
 class Prepared:
-    """Kernel inputs, computed once per run the same way for both engines."""
+    """Kernel inputs, computed once per run the same way for both engines.
+
+    Per-bar series that the vectorized engine derives inside its pass (bar close times, day ends,
+    rolling volatility) are not here: the event-driven engine builds them itself.
+    """
 
     target: np.ndarray
     params: np.ndarray
     state: np.ndarray
-    ts_close: np.ndarray
-    day_end: np.ndarray
-    kr_sigma: np.ndarray
-    bn_sigma: np.ndarray
     kr_ref_buy: np.ndarray
     kr_ref_sell: np.ndarray
     bn_ref_buy: np.ndarray
@@ -124,7 +124,6 @@ def prepare(market: Market, signals: pl.DataFrame, cfg: BacktestConfig, *, trade
                     expected="candles with volume for every bar (or slippage kind fixed/none and impact coef 0)",
                     rows=market.ts_series().filter(pl.Series(missing)).head(10).to_frame(),
                 )
-    ts_close = market.ts_close
     kr_ref_buy = kr_ref_sell = market.kr_volume
     bn_ref_buy = bn_ref_sell = market.bn_volume
     if slip.reference == "depth":
@@ -132,19 +131,15 @@ def prepare(market: Market, signals: pl.DataFrame, cfg: BacktestConfig, *, trade
             notes.append(
                 "slippage reference 'depth' needs order books; none for a leg, so its bar volume is used"
             )
+        ts_close = market.ts_close
         kr_ref_buy, kr_ref_sell = _depth_at_bars(market.kr_book, ts_close, market.kr_volume)
         bn_ref_buy, bn_ref_sell = _depth_at_bars(market.bn_book, ts_close, market.bn_volume)
     params = cfg.params(kr_venue=market.kr_venue, coin=market.coin, conv0=float(market.conv[0]))
-    window = cfg.costs.impact.vol_window
     n = market.n
     return Prepared(
         target=target,
         params=params,
         state=K.init_state(params, float(market.kr_close[0]), float(market.bn_close[0])),
-        ts_close=ts_close,
-        day_end=market.day_end if cfg.flat_at_day_end else np.zeros(n, dtype=np.bool_),
-        kr_sigma=K.rolling_sigma(market.kr_close, window),
-        bn_sigma=K.rolling_sigma(market.bn_close, window),
         kr_ref_buy=np.ascontiguousarray(kr_ref_buy),
         kr_ref_sell=np.ascontiguousarray(kr_ref_sell),
         bn_ref_buy=np.ascontiguousarray(bn_ref_buy),
@@ -160,6 +155,11 @@ def _utc(values: np.ndarray, name: str) -> pl.Series:
     return pl.Series(name, values.astype(np.int64)).cast(pl.Datetime("us", "UTC"))
 
 
+def _pick(name: str, where: np.ndarray, yes: str, no: str) -> pl.Series:
+    """A string column: ``yes`` where ``where`` else ``no`` (gathered, no per-row Python strings)."""
+    return pl.Series(name, [no, yes]).gather(pl.Series(where.astype(np.uint32)))
+
+
 def finish(
     engine: str,
     market: Market,
@@ -172,7 +172,11 @@ def finish(
     n_trades: int,
     n_rejections: int,
     n_transfers: int,
+    stats: tuple[float, float, float, float, float] | None = None,
+    trips: np.ndarray | None = None,
 ) -> BacktestResult:
+    """The result frames, costs and metrics. ``stats`` and ``trips`` are the metric passes' outputs
+    when the engine already computed them in its own pass (see metrics.metrics_from_stats)."""
     S, P = prep.state, prep.params
     notes = list(prep.notes)
     if n_trades > prep.trades.shape[0]:
@@ -180,88 +184,85 @@ def finish(
             f"{n_trades - prep.trades.shape[0]} fills beyond the trade buffer are in the PnL but not listed"
         )
     tr = prep.trades[: min(n_trades, prep.trades.shape[0])]
-    # Strings are made by polars from small codes: numpy string arrays would dominate a long run's time.
-    leg = pl.col("_leg")
-    trades = (
-        pl.DataFrame(
-            {
-                "ts": _utc(tr[:, 0], "ts"),
-                "bar_ts": _utc(market.ts[tr[:, 1].astype(np.int64)], "bar_ts"),
-                "_leg": tr[:, 2],
-                "_qty": tr[:, 3],
-                "price": tr[:, 4],
-                "fee": tr[:, 5],
-                "slippage": tr[:, 6],
-                "impact": tr[:, 7],
-                "conv": tr[:, 8],
-                "_maker": tr[:, 9],
-            }
-        )
-        .with_columns(
-            venue=pl.when(leg == 0).then(pl.lit(market.kr_venue)).otherwise(pl.lit("binance")),
-            side=pl.when(pl.col("_qty") > 0).then(pl.lit("buy")).otherwise(pl.lit("sell")),
-            qty=pl.col("_qty").abs(),
-            notional=pl.col("_qty").abs() * pl.col("price"),
-            currency=pl.when(leg == 0).then(pl.lit("KRW")).otherwise(pl.lit("USDT")),
-            cost_krw=(pl.col("fee") + pl.col("slippage") + pl.col("impact"))
-            * pl.when(leg == 0).then(1.0).otherwise(pl.col("conv")),
-            liquidity=pl.when(pl.col("_maker") > 0).then(pl.lit("maker")).otherwise(pl.lit("taker")),
-        )
-        .select(TRADE_COLUMNS)
+    # Eager construction only: string columns gathered from two-value Series by code (numpy string arrays
+    # would dominate a long run's time), numbers computed in NumPy with the same operations a polars
+    # expression would do. A lazy with_columns/select costs about a millisecond each (query planning,
+    # thread pool), more than the whole frame.
+    leg = tr[:, 2]
+    kr = leg == 0
+    qty = tr[:, 3]
+    price = np.ascontiguousarray(tr[:, 4])
+    fee = np.ascontiguousarray(tr[:, 5])
+    slippage = np.ascontiguousarray(tr[:, 6])
+    impact = np.ascontiguousarray(tr[:, 7])
+    conv = np.ascontiguousarray(tr[:, 8])
+    abs_qty = np.abs(qty)
+    trades = pl.DataFrame(
+        [
+            _utc(tr[:, 0], "ts"),
+            _utc(market.ts[tr[:, 1].astype(np.int64)], "bar_ts"),
+            _pick("venue", kr, market.kr_venue, "binance"),
+            _pick("side", qty > 0, "buy", "sell"),
+            pl.Series("qty", abs_qty),
+            pl.Series("price", price),
+            pl.Series("notional", abs_qty * price),
+            pl.Series("fee", fee),
+            pl.Series("slippage", slippage),
+            pl.Series("impact", impact),
+            _pick("currency", kr, "KRW", "USDT"),
+            pl.Series("conv", conv),
+            pl.Series("cost_krw", (fee + slippage + impact) * np.where(kr, 1.0, conv)),
+            _pick("liquidity", tr[:, 9] > 0, "maker", "taker"),
+        ]
     )
     xf = prep.transfers[:n_transfers]
+    to_kr = xf[:, 2] == 0
     transfers = pl.DataFrame(
-        {
-            "ts": _utc(xf[:, 0], "ts"),
-            "_dest": xf[:, 2],
-            "qty": xf[:, 3],
-            "fee": xf[:, 4],
-            "arrives": _utc(xf[:, 5], "arrives"),
-        }
-    ).select(
-        "ts",
-        from_venue=pl.when(pl.col("_dest") == 0).then(pl.lit("binance")).otherwise(pl.lit(market.kr_venue)),
-        to_venue=pl.when(pl.col("_dest") == 0).then(pl.lit(market.kr_venue)).otherwise(pl.lit("binance")),
-        qty="qty",
-        fee="fee",
-        arrives="arrives",
+        [
+            _utc(xf[:, 0], "ts"),
+            _pick("from_venue", to_kr, "binance", market.kr_venue),
+            _pick("to_venue", to_kr, market.kr_venue, "binance"),
+            pl.Series("qty", np.ascontiguousarray(xf[:, 3])),
+            pl.Series("fee", np.ascontiguousarray(xf[:, 4])),
+            _utc(xf[:, 5], "arrives"),
+        ]
     )
     rj = prep.rejections[:n_rejections]
-    rejections: list[dict[str, object]] = (
-        pl.DataFrame(
-            {
-                "ts": _utc(rj[:, 0], "ts"),
-                "bar_ts": _utc(market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
-                "requested": rj[:, 2],
-                "allowed": rj[:, 3],
-                "_r": rj[:, 4],
-            }
-        )
-        .select(
-            "ts",
-            "bar_ts",
-            "requested",
-            "allowed",
-            reason=pl.when(pl.col("_r") == K.REASON_CAPITAL)
-            .then(pl.lit("capital_limit"))
-            .otherwise(pl.lit("inventory")),
-        )
-        .to_dicts()
-    )
+    rejections: list[dict[str, object]] = pl.DataFrame(
+        [
+            _utc(rj[:, 0], "ts"),
+            _utc(market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
+            pl.Series("requested", np.ascontiguousarray(rj[:, 2])),
+            pl.Series("allowed", np.ascontiguousarray(rj[:, 3])),
+            _pick("reason", rj[:, 4] == K.REASON_CAPITAL, "capital_limit", "inventory"),
+        ]
+    ).to_dicts()
     pnl_bn = S[K.S_CASH_BN] + S[K.S_POS_BN] * market.bn_close[-1]
     costs = {kind: float(S[slot]) for kind, slot in K.COST_SLOTS.items()}
     costs["transfer"] = float(S[K.C_TRANSFER])
     costs["fx_conversion"] = float(P[K.P_FX_COST] * abs(pnl_bn) * market.conv[-1])
     costs["total"] = float(sum(costs.values()))
     position = pos_bn if cfg.mode == "binance_only" else pos_kr
-    metrics = compute_metrics(
-        equity,
-        periods_per_year=market.periods_per_year,
-        capital=float(P[K.P_CAP_TOTAL]),
-        position=position,
-        traded_notional=float(S[K.S_NOTIONAL]),
-        costs=costs,
-    )
+    if stats is None or trips is None:
+        metrics = compute_metrics(
+            equity,
+            periods_per_year=market.periods_per_year,
+            capital=float(P[K.P_CAP_TOTAL]),
+            position=position,
+            traded_notional=float(S[K.S_NOTIONAL]),
+            costs=costs,
+        )
+    else:
+        metrics = metrics_from_stats(
+            final_equity=float(equity[-1]),
+            n=equity.shape[0],
+            capital=float(P[K.P_CAP_TOTAL]),
+            periods_per_year=market.periods_per_year,
+            stats=stats,
+            trips=trips,
+            traded_notional=float(S[K.S_NOTIONAL]),
+            costs=costs,
+        )
     metrics["fills"] = float(n_trades)
     metrics["rejections"] = float(n_rejections)
     metrics["transfers"] = float(n_transfers)

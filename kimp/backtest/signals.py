@@ -174,7 +174,11 @@ def target_array(market: Market, signals: pl.DataFrame) -> np.ndarray:
             problem=f"columns are {signals.columns}",
             expected="a frame with ts and target (as returned by zscore_signals / prediction_signals)",
         )
-    ts = signals.select(pl.col("ts").dt.cast_time_unit("us").cast(pl.Int64)).to_series().to_numpy()
+    ts_col = signals.get_column("ts")
+    if isinstance(ts_col.dtype, pl.Datetime) and ts_col.dtype.time_unit == "us":
+        ts = ts_col.to_physical().to_numpy()  # eager and zero-copy (the common case, on every run)
+    else:
+        ts = signals.select(pl.col("ts").dt.cast_time_unit("us").cast(pl.Int64)).to_series().to_numpy()
     if ts.shape[0] != market.n or not np.array_equal(ts, market.ts):
         bad = 0 if ts.shape[0] == 0 else int(np.argmax(ts[: market.n] != market.ts[: ts.shape[0]]))
         raise MarketDataError(
@@ -185,7 +189,8 @@ def target_array(market: Market, signals: pl.DataFrame) -> np.ndarray:
             expected="exactly one signal per market bar, same ts in the same order",
             rows=signals.slice(bad, 5),
         )
-    target = signals["target"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    target_col = signals.get_column("target").cast(pl.Float64)
+    target = (target_col.fill_null(np.nan) if target_col.null_count() else target_col).to_numpy()
     if not np.all(np.isfinite(target)):
         bad_rows = signals.filter(~pl.Series(np.isfinite(target)))
         raise MarketDataError(

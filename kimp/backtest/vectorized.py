@@ -3,6 +3,14 @@
 Signals are arrays computed up front (NumPy / numba); the pass sizes, clips and fills each decision at
 the bar close with the slippage and impact models (bar-level fills: taker, no latency), charges funding
 and transfers and marks the equity, all through :mod:`kimp.backtest.kernel`.
+
+Speed (the benchmark is benchmarks/bench_backtest.py): everything per bar happens in that one pass, so
+each input array is read once and nothing per bar is materialized that the result does not return.
+Bar close times and day ends are derived from ``ts`` on the fly, the impact model's rolling volatility
+is kept as running sums (the same steps as :func:`kernel.rolling_sigma`, so the same bits) and turned
+into a number only at a fill, and the metrics' statistics and round trips are accumulated as the equity
+is marked (the same steps as :mod:`kimp.backtest.metrics`). A separate pass would re-read the
+arrays from memory: a year of minute bars does not fit in cache.
 """
 
 from __future__ import annotations
@@ -13,72 +21,201 @@ from numba import njit
 
 from kimp.backtest import kernel as K
 from kimp.backtest.config import BacktestConfig
-from kimp.backtest.market import Market
+from kimp.backtest.market import DAY_US, US, Market
+from kimp.backtest.metrics import finish_stats, stats_step, trip_step
 from kimp.backtest.result import BacktestResult, finish, prepare
 
 
 @njit(cache=True, nogil=True)
-def run_bars(
-    first_open,
-    ts_close,
-    kr_close,
-    bn_close,
+def decide_bar(
+    S,
+    P,
+    i,
+    t,
+    s,
+    kr_px,
+    bn_px,
     conv,
-    target,
-    tradable,
-    day_end,
     kr_ref_buy,
     kr_ref_sell,
     bn_ref_buy,
     bn_ref_sell,
     kr_vol,
     bn_vol,
-    kr_sig,
-    bn_sig,
+    kr_sigma,
+    bn_sigma,
+    trades,
+    ntr,
+    rej,
+    nrej,
+    xfer,
+    nxfer,
+):
+    """:func:`kernel.bar_decision` as a real (not inlined) call: it runs only on the bars where something
+    happens, and keeping its code out of the pass's loop leaves that loop small (fewer values spilled
+    to the stack on every bar)."""
+    return K.bar_decision(
+        S,
+        P,
+        i,
+        t,
+        s,
+        kr_px,
+        bn_px,
+        conv,
+        kr_ref_buy,
+        kr_ref_sell,
+        bn_ref_buy,
+        bn_ref_sell,
+        kr_vol,
+        bn_vol,
+        kr_sigma,
+        bn_sigma,
+        trades,
+        ntr,
+        rej,
+        nrej,
+        xfer,
+        nxfer,
+    )
+
+
+@njit(cache=True, nogil=True)
+def run_bars(
+    ts,
+    interval_us,
+    flat_day_end,
+    kr_close,
+    bn_close,
+    conv,
+    target,
+    tradable,
+    kr_ref_buy,
+    kr_ref_sell,
+    bn_ref_buy,
+    bn_ref_sell,
+    kr_vol,
+    bn_vol,
+    vol_window,
+    metric_bn,
     P,
     S,
     trades,
     rej,
     xfer,
+    trips,
     equity,
     pos_kr,
     pos_bn,
 ):
-    n = ts_close.shape[0]
+    """The pass. ``metric_bn``: the metrics' position is the Binance leg's (binance_only mode).
+
+    Returns (fills, rejections, transfers, round trips, the metric statistics tuple).
+    """
+    n = ts.shape[0]
     ntr = 0
     nrej = 0
     nx = 0
     funding_us = np.int64(P[K.P_FUNDING_US])
     perp = P[K.P_PERP] != 0 and P[K.P_FUNDING_RATE] != 0
+    first_open = ts[0]
     next_funding = (first_open // funding_us + 1) * funding_us  # funding instants in (first_open, ...]
+    # Parameters the per-bar path reads, as scalars (see kernel.quiet_at on why no arrays there).
+    w_kr = P[K.P_W_KR]
+    w_bn = P[K.P_W_BN]
+    cap_krw = P[K.P_CAP_KRW]
+    cap_usdt = P[K.P_CAP_USDT]
+    max_frac = P[K.P_MAX_FRAC]
+    perp_hedge = P[K.P_PERP]
+    rebal = P[K.P_REBAL]
+    capital = P[K.P_CAP_TOTAL]
+    fx_cost = P[K.P_FX_COST]
+    # Rolling volatility of both legs (impact model): running sums over a ring of the last returns.
+    need_sigma = P[K.P_IMPACT_COEF] > 0
+    kr_ring = np.zeros(vol_window)
+    bn_ring = np.zeros(vol_window)
+    kr_s1 = kr_s2 = bn_s1 = bn_s2 = 0.0
+    slot = 0
+    # Metric accumulators (metrics._series_stats and metrics.round_trip_pnls).
+    prev = capital
+    peak = capital
+    mean = m2 = down = mdd = 0.0
+    held = 0
+    trip_start = -1
+    trip_sign = 0.0
+    trip_before = capital
+    ntrips = 0
+    day_next = first_open // DAY_US
     for i in range(n):
-        t = ts_close[i]
-        K.land_transfer(S, t)
+        t = ts[i] + interval_us
+        kr_px = kr_close[i]
+        bn_px = bn_close[i]
+        cv = conv[i]
+        if need_sigma and i > 0:
+            slot += 1  # ring[i mod window] holds return i - window
+            if slot == vol_window:
+                slot = 0
+            x = K.bar_return(kr_close[i - 1], kr_px)
+            y = kr_ring[slot]
+            kr_ring[slot] = x
+            kr_s1, kr_s2 = K.push_return(kr_s1, kr_s2, x, y, i > vol_window)
+            x = K.bar_return(bn_close[i - 1], bn_px)
+            y = bn_ring[slot]
+            bn_ring[slot] = x
+            bn_s1, bn_s2 = K.push_return(bn_s1, bn_s2, x, y, i > vol_window)
+        if S[K.S_FLIGHT_QTY] > 0 and S[K.S_FLIGHT_DUE] <= t:
+            K.land_transfer(S, t)
         if perp and t >= next_funding:
             k = (t - next_funding) // funding_us + 1
             next_funding += k * funding_us
             if S[K.S_POS_BN] != 0:
-                K.charge_funding(S, P, bn_close[i], conv[i], k)
-        forced = day_end[i]
+                K.charge_funding(S, P, bn_px, cv, k)
+        forced = False
+        if flat_day_end:  # the last bar of each UTC day (by open time), as Market.day_end
+            day_i = day_next
+            if i + 1 < n:
+                day_next = ts[i + 1] // DAY_US
+                forced = day_i != day_next
+            else:
+                forced = True
         s = 0.0 if forced else target[i]
-        if (tradable[i] or forced) and not K.quiet(S, P, s, kr_close[i], bn_close[i], conv[i]):
-            ntr, nrej, nx = K.bar_decision(
+        if (tradable[i] or forced) and not K.quiet_at(
+            S[K.S_LAST_TARGET],
+            S[K.S_POS_KR],
+            S[K.S_POS_BN],
+            S[K.S_INV0_KR] + S[K.S_TIN_KR],
+            S[K.S_INV0_BN] + S[K.S_TIN_BN],
+            w_kr,
+            w_bn,
+            cap_krw,
+            cap_usdt,
+            max_frac,
+            perp_hedge,
+            rebal,
+            s,
+            kr_px,
+            bn_px,
+            cv,
+        ):
+            kr_sigma = K.sigma_of(kr_s1, kr_s2, i, vol_window) if need_sigma else 0.0
+            bn_sigma = K.sigma_of(bn_s1, bn_s2, i, vol_window) if need_sigma else 0.0
+            ntr, nrej, nx = decide_bar(
                 S,
                 P,
                 i,
                 t,
                 s,
-                kr_close[i],
-                bn_close[i],
-                conv[i],
+                kr_px,
+                bn_px,
+                cv,
                 kr_ref_buy,
                 kr_ref_sell,
                 bn_ref_buy,
                 bn_ref_sell,
                 kr_vol,
                 bn_vol,
-                kr_sig,
-                bn_sig,
+                kr_sigma,
+                bn_sigma,
                 trades,
                 ntr,
                 rej,
@@ -86,10 +223,27 @@ def run_bars(
                 xfer,
                 nx,
             )
-        equity[i] = K.mark(S, P, kr_close[i], bn_close[i], conv[i])
-        pos_kr[i] = S[K.S_POS_KR]
-        pos_bn[i] = S[K.S_POS_BN]
-    return ntr, nrej, nx
+        q_kr = S[K.S_POS_KR]
+        q_bn = S[K.S_POS_BN]
+        e = K.mark_at(
+            capital, fx_cost, S[K.S_CASH_KR], q_kr, S[K.S_CASH_BN], q_bn, S[K.C_TRANSFER], kr_px, bn_px, cv
+        )
+        equity[i] = e
+        pos_kr[i] = q_kr
+        pos_bn[i] = q_bn
+        q = q_bn if metric_bn else q_kr
+        peak, mean, m2, down, mdd, held = stats_step(e, i, prev, peak, mean, m2, down, mdd, held, q)
+        trip_start, trip_sign, trip_before, closed, pnl = trip_step(
+            e, prev, q, i, trip_start, trip_sign, trip_before
+        )
+        if closed:
+            trips[ntrips] = pnl
+            ntrips += 1
+        prev = e
+    if trip_start >= 0:
+        trips[ntrips] = equity[n - 1] - trip_before
+        ntrips += 1
+    return ntr, nrej, nx, ntrips, finish_stats(n, mean, m2, down, mdd, held)
 
 
 def run_vectorized(
@@ -104,28 +258,30 @@ def run_vectorized(
         )
     n = market.n
     equity, pos_kr, pos_bn = np.empty(n), np.empty(n), np.empty(n)
-    ntr, nrej, nx = run_bars(
-        np.int64(market.ts[0]),
-        prep.ts_close,
+    trips = np.empty(n + 1)
+    ntr, nrej, nx, ntrips, stats = run_bars(
+        market.ts,
+        np.int64(market.interval_s * US),
+        cfg.flat_at_day_end,
         market.kr_close,
         market.bn_close,
         market.conv,
         prep.target,
         market.tradable,
-        prep.day_end,
         prep.kr_ref_buy,
         prep.kr_ref_sell,
         prep.bn_ref_buy,
         prep.bn_ref_sell,
         market.kr_volume,
         market.bn_volume,
-        prep.kr_sigma,
-        prep.bn_sigma,
+        cfg.costs.impact.vol_window,
+        cfg.mode == "binance_only",
         prep.params,
         prep.state,
         prep.trades,
         prep.rejections,
         prep.transfers,
+        trips,
         equity,
         pos_kr,
         pos_bn,
@@ -141,4 +297,6 @@ def run_vectorized(
         n_trades=ntr,
         n_rejections=nrej,
         n_transfers=nx,
+        stats=stats,
+        trips=trips[:ntrips],
     )
