@@ -11,8 +11,9 @@ Sizes (``config.lstm_size``):
 * ``"prd"``: the PRD exactly: 100 steps, LSTM 256 and 128 units, dropout 0.2, 4 attention heads,
   dense 64.
 * ``"cpu"`` (default): 50 steps, LSTM 64 and 32 units, dropout 0.2, 2 heads, dense 32. Sized for 2 CPU
-  cores: one epoch over a 30-day window of 1-minute bars (2 coins, 86,400 rows, 50 features) takes about
-  half a minute (``benchmarks/bench_lstm.py``); 100 steps or 128/64 units cost about 4x that.
+  cores: one epoch over a 30-day window of 1-minute bars (2 coins, 86,400 rows, 50 features) took 82 s
+  on 1 thread with the cores shared by other jobs (load ~6; ``benchmarks/bench_lstm.py``, target < 120 s);
+  a bare LSTM of these sizes ran at ~25 s/epoch on idle cores. 100 steps or 128/64 units cost ~4x.
 
 Any size can be overridden through ``config.extra["lstm"]`` (a mapping of ``LSTMSizes`` fields, e.g.
 ``{"steps": 10, "lstm1": 8}``), which is how tests train a tiny model.
