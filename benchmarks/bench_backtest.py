@@ -5,7 +5,8 @@ Side by side on the same synthetic prices, signals, fees and (fixed) slippage:
 - vectorbt ``Portfolio.from_signals`` (two columns, Korean leg and Binance leg; fees and fixed slippage,
   which is all it models), timed after its numba compilation;
 - kimp event-driven engine with 1-minute L10 books on both legs (market orders, 200 ms latency).
-Data is synthesized with NumPy (seeded). Timings: median of ``--repeat`` runs after one warm-up run.
+Data is synthesized with NumPy (seeded). Timings: median of ``--repeat`` runs after three warm-up runs;
+the machine's load average is printed with them (other processes on the cores inflate every timing).
 The LAST line is machine-readable:
 ``bars=<n> kimp_s=<x> vectorbt_s=<y> ratio=<y/x> event_driven_s=<z> events_per_s=<e>``.
 Run: ``.venv/bin/python benchmarks/bench_backtest.py``.
@@ -14,6 +15,7 @@ Run: ``.venv/bin/python benchmarks/bench_backtest.py``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -85,8 +87,13 @@ def synth_market(n: int, seed: int = 7, with_books: bool = True) -> Market:
     )
 
 
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    out = fn()  # warm-up: JIT compilation or cache load
+def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, object]:
+    """Median wall time of ``repeat`` calls after ``warmup`` calls (JIT compilation or cache load, and
+    the memory allocator reaching its steady state: the first calls of a fresh process page-fault in
+    memory that later calls reuse). Same treatment for every engine."""
+    out = None
+    for _ in range(max(1, warmup)):
+        out = fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -138,6 +145,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
+    print("load average at start (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     t0 = time.perf_counter()
     market = synth_market(args.bars)
     print(
@@ -179,6 +187,7 @@ def main() -> None:
         f"kimp event-driven (book fills): {ev_s:.3f} s for {events:,.0f} events  fills={em['fills']:.0f} "
         f"unfilled_qty={em['unfilled_qty']:.3f} total_return={em['total_return']:.4f}"
     )
+    print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(
         f"bars={market.n} kimp_s={kimp_s:.6f} vectorbt_s={vbt_s:.6f} ratio={vbt_s / kimp_s:.2f} "
         f"event_driven_s={ev_s:.4f} events_per_s={events / ev_s:.0f}"

@@ -257,7 +257,10 @@ def run_vectorized(
             "the vectorized engine always fills at bar level; fill='book' is for run_event_driven"
         )
     n = market.n
-    equity, pos_kr, pos_bn = np.empty(n), np.empty(n), np.empty(n)
+    # One block for the three per-bar outputs (rows are contiguous, so polars takes them without a copy):
+    # one allocation that the C allocator keeps and hands back already mapped on the next run, where three
+    # separate ones are returned to the OS and page-faulted in again every time.
+    equity, pos_kr, pos_bn = np.empty((3, n))
     trips = np.empty(n + 1)
     ntr, nrej, nx, ntrips, stats = run_bars(
         market.ts,
