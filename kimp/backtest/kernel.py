@@ -415,18 +415,19 @@ def bar_decision(
 ):
     """One decision with bar-level fills: target, clip, trade each leg at the bar close.
 
-    ``kr_sigma`` / ``bn_sigma`` are the legs' return volatilities at this bar (the impact model's input).
+    The per-leg inputs are this bar's values: reference sizes for a buy and a sell (slippage model),
+    volumes and return volatilities (impact model); scalars, so that a caller passes few arrays.
     Callers test :func:`quiet` first: even an early return here would pay for its array arguments.
     """
     t_kr, t_bn, base, px, nrej, nxfer = decide(S, P, s, kr_px, bn_px, conv, t, i, rej, nrej, xfer, nxfer)
     if P[P_W_KR] != 0:
         dq = leg_order(S, P, 0, t_kr, px, base)
         if dq != 0:
-            ref = kr_ref_buy[i] if dq > 0 else kr_ref_sell[i]
-            ntr = bar_fill(S, P, 0, dq, kr_px, ref, kr_sigma, kr_vol[i], conv, t, i, trades, ntr)
+            ref = kr_ref_buy if dq > 0 else kr_ref_sell
+            ntr = bar_fill(S, P, 0, dq, kr_px, ref, kr_sigma, kr_vol, conv, t, i, trades, ntr)
     if P[P_W_BN] != 0:
         dq = leg_order(S, P, 1, t_bn, px, base)
         if dq != 0:
-            ref = bn_ref_buy[i] if dq > 0 else bn_ref_sell[i]
-            ntr = bar_fill(S, P, 1, dq, bn_px, ref, bn_sigma, bn_vol[i], conv, t, i, trades, ntr)
+            ref = bn_ref_buy if dq > 0 else bn_ref_sell
+            ntr = bar_fill(S, P, 1, dq, bn_px, ref, bn_sigma, bn_vol, conv, t, i, trades, ntr)
     return ntr, nrej, nxfer
