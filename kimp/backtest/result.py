@@ -157,7 +157,7 @@ def _utc(values: np.ndarray, name: str) -> pl.Series:
 
 def _pick(name: str, where: np.ndarray, yes: str, no: str) -> pl.Series:
     """A string column: ``yes`` where ``where`` else ``no`` (gathered, no per-row Python strings)."""
-    return pl.Series(name, [no, yes]).gather(pl.Series(where.astype(np.uint32)))
+    return pl.Series(name, [no, yes])[where.astype(np.uint32)]  # eager gather (Series.gather plans a query)
 
 
 def finish(
