@@ -25,6 +25,8 @@ from kimp.backtest.market import DAY_US, US, Market
 from kimp.backtest.metrics import finish_stats, stats_step, trip_step
 from kimp.backtest.result import BacktestResult, finish, prepare
 
+FIRST_TRADE_CAPACITY = 1 << 16  # fills listed by the first pass; see run_vectorized
+
 
 @njit(cache=True, nogil=True)
 def decide_bar(
@@ -251,44 +253,52 @@ def run_vectorized(
 ) -> BacktestResult:
     """Backtest ``signals`` (ts, target) on ``market`` with bar-level fills. See BacktestResult."""
     cfg = config or BacktestConfig()
-    prep = prepare(market, signals, cfg, trade_capacity=2 * market.n + 64)
-    if cfg.fill == "book":
-        prep.notes.append(
-            "the vectorized engine always fills at bar level; fill='book' is for run_event_driven"
-        )
     n = market.n
     # One block for the three per-bar outputs (rows are contiguous, so polars takes them without a copy):
     # one allocation that the C allocator keeps and hands back already mapped on the next run, where three
     # separate ones are returned to the OS and page-faulted in again every time.
     equity, pos_kr, pos_bn = np.empty((3, n))
     trips = np.empty(n + 1)
-    ntr, nrej, nx, ntrips, stats = run_bars(
-        market.ts,
-        np.int64(market.interval_s * US),
-        cfg.flat_at_day_end,
-        market.kr_close,
-        market.bn_close,
-        market.conv,
-        prep.target,
-        market.tradable,
-        prep.kr_ref_buy,
-        prep.kr_ref_sell,
-        prep.bn_ref_buy,
-        prep.bn_ref_sell,
-        market.kr_volume,
-        market.bn_volume,
-        cfg.costs.impact.vol_window,
-        cfg.mode == "binance_only",
-        prep.params,
-        prep.state,
-        prep.trades,
-        prep.rejections,
-        prep.transfers,
-        trips,
-        equity,
-        pos_kr,
-        pos_bn,
-    )
+    # The trade buffer starts small (its pages are reused from run to run) and the pass runs again with
+    # room for two fills on every bar in the rare run that fills it.
+    full_capacity = 2 * n + 64
+    capacity = min(full_capacity, FIRST_TRADE_CAPACITY)
+    while True:
+        prep = prepare(market, signals, cfg, trade_capacity=capacity)
+        ntr, nrej, nx, ntrips, stats = run_bars(
+            market.ts,
+            np.int64(market.interval_s * US),
+            cfg.flat_at_day_end,
+            market.kr_close,
+            market.bn_close,
+            market.conv,
+            prep.target,
+            market.tradable,
+            prep.kr_ref_buy,
+            prep.kr_ref_sell,
+            prep.bn_ref_buy,
+            prep.bn_ref_sell,
+            market.kr_volume,
+            market.bn_volume,
+            cfg.costs.impact.vol_window,
+            cfg.mode == "binance_only",
+            prep.params,
+            prep.state,
+            prep.trades,
+            prep.rejections,
+            prep.transfers,
+            trips,
+            equity,
+            pos_kr,
+            pos_bn,
+        )
+        if ntr <= capacity or capacity == full_capacity:
+            break
+        capacity = full_capacity
+    if cfg.fill == "book":
+        prep.notes.append(
+            "the vectorized engine always fills at bar level; fill='book' is for run_event_driven"
+        )
     return finish(
         "vectorized",
         market,
