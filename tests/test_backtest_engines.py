@@ -228,3 +228,43 @@ def test_sweep_runs_each_point_like_a_single_run(market) -> None:
     single = run_vectorized(market, zscore_signals(market, window=120, entry_z=1.5), BacktestConfig())
     row = table.filter((pl.col("window") == 120) & (pl.col("entry_z") == 1.5))
     assert row["total_return"][0] == pytest.approx(single.metrics["total_return"])
+
+
+def test_fused_pass_metrics_equal_the_separate_metric_passes(market) -> None:
+    # The vectorized engine accumulates the metric statistics and round trips while it marks the equity;
+    # they must be exactly what compute_metrics computes from the finished curve.
+    from kimp.backtest import compute_metrics
+
+    cfg = BacktestConfig(hedge="perp", inventory_fraction=0.4)
+    for mode in ("spread", "binance_only"):
+        cfg = dataclasses.replace(cfg, mode=mode)
+        r = run_vectorized(market, zscore_signals(market, window=60, entry_z=1.5, exit_z=0.3), cfg)
+        separate = compute_metrics(
+            r.equity["equity"].to_numpy(),
+            periods_per_year=market.periods_per_year,
+            capital=cfg.capital_krw + cfg.capital_usdt * float(market.conv[0]),
+            position=r.equity["position"].to_numpy(),
+            costs=r.costs,
+        )
+        assert r.metrics["round_trips"] > 3
+        for key in (
+            "total_return",
+            "volatility",
+            "sharpe",
+            "sortino",
+            "max_drawdown",
+            "win_rate",
+            "round_trips",
+        ):
+            assert r.metrics[key] == separate[key], key
+
+
+def test_trade_buffer_overflow_reruns_the_pass(market, monkeypatch) -> None:
+    from kimp.backtest import vectorized
+
+    sig = zscore_signals(market, window=30, entry_z=1.0, exit_z=0.2)
+    full = run_vectorized(market, sig, BacktestConfig())
+    monkeypatch.setattr(vectorized, "FIRST_TRADE_CAPACITY", 3)
+    small = run_vectorized(market, sig, BacktestConfig())
+    assert full.trades.height > 3 and small.trades.equals(full.trades)
+    assert small.equity.equals(full.equity) and small.metrics == full.metrics
