@@ -17,6 +17,7 @@ KIMP_WF_WINDOW_DAYS  training window of each daily model (default 30)
 KIMP_WF_TRIALS       Optuna trials per tuning study (default 20)
 KIMP_WF_MODELS       models trained each day (default xgboost,lightgbm,lstm)
 KIMP_WF_LSTM_SIZE    cpu (default, sized for 2 cores) | prd (the PRD's full LSTM)
+KIMP_WF_KR_VENUE     Korean venue whose premium is predicted: upbit (default) | bithumb (the 2017-2019 samples)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Settings:
     wf_trials: int = 20
     wf_models: tuple[str, ...] = ("xgboost", "lightgbm", "lstm")
     wf_lstm_size: str = "cpu"
+    wf_kr_venue: str = "upbit"
 
     @property
     def dagster_home(self) -> Path:
@@ -72,6 +74,7 @@ class Settings:
             n_trials=self.wf_trials,
             models=self.wf_models,
             lstm_size=self.wf_lstm_size,
+            kr_venue=self.wf_kr_venue,
             seed=self.seed,
         )
 
@@ -113,10 +116,18 @@ class Settings:
             wf_trials=_int(env, "KIMP_WF_TRIALS", 20),
             wf_models=_models(env.get("KIMP_WF_MODELS") or "xgboost,lightgbm,lstm"),
             wf_lstm_size=(env.get("KIMP_WF_LSTM_SIZE") or "cpu").strip().lower(),
+            wf_kr_venue=_choice(env, "KIMP_WF_KR_VENUE", "upbit", ("upbit", "bithumb")),
         )
 
 
 MODELS = ("xgboost", "lightgbm", "lstm")
+
+
+def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 def _models(raw: str) -> tuple[str, ...]:

@@ -123,6 +123,9 @@ def _report_config(asset: str, start: date, end: date) -> dict[str, dict]:
 @click.option("--models", help="Comma-separated subset of xgboost,lightgbm,lstm [KIMP_WF_MODELS].")
 @click.option("--lstm-size", type=click.Choice(["cpu", "prd"]), help="LSTM size [KIMP_WF_LSTM_SIZE].")
 @click.option(
+    "--kr-venue", type=click.Choice(["upbit", "bithumb"]), help="Korean venue to predict [KIMP_WF_KR_VENUE]."
+)
+@click.option(
     "--retune/--no-retune", default=False, help="Run an Optuna study on the first day even if one exists."
 )
 @click.option(
@@ -138,6 +141,7 @@ def walk_forward(
     trials: int | None,
     models: str | None,
     lstm_size: str | None,
+    kr_venue: str | None,
     retune: bool,
     feature_warmup: bool,
 ) -> None:
@@ -152,6 +156,7 @@ def walk_forward(
         ("KIMP_WF_TRIALS", trials),
         ("KIMP_WF_MODELS", models),
         ("KIMP_WF_LSTM_SIZE", lstm_size),
+        ("KIMP_WF_KR_VENUE", kr_venue),
     ):
         if value is not None:
             os.environ[name] = str(value)  # read by the Definitions the runner builds
@@ -178,7 +183,8 @@ def _run_walk_forward(
     stage_days["reports_job"] = [end]
     click.echo(
         f"kimp: walk-forward {start}..{end}: horizon {wf.horizon_minutes} min, window {wf.window_days} d, "
-        f"embargo {wf.embargo} min, models {', '.join(wf.models)}, {wf.n_trials} Optuna trials"
+        f"embargo {wf.embargo} min, {wf.kr_venue} {wf.premium_column}, models {', '.join(wf.models)}, "
+        f"{wf.n_trials} Optuna trials"
         + ("" if feature_warmup else "; no feature warm-up (long-window features start null)"),
         err=True,
     )

@@ -53,45 +53,17 @@ def test_bad_settings_are_named(kimp_env: Path, monkeypatch) -> None:  # type: i
     assert result.exit_code == 1 and "KIMP_SOURCE" in result.output
 
 
-def test_demo_materializes_everything_and_says_where_to_look(kimp_env: Path) -> None:
-    result = CliRunner().invoke(main, ["demo", "--start", "2024-03-01", "--end", "2024-03-01"])
+def test_demo_runs_end_to_end_and_says_where_to_look(kimp_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The smallest demo: a 1-day training window (3 days of simulated market), boosting models only.
+    monkeypatch.setenv("KIMP_WF_WINDOW_DAYS", "1")
+    monkeypatch.setenv("KIMP_WF_MODELS", "xgboost,lightgbm")
+    result = CliRunner().invoke(main, ["demo", "--start", "2024-03-01", "--end", "2024-03-03"])
     assert result.exit_code == 0, result.output
-    assert "9 asset partitions materialized, 33 checks passed" in result.output
+    assert "walk-forward metrics" in result.output and "backtest summary" in result.output
     assert "BTC,upbit,2024-03-01,1440," in result.output
-    assert str(kimp_env / "store") in result.output and "kimp ui" in result.output
-
-
-def test_demo_on_real_files_needs_dates(kimp_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("KIMP_SOURCE", "files")
-    monkeypatch.setenv("KIMP_DATA_DIR", str(kimp_env.parent))
-    result = CliRunner().invoke(main, ["demo"])
-    assert result.exit_code == 2 and "--start" in result.output
-
-
-def test_failed_check_exits_1_and_names_day_check_and_rows(
-    kimp_env: Path, tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
-    data = tmp_path / "data"
-    data.mkdir()
-    header = "ts_utc,open,high,low,close,volume_btc,volume_{q}\n"
-    kr = [header.format(q="krw")]
-    bn = [header.format(q="usdt")]
-    for h in range(48):
-        ts = f"2018-01-{1 + h // 24:02d}T{h % 24:02d}:00:00Z"
-        kr.append(f"{ts},16000000,16100000,15900000,16000000,10,160000000\n")
-        high = 13000 if h == 30 else 14100  # 2018-01-02 06:00: high below low on Binance
-        bn.append(f"{ts},14000,{high},13900,14000,10,140000\n")
-    (data / "bithumb_BTCKRW_1h.csv").write_text("".join(kr))
-    (data / "binance_BTCUSDT_1h.csv").write_text("".join(bn))
-    (data / "USDKRW_daily.csv").write_text(
-        "date,close\n2017-12-29,1070.5\n2018-01-01,1068.0\n2018-01-02,1062.1\n"
-    )
-    monkeypatch.setenv("KIMP_SOURCE", "files")
-    monkeypatch.setenv("KIMP_DATA_DIR", str(data))
-    result = CliRunner().invoke(main, ["materialize", "--start", "2018-01-01", "--end", "2018-01-02"])
-    assert result.exit_code == 1, result.output
-    assert "2018-01-02: check binance_candles.prices failed" in result.output
-    assert "2018-01-02T06:00:00+00:00" in result.output  # the offending row
-    assert "2018-01-01: check" not in result.output  # the good day passed, premium included
-    assert (kimp_env / "store" / "kimchi_premium" / "2018-01-01.parquet").exists()
-    assert not (kimp_env / "store" / "kimchi_premium" / "2018-01-02.parquet").exists()
+    store = kimp_env / "store"
+    for table in ("features", "feature_catalog", "predictions", "model_evaluation", "backtest_report"):
+        assert list((store / table).glob("*.parquet")), table
+    assert (store / "backtest_summary" / "all.parquet").exists()
+    too_short = CliRunner().invoke(main, ["demo", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert too_short.exit_code == 2 and "at least 3 days" in too_short.output

@@ -37,11 +37,11 @@ def _test_scores(model: FittedModel, frame: pl.DataFrame) -> dict[str, object]:
 def _shuffled(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     """Labels permuted inside train and inside validation; the test rows keep their real labels."""
     rng = np.random.default_rng(seed)
-    label = frame["label"].to_numpy().copy()
+    label = frame["label"].cast(pl.Float64).to_numpy().copy()  # history rows: NaN, never moved
     for split in ("train", "validation"):
-        idx = np.flatnonzero((frame["split"] == split).to_numpy())
+        idx = np.flatnonzero((frame["split"] == split).fill_null(False).to_numpy())
         label[idx] = label[rng.permutation(idx)]
-    return frame.with_columns(label=pl.Series(label, dtype=pl.Int8))
+    return frame.with_columns(label=pl.Series(label).fill_nan(None).cast(pl.Int8))
 
 
 @pytest.mark.parametrize("kind", ["xgboost", "lightgbm"])

@@ -27,7 +27,15 @@ def market() -> tuple[pl.DataFrame, pl.DataFrame]:
 def test_training_rows_end_before_the_cutoff_and_splits_never_overlap(market, horizon, embargo) -> None:
     features, premium = market
     config = WalkForwardConfig(horizon_minutes=horizon, embargo_minutes=embargo, window_days=3)
-    frame = training_frame(features, premium_labels(premium, config), day=DAY, config=config)
+    whole = training_frame(features, premium_labels(premium, config), day=DAY, config=config)
+    # bars without a usable label stay as history: no split, no label, nothing known at the cutoff
+    history = whole.filter(pl.col("split").is_null())
+    assert (
+        history["label"].null_count() == history.height
+        and history["label_known_at"].null_count() == history.height
+    )
+    frame = whole.filter(pl.col("split").is_not_null())
+    assert whole["ts"].max() < cutoff(DAY, config)
     gap = timedelta(minutes=config.embargo)
     assert gap >= timedelta(minutes=horizon)
     # no training row's label is known at or after D - embargo
@@ -46,7 +54,7 @@ def test_training_rows_end_before_the_cutoff_and_splits_never_overlap(market, ho
     shares = np.array([span[s]["n"] for s in ("train", "validation", "test")]) / frame.height
     assert shares[0] > 0.6 and 0.1 < shares[1] < 0.2 and 0.1 < shares[2] < 0.2
     # sorted by coin then time, as FittedModel expects
-    assert frame.equals(frame.sort(["coin", "ts"]))
+    assert whole.equals(whole.sort(["coin", "ts"]))
 
 
 def test_cutoff_moves_with_the_day_and_future_rows_never_enter(market) -> None:

@@ -26,9 +26,12 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "KIMP_DATA_DIR": str(FIXTURE),
         "KIMP_WF_WINDOW_DAYS": "5",
         "KIMP_WF_TRIALS": "2",
+        "KIMP_WF_KR_VENUE": "bithumb",  # the 2017-2019 samples have Bithumb, not Upbit
     }
     runner = CliRunner()
-    result = runner.invoke(main, ["walk-forward", "--start", DAYS[0], "--end", DAYS[1]], env=env)
+    result = runner.invoke(
+        main, ["walk-forward", "--start", DAYS[0], "--end", DAYS[1], "--no-feature-warmup"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert "walk-forward metrics" in result.output
     result = runner.invoke(main, ["backtest", "--start", DAYS[0], "--end", DAYS[1], "--no-data"], env=env)
@@ -46,17 +49,24 @@ def test_training_windows_end_before_the_day_minus_embargo(walked: Path) -> None
         frame = pl.read_parquet(walked / "store" / "training_dataset" / f"{day}.parquet")
         cutoff = datetime.fromisoformat(day).replace(tzinfo=UTC) - timedelta(minutes=60)
         assert frame["label_known_at"].max() < cutoff  # type: ignore[operator]
-        assert set(frame["split"].unique()) == {"train", "validation", "test"}
+        assert set(frame["split"].drop_nulls().unique()) == {"train", "validation", "test"}
+        # bars without a usable label are history only: no split, no label
+        assert frame.filter(pl.col("split").is_null())["label"].null_count() == frame["split"].null_count()
         # splits are chronological per coin, and purged: no label window reaches into the next split
         for _, part in frame.group_by("coin"):
-            train, valid = part.filter(pl.col("split") == "train"), part.filter(pl.col("split") == "validation")
+            train, valid = (
+                part.filter(pl.col("split") == "train"),
+                part.filter(pl.col("split") == "validation"),
+            )
             assert train["label_known_at"].max() < valid["ts"].min()  # type: ignore[operator]
 
 
 def test_predictions_cover_the_day_for_every_model_and_baseline(walked: Path) -> None:
     preds = _read(walked, "predictions")
     assert preds.columns == ["ts", "coin", "horizon", "model", "p_down", "p_flat", "p_up", "label"]
-    assert {"ensemble", "xgboost", "lightgbm", "lstm", "persistence", "majority", "logistic"} <= set(preds["model"])
+    assert {"ensemble", "xgboost", "lightgbm", "lstm", "persistence", "majority", "logistic"} <= set(
+        preds["model"]
+    )
     days = preds["ts"].dt.date().cast(pl.String).unique().sort().to_list()
     assert days == DAYS
     scored = preds.filter(pl.col("p_up").is_not_null())

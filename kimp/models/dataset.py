@@ -88,7 +88,11 @@ def training_frame(
             f"{sorted(present)} after purging; expected train, validation and test (widen window_days or "
             f"shorten the horizon/embargo: {config.embargo} min)"
         )
-    return frame
+    # Every other bar of the window stays as history (split and label null): sequence models need
+    # consecutive bars, and a purged or unlabelled bar is still a bar that happened. Nothing known on or
+    # after the cutoff enters: those rows' labels are dropped with their split.
+    history = feats.join(frame.select("ts", "coin"), on=["ts", "coin"], how="anti")
+    return pl.concat([frame, history], how="diagonal_relaxed").sort(["coin", "ts"])
 
 
 def scoring_frame(features: pl.DataFrame, *, day: date, history_bars: int = 0) -> pl.DataFrame:

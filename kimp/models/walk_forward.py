@@ -206,14 +206,14 @@ def train_day(
         members = {"logistic": baselines["logistic"]}
     # Members score the whole window once: a sequence model then has history before the validation rows.
     member_probas = _predict_all(members, frame)
-    is_val = (frame["split"] == "validation").to_numpy()
+    is_val = (frame["split"] == "validation").fill_null(False).to_numpy()
     ensemble = fit_ensemble(
         members,
         frame.filter(pl.col("split") == "validation"),
         member_probas={n: p[is_val] for n, p in member_probas.items()},
     )
     models: dict[str, FittedModel] = {**members, **baselines, "ensemble": ensemble}
-    is_test = (frame["split"] == "test").to_numpy()
+    is_test = (frame["split"] == "test").fill_null(False).to_numpy()
     test = frame.filter(pl.col("split") == "test")
     test_probas = {n: member_probas[n][is_test] for n in members}
     test_probas.update(

@@ -34,6 +34,7 @@ from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 from kimp_pipelines.resources.modeling import ModelingResource
 
 GROUP = "models"
+PREDICTION_HISTORY_DAYS = 4
 BOOSTING = ("xgboost", "lightgbm")
 MLFLOW = {"mlflow", "modeling"}  # legacy mlflow resource: both via context.resources
 
@@ -169,7 +170,8 @@ def build_training_dataset(window_days: int):  # type: ignore[no-untyped-def]
                 f"training_dataset {day}: a label known at {latest} is not before the cutoff {end}"
             )
         balance = (
-            frame.group_by("split", "label")
+            frame.filter(pl.col("split").is_not_null())
+            .group_by("split", "label")
             .len()
             .sort("split", "label")
             .with_columns(
@@ -319,14 +321,14 @@ def lstm_model(
         return Output(_card("lstm", day, config, path=None, status="disabled"))
     from kimp.models.dataset import feature_columns
     from kimp.models.registry import load_model
-    from kimp.models.sequence import fit_lstm, sizes_for
+    from kimp.models.sequence import fit_lstm
 
     ranked: list[str] = []
     for card in (lightgbm_model, xgboost_model):
         if card["status"][0] == "trained":
             ranked = load_model(Path(card["path"][0])).importance["feature"].to_list()  # type: ignore[attr-defined]
             break
-    n_features = sizes_for(config).n_features
+    n_features = 50  # the PRD's input width, for both sizes
     chosen = ranked[:n_features] if ranked else feature_columns(training_dataset)[:n_features]
     model = fit_lstm(training_dataset, config, features=chosen)
     path = modeling.model_path("lstm", day.isoformat())
@@ -459,7 +461,9 @@ def ensemble(
     partitions_def=daily_partitions,
     group_name=GROUP,
     kinds={"polars", "parquet"},
-    ins={"features": _window(-1, 0), "kimchi_premium": _window(-1, 0)},
+    # Sequence models score a bar from the bars before it: 4 days covers the LSTM's 50 steps on hourly bars
+    # (gaps included); the premium of D-1 gives the first bars of D their last move.
+    ins={"features": _window(-PREDICTION_HISTORY_DAYS, 0), "kimchi_premium": _window(-1, 0)},
 )
 def predictions(
     context: AssetExecutionContext,
@@ -482,6 +486,8 @@ def predictions(
     for row in baseline_models.iter_rows(named=True):
         models[row["model"]] = load_model(Path(row["path"]))
     frame = predictions_frame(models, features, kimchi_premium, day=day, config=config)
+    # A model that cannot score a bar (no full window yet) leaves it null, not NaN.
+    frame = frame.with_columns(pl.col("p_down", "p_flat", "p_up").fill_nan(None))
     lo, hi = day_bounds(day)
     assert frame.filter((pl.col("ts") < lo) | (pl.col("ts") >= hi)).height == 0
     known = frame["label"].is_not_null().sum()

@@ -66,6 +66,7 @@ def build_resources(env: str | None = None, settings: Settings | None = None) ->
             n_trials=_env_or("KIMP_WF_TRIALS", s.wf_trials, as_int=True),
             models=",".join(s.wf_models),
             lstm_size=s.wf_lstm_size,
+            kr_venue=s.wf_kr_venue,
             seed=_env_or("KIMP_SEED", s.seed, as_int=True),
             model_dir=str(s.model_dir),
             # May hold a password (a shared Postgres study store): bound through EnvVar when set.

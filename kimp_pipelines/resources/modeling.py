@@ -29,6 +29,7 @@ class ModelingResource(ConfigurableResource):
     n_trials: int = 20
     models: str = "xgboost,lightgbm,lstm"
     lstm_size: str = "cpu"
+    kr_venue: str = "upbit"
     seed: int = 7
     model_dir: str
     optuna_storage: str
@@ -40,6 +41,7 @@ class ModelingResource(ConfigurableResource):
             n_trials=self.n_trials,
             models=tuple(m.strip() for m in self.models.split(",") if m.strip()),
             lstm_size=self.lstm_size,
+            kr_venue=self.kr_venue,
             seed=self.seed,
         )
 
