@@ -9,7 +9,6 @@ from kimp_pipelines.assets.premium import kimchi_premium
 from kimp_pipelines.assets.reports import backtest_summary, walk_forward_report
 from kimp_pipelines.assets.tuning import optuna_study
 
-
 # The market-data layer alone (raw tables and the premium): what its tests materialize.
 market_assets = [*raw_assets, kimchi_premium]
 
