@@ -42,6 +42,53 @@ def test_daily_schedule_requests_yesterday() -> None:
     assert requests and requests[0].partition_key == "2024-03-04"
 
 
+def test_every_layer_has_its_job_and_schedule() -> None:
+    from kimp.backtest import SCENARIOS
+    from kimp_pipelines.partitions import SCENARIOS as PARTITION_SCENARIOS
+
+    assert PARTITION_SCENARIOS == SCENARIOS  # the scenario dimension is the engine's list
+    expected = {
+        "features_job": {"features", "feature_catalog"},
+        "training_job": {
+            "training_dataset",
+            "xgboost_model",
+            "lightgbm_model",
+            "lstm_model",
+            "baseline_models",
+            "ensemble",
+            "predictions",
+            "model_evaluation",
+        },
+        "tuning_job": {"training_dataset", "optuna_study"},
+        "backtest_job": {"backtest_report"},
+        "reports_job": {"walk_forward_report", "backtest_summary"},
+    }
+    for name, assets in expected.items():
+        job = defs.resolve_job_def(name)
+        assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == assets, name
+    # the daily retrain trains for yesterday; the weekly study and the backtests carry idempotent run keys
+    tick = datetime(2024, 3, 10, 22, 0, tzinfo=UTC)
+    retrain = defs.resolve_schedule_def("daily_retrain").evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick)
+    )
+    assert retrain.run_requests[0].partition_key == "2024-03-09"
+    tuning = defs.resolve_schedule_def("weekly_tuning_schedule").evaluate_tick(
+        build_schedule_context(scheduled_execution_time=tick, repository_def=defs.get_repository_def())
+    )
+    assert [(r.partition_key, r.run_key) for r in tuning.run_requests] == [
+        ("2024-03-09", "tuning:2024-03-09")
+    ]
+    backtests = defs.resolve_schedule_def("daily_backtest_schedule").evaluate_tick(
+        build_schedule_context(
+            scheduled_execution_time=datetime(2024, 3, 10, 3, 0, tzinfo=UTC),
+            repository_def=defs.get_repository_def(),
+        )
+    )
+    keys = [r.partition_key.keys_by_dimension for r in backtests.run_requests]
+    assert keys == [{"date": "2024-03-09", "scenario": s} for s in SCENARIOS]
+    assert len({r.run_key for r in backtests.run_requests}) == len(SCENARIOS)
+
+
 def test_dagster_definitions_validate(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "KIMP_HOME": str(tmp_path / "home")}
     exe = Path(sys.executable).parent / "dagster"
@@ -58,7 +105,8 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
 
 def test_domain_packages_never_import_dagster() -> None:
     code = (
-        "import sys, kimp.market_data, kimp.premium, kimp.quality, kimp.storage.sql, kimp.settings; "
+        "import sys, kimp.market_data, kimp.premium, kimp.quality, kimp.storage.sql, kimp.settings, "
+        "kimp.features, kimp.models.walk_forward, kimp.models.sequence, kimp.backtest, kimp.reporting.summaries; "
         "sys.exit(1 if 'dagster' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0

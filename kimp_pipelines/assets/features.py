@@ -47,7 +47,9 @@ def _lookback_in(days: int) -> AssetIn:
 
 
 def _frame_or_none(frame: pl.DataFrame) -> pl.DataFrame | None:
-    return frame if frame.width else None  # no partition at all was materialized
+    """None (the family is null and flagged) when no row exists in the whole look-back: a source that
+    lacks the table stores it empty, and zero news or on-chain rows must not read as "zero activity"."""
+    return frame if frame.height else None
 
 
 def catalog_markdown(catalog: pl.DataFrame) -> str:

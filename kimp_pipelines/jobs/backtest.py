@@ -1,5 +1,7 @@
 """The daily backtest job over (day, scenario) partitions, and its schedule."""
 
+from datetime import timedelta
+
 from dagster import (
     AssetSelection,
     MultiPartitionKey,
@@ -10,7 +12,7 @@ from dagster import (
     schedule,
 )
 
-from kimp_pipelines.partitions import SCENARIOS, daily_partitions, daily_scenario_partitions
+from kimp_pipelines.partitions import SCENARIOS, daily_scenario_partitions
 
 backtest_job = define_asset_job(
     name="backtest_job",
@@ -29,7 +31,8 @@ backtest_job = define_asset_job(
     description="At 03:00 UTC, backtest yesterday under every scenario (after the retrain's predictions).",
 )
 def daily_backtest_schedule(context: ScheduleEvaluationContext) -> list[RunRequest]:
-    day = daily_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+    # the last complete UTC day before the tick
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
     return [
         RunRequest(
             run_key=f"backtest:{day}:{s}", partition_key=MultiPartitionKey({"date": day, "scenario": s})

@@ -1,5 +1,7 @@
 """Daily retraining (walk-forward), weekly tuning, and the range report of the modeling layer."""
 
+from datetime import timedelta
+
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -63,6 +65,7 @@ daily_retrain_schedule = build_schedule_from_partitioned_job(
     description="Weekly Optuna study on the newest complete day's training window.",
 )
 def weekly_tuning_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-    day = daily_partitions.get_last_partition_key(current_time=context.scheduled_execution_time)
+    # the last complete UTC day before the tick
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
     # run_key: one study per week even if the tick is evaluated twice
     return RunRequest(run_key=f"tuning:{day}", partition_key=day)
