@@ -108,8 +108,13 @@ def features(
     null_share = frame.drop("ts", "coin").null_count().transpose(column_names=["nulls"]).get_column(
         "nulls"
     ).sum() / max(1, frame.height * n_features)
-    for family, why in sorted(result.unavailable.items()):
-        context.log.warning(f"features {day}: family {family!r} is null: {why}")
+    if result.unavailable:
+        # One line: the reasons are expected on a given data set (hourly bars have no 1-minute windows,
+        # the real samples no order books); the full map is in the metadata.
+        context.log.info(
+            f"features {day}: {len(result.unavailable)} family/timeframe groups are null: "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(result.unavailable.items()))
+        )
     context.log.info(
         f"features {day}: {frame.height} rows x {n_features} features at {result.interval_s}s bars, "
         f"{null_share:.1%} null cells, version {feature_set_version(FEATURE_CONFIG)}"
