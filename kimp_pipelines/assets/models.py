@@ -9,6 +9,7 @@ the model version, and returns a one-row "model card" (what was trained, on what
 """
 
 import json
+import warnings
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -208,7 +209,9 @@ def _stationarity(frame: pl.DataFrame) -> dict[str, Any]:
     from kimp.models.dataset import feature_columns
 
     train = frame.filter(pl.col("split") == "train")
-    report = adf_report(train, feature_columns(train))
+    with warnings.catch_warnings():  # near-constant features make statsmodels warn once per column
+        warnings.simplefilter("ignore")
+        report = adf_report(train, feature_columns(train))
     if report.height == 0:
         return {}
     share = float(report["stationary"].mean() or 0.0)  # type: ignore[arg-type]
