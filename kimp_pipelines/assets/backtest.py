@@ -132,20 +132,18 @@ def backtest_report(
     rows, results, skipped = [], [], []
     coins = [c.strip() for c in backtest.coins.split(",") if c.strip()]
     venues = [v.strip() for v in backtest.kr_venues.split(",") if v.strip()]
+    # A (coin, venue) market is traded only where the day has premiums to trade on: e.g. the shared real
+    # samples also hold Upbit DAILY candles, whose premium has no Binance daily counterpart (all null).
+    tradable = kimchi_premium.filter(pl.col("premium_fx").is_not_null()) if kimchi_premium.height else None
     present = (
-        set(
-            kimchi_premium.select(pl.concat_str("coin", "kr_venue", separator="/"))
-            .to_series()
-            .unique()
-            .to_list()
-        )
-        if kimchi_premium.height
+        {f"{c}/{v}" for c, v in tradable.select("coin", "kr_venue").unique().iter_rows()}
+        if tradable is not None
         else set()
     )
     for coin in coins:
         for venue in venues:
             if f"{coin}/{venue}" not in present:
-                skipped.append(f"{coin} on {venue}: no premium rows")
+                skipped.append(f"{coin} on {venue}: no premium to trade on this day")
                 continue
             bar_cfg = BacktestConfig(fill="bar")
             market = market_from_tables(
