@@ -37,6 +37,10 @@ ui: setup
 bench: setup
 	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_market_data.py
+	$(BIN)/python benchmarks/bench_features.py
+	$(BIN)/python benchmarks/bench_models.py
+	$(BIN)/python benchmarks/bench_lstm.py
+	$(BIN)/python benchmarks/bench_backtest.py
 
 clean:
 	rm -rf .kimp $(VENV)

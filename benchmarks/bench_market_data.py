@@ -48,12 +48,12 @@ MATERIALIZE = textwrap.dedent(
     warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
     from dagster import DagsterInstance, materialize
-    from kimp_pipelines.assets import all_assets, all_checks
+    from kimp_pipelines.assets import all_checks, market_assets
     from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
     import kimp.quality.suites as q; q._gx()   # the one-off Great Expectations import (~9 s cold)
     t_import = time.perf_counter() - t0
     t1 = time.perf_counter()
-    res = materialize([*all_assets, *all_checks], partition_key=sys.argv[1],
+    res = materialize([*market_assets, *all_checks], partition_key=sys.argv[1],
                       resources={"market_data": MarketDataResource(kind="simulated", orderbook_interval_ms=int(sys.argv[3])),
                                  "io_manager": ParquetIOManager(base_uri=sys.argv[2]), "quality": QualityResource()},
                       instance=DagsterInstance.ephemeral(), raise_on_error=False)
