@@ -77,7 +77,11 @@ def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.M
     }
     instance = DagsterInstance.ephemeral()
     assert materialize(
-        market_assets, partition_key="2018-01-09", selection="fx_usdkrw", resources=resources, instance=instance
+        market_assets,
+        partition_key="2018-01-09",
+        selection="fx_usdkrw",
+        resources=resources,
+        instance=instance,
     ).success
     for day in ("2018-01-10", "2018-01-11"):
         result = materialize(
