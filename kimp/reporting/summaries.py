@@ -12,7 +12,7 @@ def backtest_overview(daily: pl.DataFrame) -> pl.DataFrame:
     """
     per_day = daily.group_by("strategy", "scenario", "engine", "date").agg(
         pl.col("total_return").mean(),
-        pl.col("sharpe").mean(),
+        pl.col("sharpe").fill_nan(None).mean(),
         pl.col("max_drawdown").max(),
         pl.col("trades").sum(),
         pl.col("cost_total").sum(),
