@@ -68,6 +68,10 @@ def test_engines_agree_under_bar_fills_with_every_cost(market) -> None:
     np.testing.assert_allclose(ev.equity["equity"].to_numpy(), vec.equity["equity"].to_numpy(), rtol=1e-9)
     assert ev.rejections == vec.rejections
     assert ev.costs == pytest.approx(vec.costs, rel=1e-9)
+    # Metrics: the same functions on equal curves; documented tolerance 1e-9 relative.
+    assert ev.metrics.keys() >= {"sharpe", "volatility", "sortino", "max_drawdown"}
+    for key in ("total_return", "volatility", "sharpe", "sortino", "max_drawdown", "exposure", "round_trips"):
+        assert ev.metrics[key] == pytest.approx(vec.metrics[key], rel=1e-9), key
 
 
 def test_every_day_ends_flat(market) -> None:

@@ -55,6 +55,36 @@ def test_profit_factor_and_flat_curve() -> None:
     assert flat["total_return"] == 0 and math.isnan(flat["sharpe"]) and flat["max_drawdown"] == 0
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 1001])
+def test_statistics_equal_their_definitions_on_random_curves(n: int) -> None:
+    # The statistics are summed in lanes and the drawdown is taken once per peak segment: compare with
+    # the definitions evaluated bar by bar in NumPy, on curves that rise, fall below zero and recover.
+    rng = np.random.default_rng(n)
+    capital = 1_000.0
+    equity = capital + np.cumsum(rng.normal(0.0, 300.0, n))
+    position = rng.choice([-1.0, 0.0, 2.0], n)
+    m = compute_metrics(equity, periods_per_year=100, capital=capital, position=position)
+    r = equity / np.concatenate([[capital], equity[:-1]]) - 1.0
+    peak = np.maximum.accumulate(np.concatenate([[capital], equity]))[1:]
+    assert m["max_drawdown"] == max(0.0, float(np.max(1.0 - equity / peak)))  # exactly: same roundings
+    assert m["exposure"] == pytest.approx(float(np.mean(position != 0)))
+    if n > 1:
+        assert m["volatility"] == pytest.approx(r.std(ddof=1) * 10, rel=1e-12)
+        assert m["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * 10, rel=1e-9)
+    downside = math.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
+    if downside > 0:
+        assert m["sortino"] == pytest.approx(r.mean() / downside * 10, rel=1e-9)
+    else:  # no losing bar: undefined
+        assert math.isnan(m["sortino"])
+
+
+def test_constant_returns_have_no_volatility() -> None:
+    # Equal returns have a standard deviation of exactly 0: Sharpe undefined (NaN), not rounding noise.
+    equity = 100.0 * 2.0 ** np.arange(1, 40)
+    m = compute_metrics(equity, periods_per_year=365, capital=100.0)
+    assert m["volatility"] == 0 and math.isnan(m["sharpe"]) and m["max_drawdown"] == 0
+
+
 def test_zscore_rule_by_hand() -> None:
     prem = np.array([0.0, 0.0, 0.0, 1.0, 1.0, -1.0, np.nan, 0.0])
     target, z = zscore_targets(prem, 3, 1.0, 0.5, 1.0)

@@ -22,7 +22,7 @@ from numba import njit
 from kimp.backtest import kernel as K
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import DAY_US, US, Market
-from kimp.backtest.metrics import finish_stats, stats_step, trip_step
+from kimp.backtest.metrics import drawdown_end, drawdown_step, return_stats, trip_step
 from kimp.backtest.result import BacktestResult, finish, prepare
 
 FIRST_TRADE_CAPACITY = 1 << 16  # fills listed by the first pass; see run_vectorized
@@ -112,7 +112,7 @@ def run_bars(
 ):
     """The pass. ``metric_bn``: the metrics' position is the Binance leg's (binance_only mode).
 
-    Returns (fills, rejections, transfers, round trips, the metric statistics tuple).
+    Returns (fills, rejections, transfers, round trips, max drawdown, bars with a position).
     """
     n = ts.shape[0]
     ntr = 0
@@ -138,11 +138,12 @@ def run_bars(
     bn_ring = np.zeros(vol_window)
     kr_s1 = kr_s2 = bn_s1 = bn_s2 = 0.0
     slot = 0
-    # Metric accumulators (metrics._series_stats and metrics.round_trip_pnls).
-    prev = capital
-    peak = capital
-    mean = m2 = down = mdd = 0.0
+    # Drawdown, exposure and round-trip accumulators (metrics._drawdown_exposure, round_trip_pnls); the
+    # return statistics come from the finished curve (see run_vectorized).
+    peak = low = capital  # a positive capital: BacktestConfig validates both venues' capital > 0
+    mdd = 0.0
     held = 0
+    prev = capital
     trip_start = -1
     trip_sign = 0.0
     trip_before = capital
@@ -234,7 +235,8 @@ def run_bars(
         pos_kr[i] = q_kr
         pos_bn[i] = q_bn
         q = q_bn if metric_bn else q_kr
-        peak, mean, m2, down, mdd, held = stats_step(e, i, prev, peak, mean, m2, down, mdd, held, q)
+        peak, low, mdd = drawdown_step(e, peak, low, mdd)
+        held += q != 0
         trip_start, trip_sign, trip_before, closed, pnl = trip_step(
             e, prev, q, i, trip_start, trip_sign, trip_before
         )
@@ -245,7 +247,7 @@ def run_bars(
     if trip_start >= 0:
         trips[ntrips] = equity[n - 1] - trip_before
         ntrips += 1
-    return ntr, nrej, nx, ntrips, finish_stats(n, mean, m2, down, mdd, held)
+    return ntr, nrej, nx, ntrips, drawdown_end(peak, low, mdd), held
 
 
 def run_vectorized(
@@ -265,7 +267,7 @@ def run_vectorized(
     capacity = min(full_capacity, FIRST_TRADE_CAPACITY)
     while True:
         prep = prepare(market, signals, cfg, trade_capacity=capacity)
-        ntr, nrej, nx, ntrips, stats = run_bars(
+        ntr, nrej, nx, ntrips, mdd, held = run_bars(
             market.ts,
             np.int64(market.interval_s * US),
             cfg.flat_at_day_end,
@@ -295,6 +297,11 @@ def run_vectorized(
         if ntr <= capacity or capacity == full_capacity:
             break
         capacity = full_capacity
+    # The return statistics from the finished curve, by the function compute_metrics uses (so the same
+    # bits): NumPy divides several bars per instruction and the sums wait on no division, which is
+    # cheaper than a division per bar inside the pass.
+    mean, sd, down_sq = return_stats(equity, float(prep.params[K.P_CAP_TOTAL]))
+    stats = (mean, sd, down_sq, mdd, held / n)
     if cfg.fill == "book":
         prep.notes.append(
             "the vectorized engine always fills at bar level; fill='book' is for run_event_driven"
