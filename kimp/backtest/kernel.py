@@ -275,7 +275,9 @@ def quiet_at(
     # Multiplications by precomputed reciprocals instead of divisions: this is the hot path.
     inv_kr = 1.0 / kr_px
     inv_bn = 1.0 / bn_px
-    q = abs(s) * base * (inv_kr * has_kr + inv_bn * ~has_kr / conv)
+    # The leg priced in KRW: a branch (the same way on every bar of a run) spares the division by conv
+    # when the Korean leg trades; the same bits as the branchless form, whose zero term is exact.
+    q = abs(s) * base * (inv_kr if has_kr else inv_bn / conv)
     q = smaller(q, max_frac * cap_krw * inv_kr + 1e300 * ~has_kr)
     q = smaller(q, max_frac * cap_usdt * inv_bn + 1e300 * ~has_bn)
     inv_cut = ((wk * sign < 0) & (q > avail_kr)) | ((wb * sign < 0) & (perp == 0) & (q > avail_bn))

@@ -63,14 +63,14 @@ def round_trip_pnls(equity, position, capital):
     return out[:k]
 
 
-def bar_returns(e: np.ndarray, capital: float) -> np.ndarray:
-    """Per-bar simple returns ``e_t / e_{t-1} - 1`` with ``e_{-1}`` = the capital.
+def bar_returns(e: np.ndarray, capital: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-bar simple returns ``e_t / e_{t-1} - 1`` with ``e_{-1}`` = the capital (into ``out`` if given).
 
     In NumPy on purpose: its division runs on several values per instruction, which a numba loop with
     the same arithmetic did not (a division per bar was most of the statistics' time). Division and
     subtraction are each rounded once, exactly as ``e[i] / e[i - 1] - 1.0`` in a loop.
     """
-    r = np.empty(e.shape[0])
+    r = np.empty(e.shape[0]) if out is None else out[: e.shape[0]]
     r[0] = e[0] / capital
     np.divide(e[1:], e[:-1], out=r[1:])
     r -= 1.0
@@ -87,9 +87,10 @@ def series_stats(
     return mean, sd, down_sq, mdd, held / e.shape[0]
 
 
-def return_stats(e: np.ndarray, capital: float) -> tuple[float, float, float]:
-    """Mean and sample std of the bar returns and their mean squared downside ``mean(min(r, 0)^2)``."""
-    return _return_stats(bar_returns(e, capital))
+def return_stats(e: np.ndarray, capital: float, out: np.ndarray | None = None) -> tuple[float, float, float]:
+    """Mean and sample std of the bar returns and their mean squared downside ``mean(min(r, 0)^2)``.
+    ``out``: room for the returns (a caller that reuses memory saves page-faulting in a fresh array)."""
+    return _return_stats(bar_returns(e, capital, out))
 
 
 @njit(cache=True, nogil=True)

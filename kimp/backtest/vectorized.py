@@ -99,6 +99,8 @@ def run_bars(
     kr_vol,
     bn_vol,
     vol_window,
+    kr_ret,
+    bn_ret,
     metric_bn,
     P,
     S,
@@ -132,12 +134,9 @@ def run_bars(
     rebal = P[K.P_REBAL]
     capital = P[K.P_CAP_TOTAL]
     fx_cost = P[K.P_FX_COST]
-    # Rolling volatility of both legs (impact model): running sums over a ring of the last returns.
+    # Rolling volatility of both legs (impact model): running sums of the returns in the window.
     need_sigma = P[K.P_IMPACT_COEF] > 0
-    kr_ring = np.zeros(vol_window)
-    bn_ring = np.zeros(vol_window)
     kr_s1 = kr_s2 = bn_s1 = bn_s2 = 0.0
-    slot = 0
     # Drawdown, exposure and round-trip accumulators (metrics._drawdown_exposure, round_trip_pnls); the
     # return statistics come from the finished curve (see run_vectorized).
     peak = low = capital  # a positive capital: BacktestConfig validates both venues' capital > 0
@@ -155,17 +154,12 @@ def run_bars(
         bn_px = bn_close[i]
         cv = conv[i]
         if need_sigma and i > 0:
-            slot += 1  # ring[i mod window] holds return i - window
-            if slot == vol_window:
-                slot = 0
-            x = K.bar_return(kr_close[i - 1], kr_px)
-            y = kr_ring[slot]
-            kr_ring[slot] = x
-            kr_s1, kr_s2 = K.push_return(kr_s1, kr_s2, x, y, i > vol_window)
-            x = K.bar_return(bn_close[i - 1], bn_px)
-            y = bn_ring[slot]
-            bn_ring[slot] = x
-            bn_s1, bn_s2 = K.push_return(bn_s1, bn_s2, x, y, i > vol_window)
+            # Returns divided up front (bar_returns_into); the one leaving the window is window bars back.
+            back = i - vol_window
+            x = kr_ret[i]
+            kr_s1, kr_s2 = K.push_return(kr_s1, kr_s2, x, kr_ret[back] if back > 0 else 0.0, back > 0)
+            x = bn_ret[i]
+            bn_s1, bn_s2 = K.push_return(bn_s1, bn_s2, x, bn_ret[back] if back > 0 else 0.0, back > 0)
         if S[K.S_FLIGHT_QTY] > 0 and S[K.S_FLIGHT_DUE] <= t:
             K.land_transfer(S, t)
         if perp and t >= next_funding:
@@ -250,16 +244,34 @@ def run_bars(
     return ntr, nrej, nx, ntrips, drawdown_end(peak, low, mdd), held
 
 
+def bar_returns_into(close: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = kernel.bar_return(close[i - 1], close[i])`` (0 at bar 0), divided in NumPy: several bars
+    per instruction, where the pass's own division was one a bar. The same two roundings, so the same
+    bits; a non-positive or NaN previous close gives 0 as in ``bar_return``."""
+    out[0] = 0.0
+    np.divide(close[1:], close[:-1], out=out[1:])
+    out[1:] -= 1.0
+    if (
+        close.shape[0] > 1 and not close[:-1].min() > 0
+    ):  # rare (validated markets have positive prices): bar_return's guard
+        out[1:][~(close[:-1] > 0)] = 0.0
+
+
 def run_vectorized(
     market: Market, signals: pl.DataFrame, config: BacktestConfig | None = None
 ) -> BacktestResult:
     """Backtest ``signals`` (ts, target) on ``market`` with bar-level fills. See BacktestResult."""
     cfg = config or BacktestConfig()
     n = market.n
-    # One block for the three per-bar outputs (rows are contiguous, so polars takes them without a copy):
-    # one allocation that the C allocator keeps and hands back already mapped on the next run, where three
-    # separate ones are returned to the OS and page-faulted in again every time.
-    equity, pos_kr, pos_bn = np.empty((3, n))
+    # One block for the three per-bar outputs and two rows of bar returns (the legs' for the impact model,
+    # then the equity's for the metrics): rows are contiguous, so polars takes the outputs without a copy,
+    # and one allocation is kept by the C allocator and handed back already mapped on the next run, where
+    # separate ones are returned to the OS and page-faulted in again every time (the result holds the
+    # block: 5 x 8 bytes per bar).
+    equity, pos_kr, pos_bn, kr_ret, bn_ret = np.empty((5, n))
+    if cfg.costs.impact.coef > 0:  # the impact model's volatility: both legs' bar returns
+        bar_returns_into(market.kr_close, kr_ret)
+        bar_returns_into(market.bn_close, bn_ret)
     trips = np.empty(n + 1)
     # The trade buffer starts small (its pages are reused from run to run) and the pass runs again with
     # room for two fills on every bar in the rare run that fills it.
@@ -283,6 +295,8 @@ def run_vectorized(
             market.kr_volume,
             market.bn_volume,
             cfg.costs.impact.vol_window,
+            kr_ret,
+            bn_ret,
             cfg.mode == "binance_only",
             prep.params,
             prep.state,
@@ -300,7 +314,7 @@ def run_vectorized(
     # The return statistics from the finished curve, by the function compute_metrics uses (so the same
     # bits): NumPy divides several bars per instruction and the sums wait on no division, which is
     # cheaper than a division per bar inside the pass.
-    mean, sd, down_sq = return_stats(equity, float(prep.params[K.P_CAP_TOTAL]))
+    mean, sd, down_sq = return_stats(equity, float(prep.params[K.P_CAP_TOTAL]), kr_ret)  # room reused
     stats = (mean, sd, down_sq, mdd, held / n)
     if cfg.fill == "book":
         prep.notes.append(
