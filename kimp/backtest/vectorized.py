@@ -244,17 +244,16 @@ def run_bars(
     return ntr, nrej, nx, ntrips, drawdown_end(peak, low, mdd), held
 
 
-def bar_returns_into(close: np.ndarray, out: np.ndarray) -> None:
-    """``out[i] = kernel.bar_return(close[i - 1], close[i])`` (0 at bar 0), divided in NumPy: several bars
-    per instruction, where the pass's own division was one a bar. The same two roundings, so the same
-    bits; a non-positive or NaN previous close gives 0 as in ``bar_return``."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def bar_returns_into(close, out):
+    """``out[i] = kernel.bar_return(close[i - 1], close[i])`` (0 at bar 0), before the pass. With numpy's
+    error model (no zero-division check, which the guard makes moot anyway) this loop divides several
+    bars per instruction, where the pass's own division was one a bar. The same two roundings as
+    ``bar_return``, so the same bits."""
     out[0] = 0.0
-    np.divide(close[1:], close[:-1], out=out[1:])
-    out[1:] -= 1.0
-    if (
-        close.shape[0] > 1 and not close[:-1].min() > 0
-    ):  # rare (validated markets have positive prices): bar_return's guard
-        out[1:][~(close[:-1] > 0)] = 0.0
+    for i in range(close.shape[0] - 1):
+        prev = close[i]
+        out[i + 1] = close[i + 1] / prev - 1.0 if prev > 0 else 0.0
 
 
 def run_vectorized(
