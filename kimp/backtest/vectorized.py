@@ -7,10 +7,12 @@ and transfers and marks the equity, all through :mod:`kimp.backtest.kernel`.
 Speed (the benchmark is benchmarks/bench_backtest.py): everything per bar happens in that one pass, so
 each input array is read once and nothing per bar is materialized that the result does not return.
 Bar close times and day ends are derived from ``ts`` on the fly, the impact model's rolling volatility
-is kept as running sums (the same steps as :func:`kernel.rolling_sigma`, so the same bits) and turned
-into a number only at a fill, and the metrics' statistics and round trips are accumulated as the equity
-is marked (the same steps as :mod:`kimp.backtest.metrics`). A separate pass would re-read the
-arrays from memory: a year of minute bars does not fit in cache.
+is kept as running sums (the same steps as :func:`kernel.rolling_sigma`, so the same bits) over the legs'
+bar returns divided before the pass (a loop that divides several bars per instruction) and turned into a
+number only at a fill, and drawdown, exposure and round trips are accumulated as the equity is marked
+(the same steps as :mod:`kimp.backtest.metrics`). The return statistics are computed after the pass from
+the finished curve by the function compute_metrics uses: their sums need no division per bar there,
+where a running variance in the pass waited on one every bar.
 """
 
 from __future__ import annotations
