@@ -52,7 +52,9 @@ class WalkForwardConfig:
         if self.window_days < 1:
             raise ValueError(f"window_days must be >= 1, got {self.window_days}")
         if self.premium_column not in ("premium_fx", "premium_usdt"):
-            raise ValueError(f"premium_column must be premium_fx or premium_usdt, got {self.premium_column!r}")
+            raise ValueError(
+                f"premium_column must be premium_fx or premium_usdt, got {self.premium_column!r}"
+            )
         if abs(sum(self.split) - 1.0) > 1e-9 or min(self.split) <= 0:
             raise ValueError(f"split must be three positive fractions summing to 1, got {self.split}")
         if self.cv_folds < 2 or self.n_trials < 1:
