@@ -55,33 +55,13 @@ def _case(name: str) -> dict[str, object]:
 
 def _simulated_day() -> dict[str, object]:
     """One day from the simulated source (5-second books) with one day of history."""
-    import polars as pl
 
-    from kimp.features import FeatureInputs, build_features
-    from kimp.market_data.source import build_source
-    from kimp.premium import compute_premium
+    from kimp.features import build_features
+    from kimp.features.synthetic import simulated_source_inputs
     from kimp.timeutil import day_start
 
-    src = build_source("simulated")
     days = [datetime(2024, 3, 4, tzinfo=UTC).date(), datetime(2024, 3, 5, tzinfo=UTC).date()]
-    parts: dict[str, list[pl.DataFrame]] = {}
-    for d in days:
-        c = {v: src.candles(v, d) for v in ("upbit", "bithumb", "binance")}
-        fx = src.fx(d)
-        tables = {
-            "premium": compute_premium(
-                {"upbit": c["upbit"], "bithumb": c["bithumb"]}, c["binance"], fx, day=d
-            ),
-            "candles": pl.concat(list(c.values())),
-            "fx": fx,
-            "orderbook": src.orderbook(d),
-            "onchain": src.onchain(d),
-            "macro": src.macro(d),
-            "news": src.news(d),
-        }
-        for k, v in tables.items():
-            parts.setdefault(k, []).append(v)
-    inputs = FeatureInputs(**{k: pl.concat(v) for k, v in parts.items()})
+    inputs = simulated_source_inputs(days)
     start = day_start(days[1])
     build_features(inputs, start=start, end=start + timedelta(hours=1))
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ import pytest
 
 from kimp.errors import MarketDataError
 from kimp.features import FeatureInputs, build_features, catalog
-from kimp.features.synthetic import synthetic_inputs
+from kimp.features.synthetic import simulated_source_inputs, synthetic_inputs
 from kimp.timeutil import day_start
 from tests.conftest import SHARED_REAL
 
@@ -25,29 +25,8 @@ def _no_nan(frame: pl.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def simulated() -> tuple[FeatureInputs, datetime]:
-    from kimp.market_data.source import build_source
-    from kimp.premium import compute_premium
-
-    src = build_source("simulated")
     days = [date(2024, 3, 4), date(2024, 3, 5)]
-    parts: dict[str, list[pl.DataFrame]] = {}
-    for d in days:
-        c = {v: src.candles(v, d) for v in ("upbit", "bithumb", "binance")}
-        fx = src.fx(d)
-        tables = {
-            "premium": compute_premium(
-                {"upbit": c["upbit"], "bithumb": c["bithumb"]}, c["binance"], fx, day=d
-            ),
-            "candles": pl.concat(list(c.values())),
-            "fx": fx,
-            "orderbook": src.orderbook(d),
-            "onchain": src.onchain(d),
-            "macro": src.macro(d),
-            "news": src.news(d),
-        }
-        for k, v in tables.items():
-            parts.setdefault(k, []).append(v)
-    return FeatureInputs(**{k: pl.concat(v) for k, v in parts.items()}), day_start(days[1])
+    return simulated_source_inputs(days), day_start(days[1])
 
 
 def test_simulated_day(simulated: tuple[FeatureInputs, datetime]) -> None:

@@ -8,7 +8,7 @@ calibrated: use them for speed and honesty checks, never for research.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -284,3 +284,30 @@ def _news(rng: np.random.Generator, start: datetime, days: int) -> pl.DataFrame:
             "text": None,
         }
     ).select([pl.col(c).cast(t) for c, t in NEWS.items()])
+
+
+def simulated_source_inputs(days: list[date], *, seed: int = 7) -> FeatureInputs:
+    """Feature inputs for ``days`` from the simulated market source (every raw table, 5-second books),
+    with the premium computed per day as the ``kimchi_premium`` asset does."""
+    from kimp.market_data.source import build_source
+    from kimp.premium import compute_premium
+
+    src = build_source("simulated", seed=seed)
+    parts: dict[str, list[pl.DataFrame]] = {}
+    for d in days:
+        c = {v: src.candles(v, d) for v in ("upbit", "bithumb", "binance")}
+        fx = src.fx(d)
+        tables = {
+            "premium": compute_premium(
+                {"upbit": c["upbit"], "bithumb": c["bithumb"]}, c["binance"], fx, day=d
+            ),
+            "candles": pl.concat(list(c.values())),
+            "fx": fx,
+            "orderbook": src.orderbook(d),
+            "onchain": src.onchain(d),
+            "macro": src.macro(d),
+            "news": src.news(d),
+        }
+        for k, v in tables.items():
+            parts.setdefault(k, []).append(v)
+    return FeatureInputs(**{k: pl.concat(v) for k, v in parts.items()})
