@@ -17,6 +17,7 @@ from tqdm import tqdm
 from kimp.settings import Settings
 from kimp.storage import ParquetStore
 from kimp_pipelines.instance import get_instance
+from kimp_pipelines.partitions import daily_partitions
 
 MAIN_JOB = "market_data_job"
 # Jobs in dependency order; a range runs them stage by stage.
@@ -95,6 +96,8 @@ def materialize_range(
 
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
+    # Every job's days are the one daily partitioning (the backtests' date dimension included).
+    valid_days = set(daily_partitions.get_partition_keys())
     selected: set[AssetKey] | None = None
     if select:
         try:
@@ -129,8 +132,9 @@ def materialize_range(
         ):
             # The simulated market publishes USD/KRW every minute; daily FX (files, exchange) needs the
             # days before the range.
-            valid = {p for p in daily_keys(instance, job)}
-            plan += [(name, job, d, a, c) for d, a, c in _fx_warmup(settings, stage_days[0], valid, graph)]
+            plan += [
+                (name, job, d, a, c) for d, a, c in _fx_warmup(settings, stage_days[0], valid_days, graph)
+            ]
         plan += [(name, job, d, run_assets, run_checks) for d in stage_days]
     outcome = RangeOutcome(days=len(all_days))
     bar = tqdm(plan, unit="run", disable=not progress, desc="materialize")
@@ -139,16 +143,19 @@ def materialize_range(
         for key in _partition_keys(job, day):
             extra = (run_configs or {}).get(name, {})
             _run_one(
-                instance, job, key, run_assets, run_checks, outcome, log_level, progress, settings, extra
+                instance,
+                job,
+                key,
+                run_assets,
+                run_checks,
+                outcome,
+                log_level,
+                progress,
+                settings,
+                extra,
+                valid_days,
             )
     return outcome
-
-
-def daily_keys(instance: object, job: object) -> list[str]:
-    partitions = job.partitions_def  # type: ignore[attr-defined]
-    if isinstance(partitions, MultiPartitionsDefinition):
-        partitions = partitions.get_partitions_def_for_dimension("date")
-    return partitions.get_partition_keys(dynamic_partitions_store=instance) if partitions else []
 
 
 def _partition_keys(job: object, day: date) -> list[str | None]:
@@ -177,10 +184,11 @@ def _run_one(
     progress: bool,
     settings: Settings,
     extra_config: dict,
+    valid_days: set[str],
 ) -> None:
     known_problems = len(outcome.problems)
     day_key = key.keys_by_dimension["date"] if isinstance(key, MultiPartitionKey) else key
-    if day_key is not None and day_key not in set(daily_keys(instance, job)):
+    if day_key is not None and day_key not in valid_days:
         outcome.problems.append(
             f"{day_key}: not a partition (partitions run from KIMP_START_DATE={settings.start_date} to yesterday)"
         )
