@@ -103,13 +103,19 @@ def test_impact_model_scales_with_volatility_and_root_size() -> None:
     assert S[K.S_CASH_KR] == pytest.approx(-10_000 * 100.05)
 
 
-def test_rolling_sigma_uses_only_past_returns() -> None:
-    close = np.array([100.0, 101.0, 99.0, 102.0])
-    sig = K.rolling_sigma(close, 2)
-    r = close[1:] / close[:-1] - 1
-    assert sig[0] == 0 and sig[1] == 0  # fewer than two returns
-    assert sig[2] == pytest.approx(np.std(r[0:2], ddof=1))
-    assert sig[3] == pytest.approx(np.std(r[1:3], ddof=1))
+def test_window_sigma_uses_only_past_returns() -> None:
+    close = np.array([100.0, 101.0, 99.0, 102.0, 98.0, 97.0])
+    r = close[1:] / close[:-1] - 1  # r[k] is bar k + 1's return
+    assert K.window_sigma(close, 0, 2) == 0 and K.window_sigma(close, 1, 2) == 0  # fewer than two returns
+    assert K.window_sigma(close, 2, 2) == pytest.approx(np.std(r[0:2], ddof=1))
+    assert K.window_sigma(close, 3, 2) == pytest.approx(np.std(r[1:3], ddof=1))
+    for i in range(2, close.size):  # odd and even windows: the two-lane sums' tail
+        for w in (2, 3, 4, 5):
+            m = min(i, w)
+            assert K.window_sigma(close, i, w) == pytest.approx(np.std(r[i - m : i], ddof=1), rel=1e-12)
+    future = close.copy()
+    future[4:] = [500.0, 1.0]  # later bars do not move bar 3's volatility
+    assert K.window_sigma(future, 3, 3) == K.window_sigma(close, 3, 3)
 
 
 @pytest.mark.parametrize(("target", "expected"), [(-1.0, 100.0), (1.0, -100.0)])

@@ -70,53 +70,31 @@ def bar_return(prev_px, px):
     return px / prev_px - 1.0 if prev_px > 0 else 0.0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def push_return(s1, s2, x, y, drop):
-    """Add return ``x`` to the running sums of the last ``window`` returns and, once the window is full
-    (``drop``), remove ``y``, the return leaving it. One step of :func:`rolling_sigma`, shared with the
-    vectorized engine's pass so that both give the same bits. Returns the new (s1, s2)."""
-    s1 += x
-    s2 += x * x
-    if drop:
-        s1 -= y
-        s2 -= y * y
-    return s1, s2
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def window_sigma(close, i, window):
+    """Sample std of the simple 1-bar returns of the last ``window`` bars ending at bar ``i`` (bars
+    ``i - window + 1 .. i``, bar 0 having no return; only the past), 0 with fewer than two returns.
 
-
-@njit(cache=True, nogil=True, inline="always")
-def sigma_of(s1, s2, i, window):
-    """Sample std of the returns in the running sums at bar ``i`` (0 with fewer than two returns)."""
+    Computed where a fill needs it (a decision with the impact model on), from the window itself, in one
+    pass over the returns' deviations from the window's first return (the shifted-data sums: no
+    cancellation when the mean is large against the spread). Simple rather than log returns: the same to
+    first order at bar scale, and no ``log``. Compiled with NumPy's error model (``bar_return`` guards
+    the only division that could be by 0) and reassociable sums, so that the loop runs on several bars
+    per instruction; both engines call this one compiled function, so they get the same bits.
+    """
     m = smaller(i, window)
     if m < 2:
         return 0.0
-    var = (s2 - s1 * s1 / m) / (m - 1)
-    return math.sqrt(var) if var > 0 else 0.0
-
-
-@njit(cache=True, nogil=True)
-def rolling_sigma(close, window):
-    """Std of simple 1-bar returns over the last ``window`` returns ending at each bar (only the past).
-
-    Simple rather than log returns: the same to first order at bar scale, and no ``log`` per bar. The
-    vectorized engine computes the same sums inside its pass (no array); the event-driven engine reads
-    this one.
-    """
-    n = close.shape[0]
-    out = np.zeros(n)
-    ring = np.zeros(window)
+    lo = i - m + 1
+    shift = bar_return(close[lo - 1], close[lo])
     s1 = 0.0
     s2 = 0.0
-    slot = 0
-    for i in range(1, n):
-        slot += 1  # ring[i mod window] holds return i - window (bar 0's return is 0)
-        if slot == window:
-            slot = 0
-        x = bar_return(close[i - 1], close[i])
-        y = ring[slot]
-        ring[slot] = x
-        s1, s2 = push_return(s1, s2, x, y, i > window)
-        out[i] = sigma_of(s1, s2, i, window)
-    return out
+    for j in range(lo, i + 1):
+        d = bar_return(close[j - 1], close[j]) - shift
+        s1 += d
+        s2 += d * d
+    var = (s2 - s1 * s1 / m) / (m - 1)
+    return math.sqrt(var) if var > 0 else 0.0
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -176,12 +154,13 @@ def decide(S, P, s, kr_px, bn_px, conv, t, bar, rej, nrej, xfer, nxfer):
         short_leg = 1
         reason = REASON_INVENTORY
     allowed = sign * q * px / base if base > 0 else 0.0
-    if reason != 0 and s != S[S_LAST_TARGET] and nrej < rej.shape[0]:
-        rej[nrej, 0] = t
-        rej[nrej, 1] = bar
-        rej[nrej, 2] = s
-        rej[nrej, 3] = allowed
-        rej[nrej, 4] = reason
+    if reason != 0 and s != S[S_LAST_TARGET]:
+        if nrej < rej.shape[0]:  # counted either way: a caller sees that its buffer was too small
+            rej[nrej, 0] = t
+            rej[nrej, 1] = bar
+            rej[nrej, 2] = s
+            rej[nrej, 3] = allowed
+            rej[nrej, 4] = reason
         nrej += 1
     S[S_LAST_TARGET] = s
     t_kr = wk * sign * q
@@ -210,7 +189,7 @@ def decide(S, P, s, kr_px, bn_px, conv, t, bar, rej, nrej, xfer, nxfer):
                 xfer[nxfer, 3] = x
                 xfer[nxfer, 4] = fee
                 xfer[nxfer, 5] = S[S_FLIGHT_DUE]
-                nxfer += 1
+            nxfer += 1
     return t_kr, t_bn, base, px, nrej, nxfer
 
 
@@ -260,12 +239,12 @@ def quiet_at(
     """:func:`quiet` on scalars (state and parameter values, ``avail_*`` = standing inventory + net
     transfers), so that the vectorized engine's per-bar path passes no arrays.
 
-    Scalars only and straight-line arithmetic on purpose: it runs on every bar, and numba reference-
-    counts every array an inlined function receives (atomic increments and decrements that the
-    optimizer cannot always drop once there are branches), which costs more than the arithmetic.
+    Scalars only and straight-line arithmetic on purpose: the vectorized engine evaluates it on blocks
+    of bars at once (several bars per instruction), which needs a body without branches; and numba
+    reference-counts every array an inlined function receives. A target of 0 needs no special case:
+    its size is 0, so this reduces to "was flat, is flat" (``last_target == 0`` and both legs at 0).
+    Both choices below (``base``, the KRW-priced leg) are selects between values computed either way.
     """
-    if s == 0.0:  # flat and staying flat: most bars of most strategies, no arithmetic needed
-        return (last_target == 0.0) & (pos_kr == 0.0) & (pos_bn == 0.0)
     has_kr = wk != 0
     has_bn = wb != 0
     cap_bn = cap_usdt * conv
@@ -275,9 +254,8 @@ def quiet_at(
     # Multiplications by precomputed reciprocals instead of divisions: this is the hot path.
     inv_kr = 1.0 / kr_px
     inv_bn = 1.0 / bn_px
-    # The leg priced in KRW: a branch (the same way on every bar of a run) spares the division by conv
-    # when the Korean leg trades; the same bits as the branchless form, whose zero term is exact.
-    q = abs(s) * base * (inv_kr if has_kr else inv_bn / conv)
+    per_coin = inv_bn / conv  # KRW per coin of the Binance leg, inverted: for a run without Korean leg
+    q = abs(s) * base * (inv_kr if has_kr else per_coin)
     q = smaller(q, max_frac * cap_krw * inv_kr + 1e300 * ~has_kr)
     q = smaller(q, max_frac * cap_usdt * inv_bn + 1e300 * ~has_bn)
     inv_cut = ((wk * sign < 0) & (q > avail_kr)) | ((wb * sign < 0) & (perp == 0) & (q > avail_bn))
@@ -406,8 +384,9 @@ def bar_decision(
     bn_ref_sell,
     kr_vol,
     bn_vol,
-    kr_sigma,
-    bn_sigma,
+    kr_close,
+    bn_close,
+    vol_window,
     trades,
     ntr,
     rej,
@@ -417,8 +396,9 @@ def bar_decision(
 ):
     """One decision with bar-level fills: target, clip, trade each leg at the bar close.
 
-    The per-leg inputs are this bar's values: reference sizes for a buy and a sell (slippage model),
-    volumes and return volatilities (impact model); scalars, so that a caller passes few arrays.
+    The per-leg inputs are this bar's values: reference sizes for a buy and a sell (slippage model) and
+    volumes (impact model); scalars, so that a caller passes few arrays. The closes are for the impact
+    model's volatility (:func:`window_sigma`), computed only for a leg that trades.
     Callers test :func:`quiet` first: even an early return here would pay for its array arguments.
     """
     t_kr, t_bn, base, px, nrej, nxfer = decide(S, P, s, kr_px, bn_px, conv, t, i, rej, nrej, xfer, nxfer)
@@ -426,10 +406,12 @@ def bar_decision(
         dq = leg_order(S, P, 0, t_kr, px, base)
         if dq != 0:
             ref = kr_ref_buy if dq > 0 else kr_ref_sell
-            ntr = bar_fill(S, P, 0, dq, kr_px, ref, kr_sigma, kr_vol, conv, t, i, trades, ntr)
+            sigma = window_sigma(kr_close, i, vol_window) if P[P_IMPACT_COEF] > 0 else 0.0
+            ntr = bar_fill(S, P, 0, dq, kr_px, ref, sigma, kr_vol, conv, t, i, trades, ntr)
     if P[P_W_BN] != 0:
         dq = leg_order(S, P, 1, t_bn, px, base)
         if dq != 0:
             ref = bn_ref_buy if dq > 0 else bn_ref_sell
-            ntr = bar_fill(S, P, 1, dq, bn_px, ref, bn_sigma, bn_vol, conv, t, i, trades, ntr)
+            sigma = window_sigma(bn_close, i, vol_window) if P[P_IMPACT_COEF] > 0 else 0.0
+            ntr = bar_fill(S, P, 1, dq, bn_px, ref, sigma, bn_vol, conv, t, i, trades, ntr)
     return ntr, nrej, nxfer

@@ -63,20 +63,6 @@ def round_trip_pnls(equity, position, capital):
     return out[:k]
 
 
-def bar_returns(e: np.ndarray, capital: float, out: np.ndarray | None = None) -> np.ndarray:
-    """Per-bar simple returns ``e_t / e_{t-1} - 1`` with ``e_{-1}`` = the capital (into ``out`` if given).
-
-    In NumPy on purpose: its division runs on several values per instruction, which a numba loop with
-    the same arithmetic did not (a division per bar was most of the statistics' time). Division and
-    subtraction are each rounded once, exactly as ``e[i] / e[i - 1] - 1.0`` in a loop.
-    """
-    r = np.empty(e.shape[0]) if out is None else out[: e.shape[0]]
-    r[0] = e[0] / capital
-    np.divide(e[1:], e[:-1], out=r[1:])
-    r -= 1.0
-    return r
-
-
 def series_stats(
     e: np.ndarray, capital: float, position: np.ndarray
 ) -> tuple[float, float, float, float, float]:
@@ -87,79 +73,38 @@ def series_stats(
     return mean, sd, down_sq, mdd, held / e.shape[0]
 
 
-def return_stats(e: np.ndarray, capital: float, out: np.ndarray | None = None) -> tuple[float, float, float]:
-    """Mean and sample std of the bar returns and their mean squared downside ``mean(min(r, 0)^2)``.
-    ``out``: room for the returns (a caller that reuses memory saves page-faulting in a fresh array)."""
-    return _return_stats(bar_returns(e, capital, out))
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def return_stats(e, capital):
+    """Mean and sample std of the bar returns of the curve ``e`` and their mean squared downside
+    ``mean(min(r, 0)^2)``, in one pass with each return computed where it is summed (no array of them).
 
-
-@njit(cache=True, nogil=True)
-def _return_stats(r):
-    """(mean, sample std, mean squared downside) of the returns ``r``, with no division in a loop.
-
-    The sums run in four interleaved lanes (bar i in lane i mod 4, the lanes added at the end) so that
-    four additions are in flight at once; a running (Welford) mean divided on every bar, each update
-    waiting for the previous one's division, which made the variance the slowest part of a year-long
-    backtest. Two passes (the mean, then squared deviations from it) are as accurate as Welford.
-    Returns that are all exactly equal have a std of exactly 0 (no rounding noise made into a Sharpe).
+    The variance comes from sums of the returns' deviations from the first return (the shifted-data
+    sums: no cancellation when the mean is large against the spread, and returns that are all exactly
+    equal give a std of exactly 0, no rounding noise made into a Sharpe). Compiled with NumPy's error
+    model (a zero equity gives inf, as NumPy would) and reassociable sums, so that the loop divides and
+    sums several bars per instruction; compute_metrics and the vectorized engine call this one compiled
+    function, so they get the same bits.
     """
-    n = r.shape[0]
+    n = e.shape[0]
     if n == 0:
         return 0.0, 0.0, 0.0
-    s_a = s_b = s_c = s_d = 0.0
-    dn_a = dn_b = dn_c = dn_d = 0.0
-    i = 0
-    while i + 3 < n:
-        ra = r[i]
-        rb = r[i + 1]
-        rc = r[i + 2]
-        rd = r[i + 3]
-        s_a += ra
-        s_b += rb
-        s_c += rc
-        s_d += rd
-        # min(r, 0) without a branch (a return's sign is a coin flip): r - |r| is 2r or 0, exactly.
-        ma = (ra - abs(ra)) * 0.5
-        mb = (rb - abs(rb)) * 0.5
-        mc = (rc - abs(rc)) * 0.5
-        md = (rd - abs(rd)) * 0.5
-        dn_a += ma * ma
-        dn_b += mb * mb
-        dn_c += mc * mc
-        dn_d += md * md
-        i += 4
-    while i < n:
-        x = r[i]
-        s_a += x
-        m = (x - abs(x)) * 0.5
-        dn_a += m * m
-        i += 1
-    mean = ((s_a + s_b) + (s_c + s_d)) / n
-    varied = False
-    for i in range(n):  # stops at the first return that differs from the first (NaN differs)
-        if r[i] != r[0]:
-            varied = True
-            break
+    shift = e[0] / capital - 1.0
+    d1 = 0.0
+    d2 = 0.0
+    down = 0.0
+    for i in range(n):
+        r = e[i] / (e[i - 1] if i > 0 else capital) - 1.0
+        m = min(r, 0.0)
+        down += m * m
+        d = r - shift
+        d1 += d
+        d2 += d * d
+    mean = shift + d1 / n
     sd = 0.0
-    if n > 1 and varied:
-        q_a = q_b = q_c = q_d = 0.0
-        i = 0
-        while i + 3 < n:
-            da = r[i] - mean
-            db = r[i + 1] - mean
-            dc = r[i + 2] - mean
-            dd = r[i + 3] - mean
-            q_a += da * da
-            q_b += db * db
-            q_c += dc * dc
-            q_d += dd * dd
-            i += 4
-        while i < n:
-            d = r[i] - mean
-            q_a += d * d
-            i += 1
-        sd = math.sqrt(((q_a + q_b) + (q_c + q_d)) / (n - 1))
-    return mean, sd, ((dn_a + dn_b) + (dn_c + dn_d)) / n
+    if n > 1:
+        var = (d2 - d1 * d1 / n) / (n - 1)
+        sd = math.sqrt(var) if var > 0 else 0.0
+    return mean, sd, down / n
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -190,11 +135,17 @@ def drawdown_end(peak, low, mdd):
 
 @njit(cache=True, nogil=True)
 def _drawdown_exposure(e, capital, position):
-    """Max drawdown (see :func:`drawdown_step`) and the number of bars with a position."""
-    n = e.shape[0]
+    """Max drawdown (see :func:`max_drawdown`) and the number of bars with a position."""
     held = 0
-    for i in range(n):
+    for i in range(e.shape[0]):
         held += position[i] != 0
+    return max_drawdown(e, capital), held
+
+
+@njit(cache=True, nogil=True)
+def max_drawdown(e, capital):
+    """Max drawdown of the curve ``e`` (see :func:`drawdown_step`), the capital being the first peak."""
+    n = e.shape[0]
     peak = capital
     mdd = 0.0
     if not capital > 0:  # a peak <= 0 reverses the order of division: per bar
@@ -205,11 +156,28 @@ def _drawdown_exposure(e, capital, position):
             dd = 1.0 - x / peak
             if dd > mdd:
                 mdd = dd
-        return mdd, held
+        return mdd
     low = capital  # the capital's own drawdown is 0
-    for i in range(n):
-        peak, low, mdd = drawdown_step(e[i], peak, low, mdd)
-    return drawdown_end(peak, low, mdd), held
+    # Blocks of 8 bars: a block with no new peak only lowers ``low`` to its minimum, which is what the
+    # bar-by-bar steps would do (strict comparisons, so NaN is never taken, as there); its maximum and
+    # minimum run on several bars per instruction. A block with a new peak is stepped bar by bar.
+    i = 0
+    while i + 8 <= n:
+        hi = -np.inf
+        lo = np.inf
+        for j in range(i, i + 8):
+            x = e[j]
+            hi = x if x > hi else hi
+            lo = x if x < lo else lo
+        if hi > peak:
+            for j in range(i, i + 8):
+                peak, low, mdd = drawdown_step(e[j], peak, low, mdd)
+        elif lo < low:
+            low = lo
+        i += 8
+    for j in range(i, n):
+        peak, low, mdd = drawdown_step(e[j], peak, low, mdd)
+    return drawdown_end(peak, low, mdd)
 
 
 def compute_metrics(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -96,7 +97,23 @@ def _depth_at_bars(
     return ask, bid
 
 
-def prepare(market: Market, signals: pl.DataFrame, cfg: BacktestConfig, *, trade_capacity: int) -> Prepared:
+def fresh_buffer(name: str, rows: int, cols: int) -> np.ndarray:
+    """A new record buffer (the default of :func:`prepare`'s ``alloc``)."""
+    return np.empty((rows, cols))
+
+
+def prepare(
+    market: Market,
+    signals: pl.DataFrame,
+    cfg: BacktestConfig,
+    *,
+    trade_capacity: int,
+    record_capacity: int | None = None,
+    alloc: Callable[[str, int, int], np.ndarray] = fresh_buffer,
+) -> Prepared:
+    """The kernel inputs. Record buffers: ``trade_capacity`` fills, ``record_capacity`` (default: one
+    per bar, all there can be) rejections and transfers, each from ``alloc(name, rows, columns)``. The
+    kernels count records past a buffer's end without writing them."""
     if market.n == 0:
         raise MarketDataError(
             source="backtest",
@@ -114,6 +131,8 @@ def prepare(market: Market, signals: pl.DataFrame, cfg: BacktestConfig, *, trade
         legs = [("kr", market.kr_volume)] if cfg.mode != "binance_only" else []
         legs += [("binance", market.bn_volume)] if cfg.mode != "kr_only" else []
         for name, vol in legs:
+            if np.isfinite(vol.sum()):  # a finite sum: every volume is finite (the common case, fast)
+                continue
             missing = market.tradable & ~np.isfinite(vol)
             if missing.any():
                 raise MarketDataError(
@@ -135,7 +154,7 @@ def prepare(market: Market, signals: pl.DataFrame, cfg: BacktestConfig, *, trade
         kr_ref_buy, kr_ref_sell = _depth_at_bars(market.kr_book, ts_close, market.kr_volume)
         bn_ref_buy, bn_ref_sell = _depth_at_bars(market.bn_book, ts_close, market.bn_volume)
     params = cfg.params(kr_venue=market.kr_venue, coin=market.coin, conv0=float(market.conv[0]))
-    n = market.n
+    records = market.n + 16 if record_capacity is None else record_capacity
     return Prepared(
         target=target,
         params=params,
@@ -144,9 +163,9 @@ def prepare(market: Market, signals: pl.DataFrame, cfg: BacktestConfig, *, trade
         kr_ref_sell=np.ascontiguousarray(kr_ref_sell),
         bn_ref_buy=np.ascontiguousarray(bn_ref_buy),
         bn_ref_sell=np.ascontiguousarray(bn_ref_sell),
-        trades=np.empty((trade_capacity, K.TRADE_COLS)),
-        rejections=np.empty((n + 16, K.REJECT_COLS)),
-        transfers=np.empty((n + 16, K.TRANSFER_COLS)),
+        trades=alloc("trades", trade_capacity, K.TRADE_COLS),
+        rejections=alloc("rejections", records, K.REJECT_COLS),
+        transfers=alloc("transfers", records, K.TRANSFER_COLS),
         notes=notes,
     )
 
@@ -184,18 +203,19 @@ def finish(
             f"{n_trades - prep.trades.shape[0]} fills beyond the trade buffer are in the PnL but not listed"
         )
     tr = prep.trades[: min(n_trades, prep.trades.shape[0])]
-    # Eager construction only: string columns gathered from two-value Series by code (numpy string arrays
+    # Every column is a copy (np.array): the record buffers may be reused by the next run (the vectorized
+    # engine's per-thread scratch). Eager construction only: string columns gathered from two-value Series by code (numpy string arrays
     # would dominate a long run's time), numbers computed in NumPy with the same operations a polars
     # expression would do. A lazy with_columns/select costs about a millisecond each (query planning,
     # thread pool), more than the whole frame.
     leg = tr[:, 2]
     kr = leg == 0
     qty = tr[:, 3]
-    price = np.ascontiguousarray(tr[:, 4])
-    fee = np.ascontiguousarray(tr[:, 5])
-    slippage = np.ascontiguousarray(tr[:, 6])
-    impact = np.ascontiguousarray(tr[:, 7])
-    conv = np.ascontiguousarray(tr[:, 8])
+    price = np.array(tr[:, 4])
+    fee = np.array(tr[:, 5])
+    slippage = np.array(tr[:, 6])
+    impact = np.array(tr[:, 7])
+    conv = np.array(tr[:, 8])
     abs_qty = np.abs(qty)
     trades = pl.DataFrame(
         [
@@ -215,25 +235,25 @@ def finish(
             _pick("liquidity", tr[:, 9] > 0, "maker", "taker"),
         ]
     )
-    xf = prep.transfers[:n_transfers]
+    xf = prep.transfers[: min(n_transfers, prep.transfers.shape[0])]
     to_kr = xf[:, 2] == 0
     transfers = pl.DataFrame(
         [
             _utc(xf[:, 0], "ts"),
             _pick("from_venue", to_kr, "binance", market.kr_venue),
             _pick("to_venue", to_kr, market.kr_venue, "binance"),
-            pl.Series("qty", np.ascontiguousarray(xf[:, 3])),
-            pl.Series("fee", np.ascontiguousarray(xf[:, 4])),
+            pl.Series("qty", np.array(xf[:, 3])),
+            pl.Series("fee", np.array(xf[:, 4])),
             _utc(xf[:, 5], "arrives"),
         ]
     )
-    rj = prep.rejections[:n_rejections]
+    rj = prep.rejections[: min(n_rejections, prep.rejections.shape[0])]
     rejections: list[dict[str, object]] = pl.DataFrame(
         [
             _utc(rj[:, 0], "ts"),
             _utc(market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
-            pl.Series("requested", np.ascontiguousarray(rj[:, 2])),
-            pl.Series("allowed", np.ascontiguousarray(rj[:, 3])),
+            pl.Series("requested", np.array(rj[:, 2])),
+            pl.Series("allowed", np.array(rj[:, 3])),
             _pick("reason", rj[:, 4] == K.REASON_CAPITAL, "capital_limit", "inventory"),
         ]
     ).to_dicts()

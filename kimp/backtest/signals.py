@@ -165,6 +165,16 @@ def prediction_signals(
     return _frame(market, target, edge=edge)
 
 
+def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same memory read the same way (signals built on the market's own ts column): equal."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.shape == b.shape
+        and a.strides == b.strides
+        and a.dtype == b.dtype
+    )
+
+
 def target_array(market: Market, signals: pl.DataFrame) -> np.ndarray:
     """The validated target column: same bars as the market, finite values."""
     if "ts" not in signals.columns or "target" not in signals.columns:
@@ -179,7 +189,7 @@ def target_array(market: Market, signals: pl.DataFrame) -> np.ndarray:
         ts = ts_col.to_physical().to_numpy()  # eager and zero-copy (the common case, on every run)
     else:
         ts = signals.select(pl.col("ts").dt.cast_time_unit("us").cast(pl.Int64)).to_series().to_numpy()
-    if ts.shape[0] != market.n or not np.array_equal(ts, market.ts):
+    if ts.shape[0] != market.n or not (_same_buffer(ts, market.ts) or np.array_equal(ts, market.ts)):
         bad = 0 if ts.shape[0] == 0 else int(np.argmax(ts[: market.n] != market.ts[: ts.shape[0]]))
         raise MarketDataError(
             source="signals",
@@ -191,7 +201,7 @@ def target_array(market: Market, signals: pl.DataFrame) -> np.ndarray:
         )
     target_col = signals.get_column("target").cast(pl.Float64)
     target = (target_col.fill_null(np.nan) if target_col.null_count() else target_col).to_numpy()
-    if not np.all(np.isfinite(target)):
+    if not np.isfinite(target.sum()) and not np.all(np.isfinite(target)):  # a finite sum: all finite
         bad_rows = signals.filter(~pl.Series(np.isfinite(target)))
         raise MarketDataError(
             source="signals",

@@ -17,6 +17,9 @@ where a running variance in the pass waited on one every bar.
 
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 import polars as pl
 from numba import njit
@@ -24,10 +27,23 @@ from numba import njit
 from kimp.backtest import kernel as K
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import DAY_US, US, Market
-from kimp.backtest.metrics import drawdown_end, drawdown_step, return_stats, trip_step
+from kimp.backtest.metrics import max_drawdown, return_stats, trip_step
 from kimp.backtest.result import BacktestResult, finish, prepare
 
-FIRST_TRADE_CAPACITY = 1 << 16  # fills listed by the first pass; see run_vectorized
+FIRST_TRADE_CAPACITY = 1 << 16  # records (fills, ...) the first pass has room for; see run_vectorized
+_scratch = threading.local()
+
+
+def scratch_buffer(name: str, rows: int, cols: int) -> np.ndarray:
+    """This thread's record buffer ``name`` with room for ``rows`` rows, reused from run to run (its
+    pages stay mapped). The result copies what it keeps (see result.finish), so reuse is safe; per thread,
+    because parameter sweeps run backtests in threads."""
+    buf = getattr(_scratch, name, None)
+    if buf is None or buf.shape[0] < rows or buf.shape[1] != cols:
+        buf = np.empty((rows, cols))
+        setattr(_scratch, name, buf)
+    return buf[:rows]
+BLOCK = 8  # bars the scan of decide_bars evaluates at once
 
 
 @njit(cache=True, nogil=True)
@@ -46,8 +62,9 @@ def decide_bar(
     bn_ref_sell,
     kr_vol,
     bn_vol,
-    kr_sigma,
-    bn_sigma,
+    kr_close,
+    bn_close,
+    vol_window,
     trades,
     ntr,
     rej,
@@ -73,8 +90,9 @@ def decide_bar(
         bn_ref_sell,
         kr_vol,
         bn_vol,
-        kr_sigma,
-        bn_sigma,
+        kr_close,
+        bn_close,
+        vol_window,
         trades,
         ntr,
         rej,
@@ -84,8 +102,33 @@ def decide_bar(
     )
 
 
-@njit(cache=True, nogil=True)
-def run_bars(
+# Segment rows: from bar ``SEG_BAR`` on (until the next row's bar) the marked state is constant.
+SEG_BAR, SEG_CASH_KR, SEG_POS_KR, SEG_CASH_BN, SEG_POS_BN, SEG_TRANSFER = range(6)
+SEG_COLS = 6
+
+
+@njit(cache=True, nogil=True, inline="always")
+def record_segment(segs, nseg, i, S):
+    """The state the marks read, as it stands after bar ``i``'s events (a row past the buffer is only
+    counted: run_vectorized runs the passes again with room for every bar)."""
+    if nseg < segs.shape[0]:
+        segs[nseg, SEG_BAR] = i
+        segs[nseg, SEG_CASH_KR] = S[K.S_CASH_KR]
+        segs[nseg, SEG_POS_KR] = S[K.S_POS_KR]
+        segs[nseg, SEG_CASH_BN] = S[K.S_CASH_BN]
+        segs[nseg, SEG_POS_BN] = S[K.S_POS_BN]
+        segs[nseg, SEG_TRANSFER] = S[K.C_TRANSFER]
+    return nseg + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def first_open_at(ts, t):
+    """The first bar opening at or after ``t`` (``len(ts)`` if none)."""
+    return np.searchsorted(ts, t)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def decide_bars(
     ts,
     interval_us,
     flat_day_end,
@@ -101,32 +144,35 @@ def run_bars(
     kr_vol,
     bn_vol,
     vol_window,
-    kr_ret,
-    bn_ret,
-    metric_bn,
     P,
     S,
     trades,
     rej,
     xfer,
-    trips,
-    equity,
-    pos_kr,
-    pos_bn,
+    segs,
 ):
-    """The pass. ``metric_bn``: the metrics' position is the Binance leg's (binance_only mode).
+    """The first pass: every bar's events (transfers landing, funding, the day-end close-out, the decision
+    and its fills), and a segment row wherever they changed what the marks read. No per-bar output: the
+    equity is marked by :func:`mark_segments` from the rows.
 
-    Returns (fills, rejections, transfers, round trips, max drawdown, bars with a position).
+    Most bars have nothing to do, so a lean inner scan skips them, stopping only at a bar where something
+    may happen: a coin transfer due, a funding instant, the last bar of a day, or a tradable bar that
+    :func:`kernel.quiet_at` does not call quiet. Such a bar gets the full treatment, in the order of the
+    per-bar rule (land, fund, decide). The scan keeps the state it reads in registers, which is what makes
+    it cheap.
+
+    Returns (fills, rejections, transfers, segment rows).
     """
     n = ts.shape[0]
     ntr = 0
     nrej = 0
     nx = 0
+    nseg = record_segment(segs, 0, 0, S)  # the starting state, from bar 0
     funding_us = np.int64(P[K.P_FUNDING_US])
     perp = P[K.P_PERP] != 0 and P[K.P_FUNDING_RATE] != 0
-    first_open = ts[0]
-    next_funding = (first_open // funding_us + 1) * funding_us  # funding instants in (first_open, ...]
-    # Parameters the per-bar path reads, as scalars (see kernel.quiet_at on why no arrays there).
+    never = np.iinfo(np.int64).max
+    next_funding = (ts[0] // funding_us + 1) * funding_us if perp else never  # instants in (first open, ...]
+    # Parameters the scan reads, as scalars (see kernel.quiet_at on why no arrays there).
     w_kr = P[K.P_W_KR]
     w_bn = P[K.P_W_BN]
     cap_krw = P[K.P_CAP_KRW]
@@ -134,87 +180,123 @@ def run_bars(
     max_frac = P[K.P_MAX_FRAC]
     perp_hedge = P[K.P_PERP]
     rebal = P[K.P_REBAL]
-    capital = P[K.P_CAP_TOTAL]
-    fx_cost = P[K.P_FX_COST]
-    # Rolling volatility of both legs (impact model): running sums of the returns in the window.
-    need_sigma = P[K.P_IMPACT_COEF] > 0
-    kr_s1 = kr_s2 = bn_s1 = bn_s2 = 0.0
-    # Drawdown, exposure and round-trip accumulators (metrics._drawdown_exposure, round_trip_pnls); the
-    # return statistics come from the finished curve (see run_vectorized).
-    peak = low = capital  # a positive capital: BacktestConfig validates both venues' capital > 0
-    mdd = 0.0
-    held = 0
-    prev = capital
-    trip_start = -1
-    trip_sign = 0.0
-    trip_before = capital
-    ntrips = 0
-    day_next = first_open // DAY_US
-    for i in range(n):
+    # The bars where time alone makes something happen (kept until that time moves): the first bar
+    # whose close reaches the next funding instant, the last bar of the current UTC day, the first bar
+    # whose close reaches the coins in flight.
+    fund_bar = first_open_at(ts, next_funding - interval_us) if perp else n
+    day_bar = -1
+    flight_due = -1.0
+    flight_bar = n
+    i = 0
+    while i < n:
+        # --- the scan: the state it reads is constant until it stops -----------------------------------
+        last = S[K.S_LAST_TARGET]
+        q_kr = S[K.S_POS_KR]
+        q_bn = S[K.S_POS_BN]
+        avail_kr = S[K.S_INV0_KR] + S[K.S_TIN_KR]
+        avail_bn = S[K.S_INV0_BN] + S[K.S_TIN_BN]
+        if flat_day_end and day_bar < i:  # bar i + 1 opens on the next UTC day after bar j
+            day_bar = first_open_at(ts, (ts[i] // DAY_US + 1) * DAY_US) - 1
+        if S[K.S_FLIGHT_QTY] <= 0:
+            flight_bar = n
+            flight_due = -1.0
+        elif S[K.S_FLIGHT_DUE] != flight_due:  # coins sent since the last look
+            flight_due = S[K.S_FLIGHT_DUE]
+            flight_bar = first_open_at(ts, np.int64(math.ceil(flight_due)) - interval_us)
+        stop = min(fund_bar, flight_bar, day_bar if flat_day_end else n)
+        # Bars before ``stop`` need a decision only where tradable and not quiet. Blocks of BLOCK bars
+        # first, each evaluated whole (no early exit) so that it runs on several bars per instruction;
+        # the block where something happens is then walked bar by bar. Flat and staying flat (target 0)
+        # is quiet, and any other target is not: that case reads no prices.
+        flat = last == 0.0 and q_kr == 0.0 and q_bn == 0.0
+        while i + BLOCK <= stop:
+            hit = False
+            if flat:
+                for j in range(BLOCK):
+                    u = np.uint64(i + j)  # an unsigned index: no negative-index wraparound code
+                    hit |= tradable[u] & (target[u] != 0.0)
+            else:
+                for j in range(BLOCK):
+                    u = np.uint64(i + j)
+                    quiet = K.quiet_at(
+                        last,
+                        q_kr,
+                        q_bn,
+                        avail_kr,
+                        avail_bn,
+                        w_kr,
+                        w_bn,
+                        cap_krw,
+                        cap_usdt,
+                        max_frac,
+                        perp_hedge,
+                        rebal,
+                        target[u],
+                        kr_close[u],
+                        bn_close[u],
+                        conv[u],
+                    )
+                    hit |= tradable[u] & ~quiet
+            if hit:
+                break
+            i += BLOCK
+        while i < stop:
+            u = np.uint64(i)
+            if tradable[u] and not K.quiet_at(
+                last,
+                q_kr,
+                q_bn,
+                avail_kr,
+                avail_bn,
+                w_kr,
+                w_bn,
+                cap_krw,
+                cap_usdt,
+                max_frac,
+                perp_hedge,
+                rebal,
+                target[u],
+                kr_close[u],
+                bn_close[u],
+                conv[u],
+            ):
+                break
+            i += 1
+        if i == n:
+            break
+        # --- bar i in full: the per-bar rule ---------------------------------------------------------
         t = ts[i] + interval_us
-        kr_px = kr_close[i]
-        bn_px = bn_close[i]
-        cv = conv[i]
-        if need_sigma and i > 0:
-            # Returns divided up front (bar_returns_into); the one leaving the window is window bars back.
-            back = i - vol_window
-            x = kr_ret[i]
-            kr_s1, kr_s2 = K.push_return(kr_s1, kr_s2, x, kr_ret[back] if back > 0 else 0.0, back > 0)
-            x = bn_ret[i]
-            bn_s1, bn_s2 = K.push_return(bn_s1, bn_s2, x, bn_ret[back] if back > 0 else 0.0, back > 0)
         if S[K.S_FLIGHT_QTY] > 0 and S[K.S_FLIGHT_DUE] <= t:
-            K.land_transfer(S, t)
+            K.land_transfer(S, t)  # moves inventory between venues: nothing the marks read
+        changed = False
         if perp and t >= next_funding:
             k = (t - next_funding) // funding_us + 1
             next_funding += k * funding_us
+            fund_bar = first_open_at(ts, next_funding - interval_us)
             if S[K.S_POS_BN] != 0:
-                K.charge_funding(S, P, bn_px, cv, k)
-        forced = False
-        if flat_day_end:  # the last bar of each UTC day (by open time), as Market.day_end
-            day_i = day_next
-            if i + 1 < n:
-                day_next = ts[i + 1] // DAY_US
-                forced = day_i != day_next
-            else:
-                forced = True
+                K.charge_funding(S, P, bn_close[i], conv[i], k)
+                changed = True
+        forced = flat_day_end and (i + 1 == n or ts[i + 1] // DAY_US != ts[i] // DAY_US)
         s = 0.0 if forced else target[i]
-        if (tradable[i] or forced) and not K.quiet_at(
-            S[K.S_LAST_TARGET],
-            S[K.S_POS_KR],
-            S[K.S_POS_BN],
-            S[K.S_INV0_KR] + S[K.S_TIN_KR],
-            S[K.S_INV0_BN] + S[K.S_TIN_BN],
-            w_kr,
-            w_bn,
-            cap_krw,
-            cap_usdt,
-            max_frac,
-            perp_hedge,
-            rebal,
-            s,
-            kr_px,
-            bn_px,
-            cv,
-        ):
-            kr_sigma = K.sigma_of(kr_s1, kr_s2, i, vol_window) if need_sigma else 0.0
-            bn_sigma = K.sigma_of(bn_s1, bn_s2, i, vol_window) if need_sigma else 0.0
-            ntr, nrej, nx = decide_bar(
+        if (tradable[i] or forced) and not K.quiet(S, P, s, kr_close[i], bn_close[i], conv[i]):
+            ntr, nrej, nx = K.bar_decision(
                 S,
                 P,
                 i,
                 t,
                 s,
-                kr_px,
-                bn_px,
-                cv,
+                kr_close[i],
+                bn_close[i],
+                conv[i],
                 kr_ref_buy[i],
                 kr_ref_sell[i],
                 bn_ref_buy[i],
                 bn_ref_sell[i],
                 kr_vol[i],
                 bn_vol[i],
-                kr_sigma,
-                bn_sigma,
+                kr_close,
+                bn_close,
+                vol_window,
                 trades,
                 ntr,
                 rej,
@@ -222,40 +304,63 @@ def run_bars(
                 xfer,
                 nx,
             )
-        q_kr = S[K.S_POS_KR]
-        q_bn = S[K.S_POS_BN]
-        e = K.mark_at(
-            capital, fx_cost, S[K.S_CASH_KR], q_kr, S[K.S_CASH_BN], q_bn, S[K.C_TRANSFER], kr_px, bn_px, cv
-        )
-        equity[i] = e
-        pos_kr[i] = q_kr
-        pos_bn[i] = q_bn
-        q = q_bn if metric_bn else q_kr
-        peak, low, mdd = drawdown_step(e, peak, low, mdd)
-        held += q != 0
-        trip_start, trip_sign, trip_before, closed, pnl = trip_step(
-            e, prev, q, i, trip_start, trip_sign, trip_before
-        )
+            changed = True
+        if changed:
+            nseg = record_segment(segs, nseg, i, S)
+        i += 1
+    return ntr, nrej, nx, nseg
+
+
+@njit(cache=True, nogil=True)
+def mark_segments(segs, nseg, cap_total, fx_cost, kr_close, bn_close, conv, equity, pos_kr, pos_bn):
+    """The second pass: each bar's equity (:func:`kernel.mark_at`, so the event-driven engine's bits)
+    and leg positions from the segment rows. Within a segment the state is constant, so the inner loop
+    carries nothing from bar to bar and runs on several bars per instruction."""
+    n = equity.shape[0]
+    for k in range(nseg):
+        lo = np.int64(segs[k, SEG_BAR])
+        hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+        cash_kr = segs[k, SEG_CASH_KR]
+        q_kr = segs[k, SEG_POS_KR]
+        cash_bn = segs[k, SEG_CASH_BN]
+        q_bn = segs[k, SEG_POS_BN]
+        tc = segs[k, SEG_TRANSFER]
+        for i in range(lo, hi):
+            equity[i] = K.mark_at(
+                cap_total, fx_cost, cash_kr, q_kr, cash_bn, q_bn, tc, kr_close[i], bn_close[i], conv[i]
+            )
+            pos_kr[i] = q_kr
+            pos_bn[i] = q_bn
+
+
+@njit(cache=True, nogil=True)
+def segment_trips(segs, nseg, pos_col, equity, capital, trips):
+    """Round trips (:func:`metrics.round_trip_pnls`) from the segment rows: a position's sign can only
+    change where a segment starts, so :func:`metrics.trip_step` there gives the per-bar scan's trips.
+    Also counts the bars with a position (exposure). Returns (round trips, bars held)."""
+    n = equity.shape[0]
+    ntrips = 0
+    held = 0
+    start = -1
+    sign = 0.0
+    before = capital
+    for k in range(nseg):
+        lo = np.int64(segs[k, SEG_BAR])
+        hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+        if lo == hi:
+            continue  # replaced by a later row at the same bar
+        q = segs[k, pos_col]
+        prev = equity[lo - 1] if lo > 0 else capital
+        start, sign, before, closed, pnl = trip_step(equity[lo], prev, q, lo, start, sign, before)
         if closed:
             trips[ntrips] = pnl
             ntrips += 1
-        prev = e
-    if trip_start >= 0:
-        trips[ntrips] = equity[n - 1] - trip_before
+        if q != 0:
+            held += hi - lo
+    if start >= 0:
+        trips[ntrips] = equity[n - 1] - before
         ntrips += 1
-    return ntr, nrej, nx, ntrips, drawdown_end(peak, low, mdd), held
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def bar_returns_into(close, out):
-    """``out[i] = kernel.bar_return(close[i - 1], close[i])`` (0 at bar 0), before the pass. With numpy's
-    error model (no zero-division check, which the guard makes moot anyway) this loop divides several
-    bars per instruction, where the pass's own division was one a bar. The same two roundings as
-    ``bar_return``, so the same bits."""
-    out[0] = 0.0
-    for i in range(close.shape[0] - 1):
-        prev = close[i]
-        out[i + 1] = close[i + 1] / prev - 1.0 if prev > 0 else 0.0
+    return ntrips, held
 
 
 def run_vectorized(
@@ -264,23 +369,18 @@ def run_vectorized(
     """Backtest ``signals`` (ts, target) on ``market`` with bar-level fills. See BacktestResult."""
     cfg = config or BacktestConfig()
     n = market.n
-    # One block for the three per-bar outputs and two rows of bar returns (the legs' for the impact model,
-    # then the equity's for the metrics): rows are contiguous, so polars takes the outputs without a copy,
-    # and one allocation is kept by the C allocator and handed back already mapped on the next run, where
-    # separate ones are returned to the OS and page-faulted in again every time (the result holds the
-    # block: 5 x 8 bytes per bar).
-    equity, pos_kr, pos_bn, kr_ret, bn_ret = np.empty((5, n))
-    if cfg.costs.impact.coef > 0:  # the impact model's volatility: both legs' bar returns
-        bar_returns_into(market.kr_close, kr_ret)
-        bar_returns_into(market.bn_close, bn_ret)
-    trips = np.empty(n + 1)
-    # The trade buffer starts small (its pages are reused from run to run) and the pass runs again with
-    # room for two fills on every bar in the rare run that fills it.
-    full_capacity = 2 * n + 64
-    capacity = min(full_capacity, FIRST_TRADE_CAPACITY)
+    # One block for the three per-bar outputs: rows are contiguous, so polars takes them without a copy.
+    equity, pos_kr, pos_bn = np.empty((3, n))
+    # The record buffers (fills, rejections, transfers, segments) start small and the pass runs again
+    # with room for every bar in the rare run that overflows one. They are per-thread scratch, reused
+    # from run to run: fresh ones page-faulted in on every run cost more than a tenth of the pass.
+    capacity = min(2 * n + 64, FIRST_TRADE_CAPACITY)
     while True:
-        prep = prepare(market, signals, cfg, trade_capacity=capacity)
-        ntr, nrej, nx, ntrips, mdd, held = run_bars(
+        prep = prepare(
+            market, signals, cfg, trade_capacity=capacity, record_capacity=capacity, alloc=scratch_buffer
+        )
+        segs = scratch_buffer("segments", capacity, SEG_COLS)
+        ntr, nrej, nx, nseg = decide_bars(
             market.ts,
             np.int64(market.interval_s * US),
             cfg.flat_at_day_end,
@@ -296,27 +396,29 @@ def run_vectorized(
             market.kr_volume,
             market.bn_volume,
             cfg.costs.impact.vol_window,
-            kr_ret,
-            bn_ret,
-            cfg.mode == "binance_only",
             prep.params,
             prep.state,
             prep.trades,
             prep.rejections,
             prep.transfers,
-            trips,
-            equity,
-            pos_kr,
-            pos_bn,
+            segs,
         )
-        if ntr <= capacity or capacity == full_capacity:
+        if max(ntr, nrej, nx, nseg) <= capacity or capacity == 2 * n + 64:
             break
-        capacity = full_capacity
-    # The return statistics from the finished curve, by the function compute_metrics uses (so the same
-    # bits): NumPy divides several bars per instruction and the sums wait on no division, which is
-    # cheaper than a division per bar inside the pass.
-    mean, sd, down_sq = return_stats(equity, float(prep.params[K.P_CAP_TOTAL]), kr_ret)  # room reused
-    stats = (mean, sd, down_sq, mdd, held / n)
+        capacity = 2 * n + 64  # two fills a bar at most; one of each other record
+    P = prep.params
+    capital = float(P[K.P_CAP_TOTAL])
+    mark_segments(
+        segs, nseg, P[K.P_CAP_TOTAL], P[K.P_FX_COST], market.kr_close, market.bn_close, market.conv, equity,
+        pos_kr, pos_bn,
+    )  # fmt: skip
+    pos_col = SEG_POS_BN if cfg.mode == "binance_only" else SEG_POS_KR  # the metrics' position
+    trips = np.empty(nseg + 1)
+    ntrips, held = segment_trips(segs, nseg, pos_col, equity, capital, trips)
+    # The return statistics and drawdown from the finished curve, by the functions compute_metrics uses
+    # (so the same bits).
+    mean, sd, down_sq = return_stats(equity, capital)
+    stats = (mean, sd, down_sq, max_drawdown(equity, capital), held / n)
     if cfg.fill == "book":
         prep.notes.append(
             "the vectorized engine always fills at bar level; fill='book' is for run_event_driven"
