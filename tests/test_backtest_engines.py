@@ -74,6 +74,71 @@ def test_engines_agree_under_bar_fills_with_every_cost(market) -> None:
         assert ev.metrics[key] == pytest.approx(vec.metrics[key], rel=1e-9), key
 
 
+def _random_market(seed: int, days: int = 3):
+    """Volatile 1-minute bars over a few UTC days, with a 37-minute hole in time and untradable bars."""
+    rng = np.random.default_rng(seed)
+    n = days * 1440 + 77
+    ts = 1_709_251_200_000_000 + np.arange(n, dtype=np.int64) * 60 * US
+    bn = 50_000.0 * np.exp(np.cumsum(rng.normal(0.0, 0.003, n)))
+    conv = 1350.0 * np.exp(np.cumsum(rng.normal(0.0, 0.0005, n)))
+    kr = bn * conv * (1.03 + 0.01 * rng.standard_normal(n))
+    m = market_from_arrays(
+        ts, kr, bn, conv, kr_volume=rng.gamma(2.0, 3.0, n), bn_volume=rng.gamma(2.0, 30.0, n)
+    )
+    gappy = ts.copy()
+    gappy[1500:] += 37 * 60 * US  # irregular time: the day ends and funding instants move off the grid
+    tradable = rng.random(n) > 0.05
+    return m.replace(ts=gappy, fx_ts=gappy + 60 * US, tradable=tradable), rng
+
+
+@pytest.mark.parametrize("mode", ["spread", "kr_only", "binance_only"])
+@pytest.mark.parametrize("hedge", ["spot", "perp"])
+def test_sparse_decision_pass_matches_the_per_bar_engine(mode: str, hedge: str) -> None:
+    # The vectorized engine skips quiet bars in blocks and stops at funding instants, transfer arrivals
+    # and day ends found by search; the event-driven engine looks at every bar. Under bar fills they
+    # must book the same fills and marks: random piecewise-constant targets (holds that drift out of the
+    # rebalance band, flips, zeros), small inventory (transfers), all costs.
+    m, rng = _random_market(7 + len(mode) + len(hedge))
+    levels = rng.choice([-1.0, -0.5, 0.0, 0.0, 0.3, 1.0], m.n // 20 + 1)
+    target = np.repeat(levels, rng.geometric(1 / 40, levels.size))[: m.n]
+    target = np.concatenate([target, np.zeros(m.n - target.size)])
+    sig = pl.DataFrame({"ts": m.ts_series(), "target": target})
+    cfg = BacktestConfig(
+        mode=mode,
+        hedge=hedge,
+        inventory_fraction=0.3,
+        rebalance_threshold=0.01,
+        costs=dataclasses.replace(CostConfig(), transfer=TransferModel(delay_s=900)),
+    )
+    vec = run_vectorized(m, sig, cfg)
+    ev = run_event_driven(m, sig, cfg)
+    assert vec.trades.height > 100
+    assert ev.trades.select("ts", "venue", "side").equals(vec.trades.select("ts", "venue", "side"))
+    np.testing.assert_allclose(ev.trades["qty"].to_numpy(), vec.trades["qty"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ev.trades["price"].to_numpy(), vec.trades["price"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ev.equity["equity"].to_numpy(), vec.equity["equity"].to_numpy(), rtol=1e-9)
+    for col in ("position", "kr_qty", "bn_qty"):
+        np.testing.assert_allclose(ev.equity[col].to_numpy(), vec.equity[col].to_numpy(), rtol=1e-12)
+    assert ev.rejections == vec.rejections and ev.transfers.equals(vec.transfers)
+    assert ev.costs == pytest.approx(vec.costs, rel=1e-9)
+    if hedge == "perp" and mode != "kr_only":
+        assert vec.costs["funding"] != 0
+
+
+def test_frames_are_built_on_first_access_and_survive_later_runs(market) -> None:
+    # The vectorized engine reuses its record buffers from run to run; a result keeps copies, so its
+    # frames, built lazily, are its own even after other runs.
+    cfg = BacktestConfig(hedge="perp", inventory_fraction=0.4)
+    first = run_vectorized(market, zscore_signals(market, window=60, entry_z=1.5, exit_z=0.3), cfg)
+    again = run_vectorized(market, zscore_signals(market, window=60, entry_z=1.5, exit_z=0.3), cfg)
+    other = run_vectorized(market, zscore_signals(market, window=20, entry_z=1.0, exit_z=0.1), cfg)
+    assert "trades" not in first.__dict__  # not built yet
+    assert other.trades.height != again.trades.height
+    assert first.trades.equals(again.trades) and first.equity.equals(again.equity)
+    assert first.transfers.equals(again.transfers) and first.rejections == again.rejections
+    assert first.trades.height == first.metrics["fills"]
+
+
 def test_every_day_ends_flat(market) -> None:
     sig = zscore_signals(market, window=30, entry_z=1.0, exit_z=0.2).with_columns(target=pl.lit(-1.0))
     for run in (run_vectorized, run_event_driven):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -33,10 +34,32 @@ TRADE_COLUMNS = (
 )
 
 
+Positions = tuple[np.ndarray, np.ndarray] | Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True, eq=False)
+class Records:
+    """What a run leaves for its frames: copies of the kernel's records (the vectorized engine reuses
+    its buffers) and the per-bar series, turned into frames on first access."""
+
+    market: Market
+    mode: str
+    equity: np.ndarray
+    positions: Positions  # (Korean leg, Binance leg) coins per bar, or a function that expands them
+    target: np.ndarray
+    trades: np.ndarray
+    transfers: np.ndarray
+    rejections: np.ndarray
+
+
 @dataclass(frozen=True, eq=False)
 class BacktestResult:
     """One backtest's outcome. Money in KRW unless a column says otherwise.
 
+    metrics: see kimp.backtest.metrics (cost_<kind> included); costs: KRW by kind (fees, slippage,
+      impact, funding (negative = received), transfer, fx_conversion) and total. Both are computed by
+      the run. The frames are built from the run's records on first access (a parameter sweep that
+      reads only metrics never pays for them):
     equity: ts (bar open), equity, position (signed coins of the primary leg: the Korean leg, or
       Binance in binance_only mode), kr_qty, bn_qty, target, premium.
     trades: one row per fill: ts (fill instant), bar_ts, venue, side, qty, price, notional, fee,
@@ -44,8 +67,6 @@ class BacktestResult:
     transfers: ts, from_venue, to_venue, qty, fee (coins), arrives.
     rejections: documented capital/limit/inventory cuts: ts (decision instant, the bar close), bar_ts,
       requested, allowed (targets in [-1, 1] units), reason (capital_limit | inventory).
-    costs: KRW by kind (fees, slippage, impact, funding (negative = received), transfer,
-      fx_conversion) and total. metrics: see kimp.backtest.metrics (cost_<kind> included).
     """
 
     engine: str
@@ -53,13 +74,92 @@ class BacktestResult:
     coin: str
     kr_venue: str
     config: BacktestConfig
-    equity: pl.DataFrame
-    trades: pl.DataFrame
-    transfers: pl.DataFrame
-    rejections: list[dict[str, object]]
     metrics: dict[str, float]
     costs: dict[str, float]
+    records: Records = field(repr=False)
     notes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def equity(self) -> pl.DataFrame:
+        r = self.records
+        pos_kr, pos_bn = r.positions() if callable(r.positions) else r.positions
+        return pl.DataFrame(
+            {
+                "ts": r.market.ts_series(),
+                "equity": r.equity,
+                "position": pos_bn if r.mode == "binance_only" else pos_kr,
+                "kr_qty": pos_kr,
+                "bn_qty": pos_bn,
+                "target": r.target,
+                "premium": r.market.premium,
+            }
+        )
+
+    @cached_property
+    def trades(self) -> pl.DataFrame:
+        return _trades_frame(self.records.market, self.records.trades)
+
+    @cached_property
+    def transfers(self) -> pl.DataFrame:
+        xf = self.records.transfers
+        kr_venue = self.records.market.kr_venue
+        to_kr = xf[:, 2] == 0
+        return pl.DataFrame(
+            [
+                _utc(xf[:, 0], "ts"),
+                _pick("from_venue", to_kr, "binance", kr_venue),
+                _pick("to_venue", to_kr, kr_venue, "binance"),
+                pl.Series("qty", np.ascontiguousarray(xf[:, 3])),
+                pl.Series("fee", np.ascontiguousarray(xf[:, 4])),
+                _utc(xf[:, 5], "arrives"),
+            ]
+        )
+
+    @cached_property
+    def rejections(self) -> list[dict[str, object]]:
+        rj = self.records.rejections
+        return pl.DataFrame(
+            [
+                _utc(rj[:, 0], "ts"),
+                _utc(self.records.market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
+                pl.Series("requested", np.ascontiguousarray(rj[:, 2])),
+                pl.Series("allowed", np.ascontiguousarray(rj[:, 3])),
+                _pick("reason", rj[:, 4] == K.REASON_CAPITAL, "capital_limit", "inventory"),
+            ]
+        ).to_dicts()
+
+
+def _trades_frame(market: Market, tr: np.ndarray) -> pl.DataFrame:
+    """The trades frame from the fill records. Eager construction only: string columns gathered from
+    two-value Series by code (numpy string arrays would dominate a long run's time), numbers computed in
+    NumPy with the same operations a polars expression would do (a lazy with_columns/select costs about
+    a millisecond each: query planning, thread pool)."""
+    kr = tr[:, 2] == 0
+    qty = tr[:, 3]
+    price = np.ascontiguousarray(tr[:, 4])
+    fee = np.ascontiguousarray(tr[:, 5])
+    slippage = np.ascontiguousarray(tr[:, 6])
+    impact = np.ascontiguousarray(tr[:, 7])
+    conv = np.ascontiguousarray(tr[:, 8])
+    abs_qty = np.abs(qty)
+    return pl.DataFrame(
+        [
+            _utc(tr[:, 0], "ts"),
+            _utc(market.ts[tr[:, 1].astype(np.int64)], "bar_ts"),
+            _pick("venue", kr, market.kr_venue, "binance"),
+            _pick("side", qty > 0, "buy", "sell"),
+            pl.Series("qty", abs_qty),
+            pl.Series("price", price),
+            pl.Series("notional", abs_qty * price),
+            pl.Series("fee", fee),
+            pl.Series("slippage", slippage),
+            pl.Series("impact", impact),
+            _pick("currency", kr, "KRW", "USDT"),
+            pl.Series("conv", conv),
+            pl.Series("cost_krw", (fee + slippage + impact) * np.where(kr, 1.0, conv)),
+            _pick("liquidity", tr[:, 9] > 0, "maker", "taker"),
+        ]
+    )
 
 
 @dataclass(eq=False)
@@ -186,89 +286,34 @@ def finish(
     prep: Prepared,
     *,
     equity: np.ndarray,
-    pos_kr: np.ndarray,
-    pos_bn: np.ndarray,
+    positions: Positions,
     n_trades: int,
     n_rejections: int,
     n_transfers: int,
     stats: tuple[float, float, float, float, float] | None = None,
     trips: np.ndarray | None = None,
 ) -> BacktestResult:
-    """The result frames, costs and metrics. ``stats`` and ``trips`` are the metric passes' outputs
-    when the engine already computed them in its own pass (see metrics.metrics_from_stats)."""
+    """Costs, metrics and the records the frames are built from. ``stats`` and ``trips`` are the metric
+    passes' outputs when the engine already computed them (see metrics.metrics_from_stats); without
+    them the metrics come from the curve and ``positions`` (then a pair of arrays)."""
     S, P = prep.state, prep.params
     notes = list(prep.notes)
     if n_trades > prep.trades.shape[0]:
         notes.append(
             f"{n_trades - prep.trades.shape[0]} fills beyond the trade buffer are in the PnL but not listed"
         )
-    tr = prep.trades[: min(n_trades, prep.trades.shape[0])]
-    # Every column is a copy (np.array): the record buffers may be reused by the next run (the vectorized
-    # engine's per-thread scratch). Eager construction only: string columns gathered from two-value Series by code (numpy string arrays
-    # would dominate a long run's time), numbers computed in NumPy with the same operations a polars
-    # expression would do. A lazy with_columns/select costs about a millisecond each (query planning,
-    # thread pool), more than the whole frame.
-    leg = tr[:, 2]
-    kr = leg == 0
-    qty = tr[:, 3]
-    price = np.array(tr[:, 4])
-    fee = np.array(tr[:, 5])
-    slippage = np.array(tr[:, 6])
-    impact = np.array(tr[:, 7])
-    conv = np.array(tr[:, 8])
-    abs_qty = np.abs(qty)
-    trades = pl.DataFrame(
-        [
-            _utc(tr[:, 0], "ts"),
-            _utc(market.ts[tr[:, 1].astype(np.int64)], "bar_ts"),
-            _pick("venue", kr, market.kr_venue, "binance"),
-            _pick("side", qty > 0, "buy", "sell"),
-            pl.Series("qty", abs_qty),
-            pl.Series("price", price),
-            pl.Series("notional", abs_qty * price),
-            pl.Series("fee", fee),
-            pl.Series("slippage", slippage),
-            pl.Series("impact", impact),
-            _pick("currency", kr, "KRW", "USDT"),
-            pl.Series("conv", conv),
-            pl.Series("cost_krw", (fee + slippage + impact) * np.where(kr, 1.0, conv)),
-            _pick("liquidity", tr[:, 9] > 0, "maker", "taker"),
-        ]
-    )
-    xf = prep.transfers[: min(n_transfers, prep.transfers.shape[0])]
-    to_kr = xf[:, 2] == 0
-    transfers = pl.DataFrame(
-        [
-            _utc(xf[:, 0], "ts"),
-            _pick("from_venue", to_kr, "binance", market.kr_venue),
-            _pick("to_venue", to_kr, market.kr_venue, "binance"),
-            pl.Series("qty", np.array(xf[:, 3])),
-            pl.Series("fee", np.array(xf[:, 4])),
-            _utc(xf[:, 5], "arrives"),
-        ]
-    )
-    rj = prep.rejections[: min(n_rejections, prep.rejections.shape[0])]
-    rejections: list[dict[str, object]] = pl.DataFrame(
-        [
-            _utc(rj[:, 0], "ts"),
-            _utc(market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
-            pl.Series("requested", np.array(rj[:, 2])),
-            pl.Series("allowed", np.array(rj[:, 3])),
-            _pick("reason", rj[:, 4] == K.REASON_CAPITAL, "capital_limit", "inventory"),
-        ]
-    ).to_dicts()
     pnl_bn = S[K.S_CASH_BN] + S[K.S_POS_BN] * market.bn_close[-1]
     costs = {kind: float(S[slot]) for kind, slot in K.COST_SLOTS.items()}
     costs["transfer"] = float(S[K.C_TRANSFER])
     costs["fx_conversion"] = float(P[K.P_FX_COST] * abs(pnl_bn) * market.conv[-1])
     costs["total"] = float(sum(costs.values()))
-    position = pos_bn if cfg.mode == "binance_only" else pos_kr
     if stats is None or trips is None:
+        pos_kr, pos_bn = positions() if callable(positions) else positions
         metrics = compute_metrics(
             equity,
             periods_per_year=market.periods_per_year,
             capital=float(P[K.P_CAP_TOTAL]),
-            position=position,
+            position=pos_bn if cfg.mode == "binance_only" else pos_kr,
             traded_notional=float(S[K.S_NOTIONAL]),
             costs=costs,
         )
@@ -287,16 +332,16 @@ def finish(
     metrics["rejections"] = float(n_rejections)
     metrics["transfers"] = float(n_transfers)
     metrics["unfilled_qty"] = float(S[K.S_UNFILLED])
-    eq = pl.DataFrame(
-        {
-            "ts": market.ts_series(),
-            "equity": equity,
-            "position": position,
-            "kr_qty": pos_kr,
-            "bn_qty": pos_bn,
-            "target": prep.target,
-            "premium": market.premium,
-        }
+    # Copies of the records (np.array): the vectorized engine's buffers are reused by its next run.
+    records = Records(
+        market=market,
+        mode=cfg.mode,
+        equity=equity,
+        positions=positions,
+        target=prep.target,
+        trades=np.array(prep.trades[: min(n_trades, prep.trades.shape[0])]),
+        transfers=np.array(prep.transfers[: min(n_transfers, prep.transfers.shape[0])]),
+        rejections=np.array(prep.rejections[: min(n_rejections, prep.rejections.shape[0])]),
     )
     return BacktestResult(
         engine=engine,
@@ -304,11 +349,8 @@ def finish(
         coin=market.coin,
         kr_venue=market.kr_venue,
         config=cfg,
-        equity=eq,
-        trades=trades,
-        transfers=transfers,
-        rejections=rejections,
         metrics=metrics,
         costs=costs,
+        records=records,
         notes=notes,
     )

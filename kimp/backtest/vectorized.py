@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -43,6 +44,8 @@ def scratch_buffer(name: str, rows: int, cols: int) -> np.ndarray:
         buf = np.empty((rows, cols))
         setattr(_scratch, name, buf)
     return buf[:rows]
+
+
 BLOCK = 8  # bars the scan of decide_bars evaluates at once
 
 
@@ -312,10 +315,11 @@ def decide_bars(
 
 
 @njit(cache=True, nogil=True)
-def mark_segments(segs, nseg, cap_total, fx_cost, kr_close, bn_close, conv, equity, pos_kr, pos_bn):
+def mark_segments(segs, nseg, cap_total, fx_cost, kr_close, bn_close, conv, equity):
     """The second pass: each bar's equity (:func:`kernel.mark_at`, so the event-driven engine's bits)
-    and leg positions from the segment rows. Within a segment the state is constant, so the inner loop
-    carries nothing from bar to bar and runs on several bars per instruction."""
+    from the segment rows. Within a segment the state is constant, so the inner loop carries nothing
+    from bar to bar and runs on several bars per instruction. A flat segment reads no coin prices: its
+    legs' ``0 x price`` terms are exactly 0 (prices are finite), so its marks are the same bits."""
     n = equity.shape[0]
     for k in range(nseg):
         lo = np.int64(segs[k, SEG_BAR])
@@ -325,12 +329,26 @@ def mark_segments(segs, nseg, cap_total, fx_cost, kr_close, bn_close, conv, equi
         cash_bn = segs[k, SEG_CASH_BN]
         q_bn = segs[k, SEG_POS_BN]
         tc = segs[k, SEG_TRANSFER]
-        for i in range(lo, hi):
-            equity[i] = K.mark_at(
-                cap_total, fx_cost, cash_kr, q_kr, cash_bn, q_bn, tc, kr_close[i], bn_close[i], conv[i]
-            )
-            pos_kr[i] = q_kr
-            pos_bn[i] = q_bn
+        if q_kr == 0.0 and q_bn == 0.0:
+            for i in range(lo, hi):
+                equity[i] = K.mark_at(cap_total, fx_cost, cash_kr, 0.0, cash_bn, 0.0, tc, 0.0, 0.0, conv[i])
+        else:
+            for i in range(lo, hi):
+                equity[i] = K.mark_at(
+                    cap_total, fx_cost, cash_kr, q_kr, cash_bn, q_bn, tc, kr_close[i], bn_close[i], conv[i]
+                )
+
+
+@njit(cache=True, nogil=True)
+def segment_positions(segs, nseg, n):
+    """Both legs' positions at every bar, expanded from the segment rows (for the equity frame)."""
+    pos = np.empty((2, n))
+    for k in range(nseg):
+        lo = np.int64(segs[k, SEG_BAR])
+        hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+        pos[0, lo:hi] = segs[k, SEG_POS_KR]
+        pos[1, lo:hi] = segs[k, SEG_POS_BN]
+    return pos
 
 
 @njit(cache=True, nogil=True)
@@ -363,14 +381,18 @@ def segment_trips(segs, nseg, pos_col, equity, capital, trips):
     return ntrips, held
 
 
+def _positions(segs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    kr, bn = segment_positions(segs, segs.shape[0], n)
+    return kr, bn
+
+
 def run_vectorized(
     market: Market, signals: pl.DataFrame, config: BacktestConfig | None = None
 ) -> BacktestResult:
     """Backtest ``signals`` (ts, target) on ``market`` with bar-level fills. See BacktestResult."""
     cfg = config or BacktestConfig()
     n = market.n
-    # One block for the three per-bar outputs: rows are contiguous, so polars takes them without a copy.
-    equity, pos_kr, pos_bn = np.empty((3, n))
+    equity = np.empty(n)
     # The record buffers (fills, rejections, transfers, segments) start small and the pass runs again
     # with room for every bar in the rare run that overflows one. They are per-thread scratch, reused
     # from run to run: fresh ones page-faulted in on every run cost more than a tenth of the pass.
@@ -409,9 +431,8 @@ def run_vectorized(
     P = prep.params
     capital = float(P[K.P_CAP_TOTAL])
     mark_segments(
-        segs, nseg, P[K.P_CAP_TOTAL], P[K.P_FX_COST], market.kr_close, market.bn_close, market.conv, equity,
-        pos_kr, pos_bn,
-    )  # fmt: skip
+        segs, nseg, P[K.P_CAP_TOTAL], P[K.P_FX_COST], market.kr_close, market.bn_close, market.conv, equity
+    )
     pos_col = SEG_POS_BN if cfg.mode == "binance_only" else SEG_POS_KR  # the metrics' position
     trips = np.empty(nseg + 1)
     ntrips, held = segment_trips(segs, nseg, pos_col, equity, capital, trips)
@@ -429,8 +450,7 @@ def run_vectorized(
         cfg,
         prep,
         equity=equity,
-        pos_kr=pos_kr,
-        pos_bn=pos_bn,
+        positions=partial(_positions, segs[:nseg].copy(), n),  # a copy: segs is this thread's scratch
         n_trades=ntr,
         n_rejections=nrej,
         n_transfers=nx,
