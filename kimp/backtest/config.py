@@ -79,8 +79,9 @@ class SlippageModel:
 class ImpactModel:
     """Volatility-scaled market impact (Almgren style): ``coef * sigma * sqrt(q / V)`` of the price.
 
-    ``sigma`` is the realized standard deviation of the leg's 1-bar log returns over the last
-    ``vol_window`` bars (only bars known at the decision), ``V`` the bar volume. Assumption: temporary
+    ``sigma`` is the sample standard deviation of the leg's simple 1-bar returns over the last
+    ``vol_window`` bars (only bars known at the decision; :func:`kernel.window_sigma`), ``V`` the bar
+    volume. Assumption: temporary
     impact paid on the fill, no permanent shift of later prices. Applied to bar-level fills only (walking
     the L10 book already is the impact of a book fill).
     """

@@ -1,18 +1,23 @@
-"""The vectorized engine: one numba pass over bars, for research sweeps.
+"""The vectorized engine: numba passes over bars, for research sweeps.
 
-Signals are arrays computed up front (NumPy / numba); the pass sizes, clips and fills each decision at
-the bar close with the slippage and impact models (bar-level fills: taker, no latency), charges funding
-and transfers and marks the equity, all through :mod:`kimp.backtest.kernel`.
+Signals are arrays computed up front (NumPy / numba). Three passes, all through the accounting of
+:mod:`kimp.backtest.kernel` (so the event-driven engine's numbers, which a test checks):
 
-Speed (the benchmark is benchmarks/bench_backtest.py): everything per bar happens in that one pass, so
-each input array is read once and nothing per bar is materialized that the result does not return.
-Bar close times and day ends are derived from ``ts`` on the fly, the impact model's rolling volatility
-is kept as running sums (the same steps as :func:`kernel.rolling_sigma`, so the same bits) over the legs'
-bar returns divided before the pass (a loop that divides several bars per instruction) and turned into a
-number only at a fill, and drawdown, exposure and round trips are accumulated as the equity is marked
-(the same steps as :mod:`kimp.backtest.metrics`). The return statistics are computed after the pass from
-the finished curve by the function compute_metrics uses: their sums need no division per bar there,
-where a running variance in the pass waited on one every bar.
+1. :func:`decide_bars` finds the bars where something happens and does it there: sizes, clips and
+   fills each decision at the bar close with the slippage and impact models (bar-level fills: taker, no
+   latency), charges funding, starts and lands transfers. Most bars have nothing to do: a block scan
+   skips them (see its docstring), so the pass costs little per quiet bar. It leaves one segment row
+   wherever the state the marks read changed.
+2. :func:`mark_segments` marks every bar's equity from those rows, a loop with nothing carried from bar
+   to bar.
+3. The metrics from the curve (:mod:`kimp.backtest.metrics`, the functions compute_metrics uses) and the
+   round trips from the segment rows (a position's sign only changes where a segment starts).
+
+Speed (benchmarks/bench_backtest.py, figures in docs/benchmarks.md): a year of 1-minute bars is tens of
+megabytes per input array, more than the cache, so the passes are arranged to read each array as few
+times as possible and to write only the equity per bar; the positions per bar and the result frames are
+built from the run's records when first asked for (BacktestResult). Record buffers are per-thread
+scratch, reused so that their pages stay mapped.
 """
 
 from __future__ import annotations
@@ -47,62 +52,6 @@ def scratch_buffer(name: str, rows: int, cols: int) -> np.ndarray:
 
 
 BLOCK = 8  # bars the scan of decide_bars evaluates at once
-
-
-@njit(cache=True, nogil=True)
-def decide_bar(
-    S,
-    P,
-    i,
-    t,
-    s,
-    kr_px,
-    bn_px,
-    conv,
-    kr_ref_buy,
-    kr_ref_sell,
-    bn_ref_buy,
-    bn_ref_sell,
-    kr_vol,
-    bn_vol,
-    kr_close,
-    bn_close,
-    vol_window,
-    trades,
-    ntr,
-    rej,
-    nrej,
-    xfer,
-    nxfer,
-):
-    """:func:`kernel.bar_decision` as a real (not inlined) call: it runs only on the bars where something
-    happens, and keeping its code out of the pass's loop leaves that loop small (fewer values spilled
-    to the stack on every bar)."""
-    return K.bar_decision(
-        S,
-        P,
-        i,
-        t,
-        s,
-        kr_px,
-        bn_px,
-        conv,
-        kr_ref_buy,
-        kr_ref_sell,
-        bn_ref_buy,
-        bn_ref_sell,
-        kr_vol,
-        bn_vol,
-        kr_close,
-        bn_close,
-        vol_window,
-        trades,
-        ntr,
-        rej,
-        nrej,
-        xfer,
-        nxfer,
-    )
 
 
 # Segment rows: from bar ``SEG_BAR`` on (until the next row's bar) the marked state is constant.
