@@ -253,11 +253,33 @@ def test_prediction_rule_and_misaligned_predictions(market) -> None:
             "p_up": [0.1, 0.6, 0.35, None],
         }
     )
-    sig = prediction_signals(market, preds, model="ensemble", threshold=0.15)
+    # Every bar on its own edge (no hysteresis, no holding, unrounded sizes).
+    sig = prediction_signals(
+        market, preds, model="ensemble", threshold=0.15, exit_threshold=0.15, hold_minutes=0, size_step=0
+    )
     assert sig["target"][:5].to_list() == pytest.approx([-0.6, 0.4, 0.0, 0.0, 0.0])
+    # The default holds for the horizon (60 one-minute bars), leaves below half the entry edge, and sizes
+    # in steps of 0.25: bar 0 enters short 0.5, then nothing moves it until bar 60, where the edge is 0.
+    held = prediction_signals(market, preds, model="ensemble", threshold=0.15)["target"].to_numpy()
+    assert held[:60].tolist() == [-0.5] * 60 and held[60] == 0
     off = preds.with_columns(pl.col("ts") + pl.duration(seconds=30))
     with pytest.raises(MarketDataError, match="off the bar grid"):
         prediction_signals(market, off, model="ensemble")
+
+
+def test_prediction_rule_hysteresis_holding_and_size_steps() -> None:
+    from kimp.backtest.signals import prediction_targets
+
+    edge = np.array([0.05, 0.3, 0.12, 0.06, 0.04, -0.2, -0.5, -0.45, 0.0, 0.9])
+    # entry 0.1, exit 0.05, hold 2 bars, steps of 0.25. Bar 1 enters short 0.25 (0.3 rounds to 0.25);
+    # bar 2 (held 1) must hold; bar 3 (0.06 >= exit) keeps a rounded size of one step; bar 4 is below
+    # exit: flat. Bar 5 enters long 0.25; bar 6 is still held (0.5 would be 0.5); bar 7 resizes to 0.5;
+    # bar 8 (edge 0) leaves; bar 9 enters short at the cap 1.0.
+    out = prediction_targets(edge, 0.1, 0.05, 2, 0.25)
+    assert out.tolist() == [0.0, -0.25, -0.25, -0.25, 0.0, 0.25, 0.25, 0.5, 0.0, -1.0]
+    # An opposite edge flips after the holding period when strong enough, else only leaves.
+    assert prediction_targets(np.array([0.3, -0.3, -0.3]), 0.1, 0.05, 1, 0).tolist() == [-0.3, 0.3, 0.3]
+    assert prediction_targets(np.array([0.3, -0.07, 0.3]), 0.1, 0.05, 1, 0).tolist() == [-0.3, 0.0, -0.3]
 
 
 def test_scenarios_are_seeded_consistent_and_stressful(market) -> None:

@@ -4,10 +4,12 @@ Convention: ``target > 0`` is long the premium (long the Korean leg, short the B
 short it; ``|target|`` is the fraction of the sizing capital (see :class:`BacktestConfig`). A signal
 at bar ``ts`` may use only what is known at that bar's close, and the engines act on it there.
 
-Prediction rule (documented in docs/backtesting.md): with ``edge = p_down - p_up`` for the bar,
-the target is ``-clip(edge, -1, 1)`` when ``|edge| >= threshold`` and 0 otherwise; a premium expected to
-fall (p_down high) means short the premium, sized by the confidence. A bar without a usable prediction
-(no row, or NaN probabilities) is flat.
+Prediction rule (documented in docs/backtesting.md): with ``edge = p_down - p_up`` for the bar, a
+premium expected to fall (p_down high) means short the premium, sized by the confidence ``|edge|``
+(rounded to ``size_step``). :func:`prediction_targets` adds what keeps a per-bar forecast from churning
+the book: enter at ``|edge| >= threshold``, leave only below ``exit_threshold`` (hysteresis), and hold a
+position at least ``hold`` bars (the forecast's horizon by default) before leaving, flipping or resizing.
+A bar without a usable prediction (no row, or NaN probabilities) has edge 0.
 """
 
 from __future__ import annotations
@@ -101,18 +103,70 @@ def zscore_signals(
     return _frame(market, target, zscore=z)
 
 
+@njit(cache=True, nogil=True)
+def prediction_targets(edge, entry, exit_, hold, step):
+    """Targets from per-bar edges (``p_down - p_up``) by the prediction rule (module docstring).
+
+    Flat: enter at ``|edge| >= entry`` with ``-sign(edge) x size``. Held for ``hold`` bars or more: flip
+    on an opposite ``|edge| >= entry``, leave when the edge is opposite or below ``exit_``, otherwise
+    take the new size. ``size`` is ``min(|edge|, 1)`` rounded to a multiple of ``step`` (at least one
+    step; ``step`` 0: unrounded), so that small changes of confidence do not trade.
+    """
+    n = edge.shape[0]
+    out = np.zeros(n)
+    pos = 0.0
+    held = 0
+    for i in range(n):
+        e = edge[i]
+        strength = min(abs(e), 1.0)
+        size = strength
+        if step > 0:
+            size = min(1.0, max(step, round(strength / step) * step))
+        want = -1.0 if e > 0 else 1.0
+        if pos == 0.0:
+            if strength >= entry and e != 0.0:
+                pos = want * size
+                held = 0
+        else:
+            held += 1
+            if held >= hold:
+                if want * pos < 0 and strength >= entry:
+                    pos = want * size
+                    held = 0
+                elif want * pos < 0 or strength < exit_ or e == 0.0:
+                    pos = 0.0
+                else:
+                    pos = want * size
+        out[i] = pos
+    return out
+
+
 def prediction_signals(
     market: Market,
     predictions: pl.DataFrame,
     *,
     model: str = "ensemble",
     threshold: float = 0.1,
+    exit_threshold: float | None = None,
+    hold_minutes: int | None = None,
+    size_step: float = 0.25,
     horizon: int | None = None,
 ) -> pl.DataFrame:
     """Targets from direction predictions (ts, coin, horizon, model, p_down, p_flat, p_up). Columns ts,
-    target, edge. Predictions inside the market's time span must sit on its bars."""
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold is a probability difference in [0, 1], got {threshold}")
+    target, edge. Predictions inside the market's time span must sit on its bars.
+
+    ``threshold`` / ``exit_threshold`` (default half the entry): the edge to enter and the edge below
+    which to leave. ``hold_minutes`` (default the predictions' horizon, minutes): the shortest holding
+    before leaving, flipping or resizing. ``size_step``: sizes are multiples of it (0: unrounded). With
+    ``exit_threshold=threshold, hold_minutes=0, size_step=0`` every bar trades its own edge."""
+    exit_threshold = threshold / 2 if exit_threshold is None else exit_threshold
+    if not 0 <= exit_threshold <= threshold <= 1:
+        raise ValueError(
+            "need 0 <= exit_threshold <= threshold <= 1 (probability differences), got "
+            f"{exit_threshold}, {threshold}"
+        )
+    if not 0 <= size_step <= 1 or (hold_minutes is not None and hold_minutes < 0):
+        raise ValueError(f"need size_step in [0, 1] and hold_minutes >= 0, got {size_step}, {hold_minutes}")
     need = {"ts", "coin", "model", "p_down", "p_up"}
     if missing := need - set(predictions.columns):
         raise MarketDataError(
@@ -161,7 +215,10 @@ def prediction_signals(
         rows["p_down"].cast(pl.Float64).fill_null(np.nan) - rows["p_up"].cast(pl.Float64).fill_null(np.nan)
     ).to_numpy()
     edge = np.nan_to_num(edge, nan=0.0)
-    target = np.where(np.abs(edge) >= max(threshold, 1e-12), -np.clip(edge, -1.0, 1.0), 0.0)
+    if hold_minutes is None:  # a forecast of the next h minutes is a trade of about h minutes
+        hold_minutes = int(rows["horizon"].max()) if "horizon" in rows.columns else 0
+    hold = -(-hold_minutes * 60 // market.interval_s)
+    target = prediction_targets(edge, max(threshold, 1e-12), exit_threshold, hold, size_step)
     return _frame(market, target, edge=edge)
 
 

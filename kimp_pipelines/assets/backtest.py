@@ -58,7 +58,15 @@ def _signals(
         return pl.DataFrame({"ts": market.ts_series(), "target": target[-n:], "zscore": z[-n:]})
     if not predictions.width or predictions.filter(pl.col("model") == strategy).height == 0:
         return None
-    return prediction_signals(market, predictions, model=strategy, threshold=res.prediction_threshold)
+    return prediction_signals(
+        market,
+        predictions,
+        model=strategy,
+        threshold=res.prediction_threshold,
+        exit_threshold=res.prediction_exit_threshold,
+        hold_minutes=res.prediction_hold_minutes,
+        size_step=res.prediction_size_step,
+    )
 
 
 def _history(premium: pl.DataFrame, coin: str, venue: str, column: str) -> np.ndarray:

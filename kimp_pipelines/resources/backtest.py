@@ -19,7 +19,10 @@ class BacktestResource(ConfigurableResource):
     zscore_window_minutes: int = 240
     entry_z: float = 2.0
     exit_z: float = 0.5
-    prediction_threshold: float = 0.1
+    prediction_threshold: float = 0.1  # the edge p_down - p_up to enter
+    prediction_exit_threshold: float | None = None  # the edge below which to leave (None: half the entry)
+    prediction_hold_minutes: int | None = None  # shortest holding (None: the predictions' horizon)
+    prediction_size_step: float = 0.25  # sizes are multiples of this (0: unrounded)
     seed: int = 7
     report_dir: str
 
