@@ -156,21 +156,22 @@ def decide_bars(
             flight_due = S[K.S_FLIGHT_DUE]
             flight_bar = first_open_at(ts, np.int64(math.ceil(flight_due)) - interval_us)
         stop = min(fund_bar, flight_bar, day_bar if flat_day_end else n)
-        # Bars before ``stop`` need a decision only where tradable and not quiet. Blocks of BLOCK bars
-        # first, each evaluated whole (no early exit) so that it runs on several bars per instruction;
-        # the block where something happens is then walked bar by bar. Flat and staying flat (target 0)
-        # is quiet, and any other target is not: that case reads no prices.
+        # Bars before ``stop`` need a decision only where tradable and not quiet. They are scanned in
+        # blocks of BLOCK bars, each evaluated whole (no early exit: it runs on several bars per
+        # instruction) into a bit mask whose lowest set bit is the first bar that needs one. Flat and
+        # staying flat (target 0) is quiet and any other target is not: that case reads no prices.
         flat = last == 0.0 and q_kr == 0.0 and q_bn == 0.0
-        while i + BLOCK <= stop:
-            hit = False
+        while i < stop:
+            width = min(BLOCK, stop - i)
+            mask = 0
             if flat:
-                for j in range(BLOCK):
+                for j in range(width):
                     u = np.uint64(i + j)  # an unsigned index: no negative-index wraparound code
-                    hit |= tradable[u] & (target[u] != 0.0)
+                    mask |= np.int64(tradable[u] & (target[u] != 0.0)) << j
             else:
-                for j in range(BLOCK):
+                for j in range(width):
                     u = np.uint64(i + j)
-                    quiet = K.quiet_at(
+                    act = tradable[u] & ~K.quiet_at(
                         last,
                         q_kr,
                         q_bn,
@@ -188,32 +189,13 @@ def decide_bars(
                         bn_close[u],
                         conv[u],
                     )
-                    hit |= tradable[u] & ~quiet
-            if hit:
+                    mask |= np.int64(act) << j
+            if mask != 0:
+                while not mask & 1:  # to the first bar that acts
+                    mask >>= 1
+                    i += 1
                 break
-            i += BLOCK
-        while i < stop:
-            u = np.uint64(i)
-            if tradable[u] and not K.quiet_at(
-                last,
-                q_kr,
-                q_bn,
-                avail_kr,
-                avail_bn,
-                w_kr,
-                w_bn,
-                cap_krw,
-                cap_usdt,
-                max_frac,
-                perp_hedge,
-                rebal,
-                target[u],
-                kr_close[u],
-                bn_close[u],
-                conv[u],
-            ):
-                break
-            i += 1
+            i += width
         if i == n:
             break
         # --- bar i in full: the per-bar rule ---------------------------------------------------------
