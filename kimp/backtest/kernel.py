@@ -98,6 +98,12 @@ def window_sigma(close, i, window):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def impact_sigma(P, close, i, window):
+    """The impact model's volatility of a leg at bar ``i`` (:func:`window_sigma`); 0 when impact is off."""
+    return window_sigma(close, i, window) if P[P_IMPACT_COEF] > 0 else 0.0
+
+
+@njit(cache=True, nogil=True, inline="always")
 def land_transfer(S, t):
     """Coins in flight reach their venue once their arrival time has passed."""
     if S[S_FLIGHT_QTY] > 0 and S[S_FLIGHT_DUE] <= t:
@@ -237,7 +243,7 @@ def quiet_at(
     conv,
 ):
     """:func:`quiet` on scalars (state and parameter values, ``avail_*`` = standing inventory + net
-    transfers), so that the vectorized engine's per-bar path passes no arrays.
+    transfers), so that the vectorized engine's scan passes no arrays.
 
     Scalars only and straight-line arithmetic on purpose: the vectorized engine evaluates it on blocks
     of bars at once (several bars per instruction), which needs a body without branches; and numba
@@ -406,12 +412,12 @@ def bar_decision(
         dq = leg_order(S, P, 0, t_kr, px, base)
         if dq != 0:
             ref = kr_ref_buy if dq > 0 else kr_ref_sell
-            sigma = window_sigma(kr_close, i, vol_window) if P[P_IMPACT_COEF] > 0 else 0.0
+            sigma = impact_sigma(P, kr_close, i, vol_window)
             ntr = bar_fill(S, P, 0, dq, kr_px, ref, sigma, kr_vol, conv, t, i, trades, ntr)
     if P[P_W_BN] != 0:
         dq = leg_order(S, P, 1, t_bn, px, base)
         if dq != 0:
             ref = bn_ref_buy if dq > 0 else bn_ref_sell
-            sigma = window_sigma(bn_close, i, vol_window) if P[P_IMPACT_COEF] > 0 else 0.0
+            sigma = impact_sigma(P, bn_close, i, vol_window)
             ntr = bar_fill(S, P, 1, dq, bn_px, ref, sigma, bn_vol, conv, t, i, trades, ntr)
     return ntr, nrej, nxfer

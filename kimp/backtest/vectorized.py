@@ -37,6 +37,7 @@ from kimp.backtest.metrics import max_drawdown, return_stats, trip_step
 from kimp.backtest.result import BacktestResult, finish, prepare
 
 FIRST_TRADE_CAPACITY = 1 << 16  # records (fills, ...) the first pass has room for; see run_vectorized
+BLOCK = 8  # bars the scan of decide_bars evaluates at once
 _scratch = threading.local()
 
 
@@ -49,9 +50,6 @@ def scratch_buffer(name: str, rows: int, cols: int) -> np.ndarray:
         buf = np.empty((rows, cols))
         setattr(_scratch, name, buf)
     return buf[:rows]
-
-
-BLOCK = 8  # bars the scan of decide_bars evaluates at once
 
 
 # Segment rows: from bar ``SEG_BAR`` on (until the next row's bar) the marked state is constant.
@@ -71,6 +69,14 @@ def record_segment(segs, nseg, i, S):
         segs[nseg, SEG_POS_BN] = S[K.S_POS_BN]
         segs[nseg, SEG_TRANSFER] = S[K.C_TRANSFER]
     return nseg + 1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def segment_span(segs, nseg, k, n):
+    """The bars [lo, hi) of segment row ``k`` (empty when a later row starts at the same bar)."""
+    lo = np.int64(segs[k, SEG_BAR])
+    hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+    return lo, hi
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -147,7 +153,7 @@ def decide_bars(
         q_bn = S[K.S_POS_BN]
         avail_kr = S[K.S_INV0_KR] + S[K.S_TIN_KR]
         avail_bn = S[K.S_INV0_BN] + S[K.S_TIN_BN]
-        if flat_day_end and day_bar < i:  # bar i + 1 opens on the next UTC day after bar j
+        if flat_day_end and day_bar < i:  # the last bar of bar i's UTC day (the next opens on the next day)
             day_bar = first_open_at(ts, (ts[i] // DAY_US + 1) * DAY_US) - 1
         if S[K.S_FLIGHT_QTY] <= 0:
             flight_bar = n
@@ -253,8 +259,7 @@ def mark_segments(segs, nseg, cap_total, fx_cost, kr_close, bn_close, conv, equi
     legs' ``0 x price`` terms are exactly 0 (prices are finite), so its marks are the same bits."""
     n = equity.shape[0]
     for k in range(nseg):
-        lo = np.int64(segs[k, SEG_BAR])
-        hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+        lo, hi = segment_span(segs, nseg, k, n)
         cash_kr = segs[k, SEG_CASH_KR]
         q_kr = segs[k, SEG_POS_KR]
         cash_bn = segs[k, SEG_CASH_BN]
@@ -275,8 +280,7 @@ def segment_positions(segs, nseg, n):
     """Both legs' positions at every bar, expanded from the segment rows (for the equity frame)."""
     pos = np.empty((2, n))
     for k in range(nseg):
-        lo = np.int64(segs[k, SEG_BAR])
-        hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+        lo, hi = segment_span(segs, nseg, k, n)
         pos[0, lo:hi] = segs[k, SEG_POS_KR]
         pos[1, lo:hi] = segs[k, SEG_POS_BN]
     return pos
@@ -294,8 +298,7 @@ def segment_trips(segs, nseg, pos_col, equity, capital, trips):
     sign = 0.0
     before = capital
     for k in range(nseg):
-        lo = np.int64(segs[k, SEG_BAR])
-        hi = np.int64(segs[k + 1, SEG_BAR]) if k + 1 < nseg else n
+        lo, hi = segment_span(segs, nseg, k, n)
         if lo == hi:
             continue  # replaced by a later row at the same bar
         q = segs[k, pos_col]
