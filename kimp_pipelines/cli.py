@@ -263,13 +263,24 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
 @main.command()
 @click.argument("query")
 def sql(query: str) -> None:
-    """Run a DuckDB QUERY over every materialized table (one view per asset) and print CSV."""
+    """Run a read-only DuckDB QUERY over every materialized table (one view per asset) and print CSV.
+
+    Only queries run (SELECT, FROM, WITH, DESCRIBE, ...): statements that could write (COPY, EXPORT, ATTACH,
+    INSTALL, SET, CREATE, ...) are refused, and DuckDB itself has no file access."""
+    import duckdb
+
     from kimp.storage import ParquetStore
-    from kimp.storage.sql import query_csv
+    from kimp.storage.sql import ReadOnlyError, query_csv
 
     settings = _settings()
     try:
         click.echo(query_csv(ParquetStore(settings.storage_uri), query), nl=False)
+    except ReadOnlyError as exc:
+        raise click.ClickException(str(exc)) from None
+    except duckdb.PermissionException as exc:  # the engine's own lock-down (no file access at all)
+        raise click.ClickException(
+            f"kimp sql is read-only and reads only the store's tables: {exc}"
+        ) from None
     except Exception as exc:  # duckdb errors already say what is wrong with the query
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
