@@ -151,7 +151,7 @@ def test_data_after_end_changes_nothing(small: tuple[FeatureInputs, datetime]) -
     cut = FeatureInputs(
         **{
             k: getattr(inputs, k).filter(pl.col("ts") < end)
-            for k in ("premium", "candles", "fx", "orderbook", "onchain", "macro", "news")
+            for k in ("premium", "candles", "fx", "orderbook", "onchain", "macro", "news", "news_sentiment")
         }
     )
     a = build_features(inputs, start=start, end=end).frame

@@ -38,6 +38,7 @@ REQUIRED_FAMILIES = {
     "onchain",
     "macro",
     "news",
+    "sentiment",
 }
 
 
@@ -49,7 +50,16 @@ def test_default_catalog_has_500_plus_fully_described_features() -> None:
     for s in specs:
         assert s.formula and s.family and s.name.isidentifier(), s
         assert timedelta(0) <= s.lookback <= timedelta(days=14), s
-        assert set(s.sources) <= {"premium", "candles", "fx", "orderbook", "onchain", "macro", "news"}, s
+        assert set(s.sources) <= {
+            "premium",
+            "candles",
+            "fx",
+            "orderbook",
+            "onchain",
+            "macro",
+            "news",
+            "news_sentiment",
+        }, s
         json.dumps(s.params)  # params are plain JSON values
     families = Counter(s.family for s in specs)
     assert (
@@ -94,8 +104,18 @@ def test_longer_indicators_than_the_max_lookback_are_left_out() -> None:
 
 def test_lookback_days_per_table() -> None:
     days = lookback_days()
-    assert set(days) == {"premium", "candles", "fx", "orderbook", "onchain", "macro", "news"}
+    assert set(days) == {
+        "premium",
+        "candles",
+        "fx",
+        "orderbook",
+        "onchain",
+        "macro",
+        "news",
+        "news_sentiment",
+    }
     assert days["premium"] == 14 and days["orderbook"] <= 1 and days["news"] == 1
+    assert days["news_sentiment"] == 7  # the sentiment family's trailing 7-day mean
     assert days["macro"] > 5 and days["fx"] >= 5  # last Friday's values and their previous observation
 
 

@@ -29,6 +29,7 @@ KNOWN_AT = {
     "onchain": pl.col("published_at"),
     "macro": pl.col("published_at"),
     "news": pl.col("ts"),
+    "news_sentiment": pl.col("ts"),  # scores are a function of the headline alone
 }
 
 

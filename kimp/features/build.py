@@ -22,6 +22,7 @@ from kimp.features.families.price import (
     add_volatility,
     add_vwap,
 )
+from kimp.features.families.sentiment import add_sentiment
 from kimp.features.inputs import FX_MAX_AGE, base_frame, ensure_columns, prepare
 from kimp.features.registry import NotRepresentable, Registry
 from kimp.features.types import TABLE_NAMES, FeatureConfig, FeatureInputs, FeatureResult, FeatureSpec
@@ -41,6 +42,7 @@ FAMILY_BUILDERS = (
     add_onchain,
     add_macro,
     add_news,
+    add_sentiment,
     add_calendar,
 )
 KEY_COLUMNS = ("ts", "coin", "interval_s")

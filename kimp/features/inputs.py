@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from kimp.errors import MarketDataError
+from kimp.features.families.sentiment import BAR_COLUMNS as SENTIMENT_BAR_COLUMNS
+from kimp.features.families.sentiment import bar_sums as sentiment_bar_sums
 from kimp.features.types import TABLE_NAMES, FeatureConfig, FeatureInputs
 from kimp.market_data.schemas import (
     BOOK_LEVELS,
@@ -29,6 +31,7 @@ from kimp.market_data.schemas import (
     MACRO,
     MACRO_SERIES,
     NEWS,
+    NEWS_SENTIMENT,
     ONCHAIN,
     ORDERBOOK,
     PREMIUM,
@@ -42,6 +45,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     "onchain": ONCHAIN,
     "macro": MACRO,
     "news": NEWS,
+    "news_sentiment": NEWS_SENTIMENT,
 }
 # Columns a table must have for its families to be computed (others, e.g. quote_volume, are optional).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -70,6 +74,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "onchain": tuple(ONCHAIN),
     "macro": tuple(MACRO),
     "news": ("ts", "headline"),
+    "news_sentiment": ("ts", "headline", "p_neg", "p_neu", "p_pos", "score"),
 }
 ONCHAIN_LEVELS = ("active_addresses", "hash_rate", "difficulty", "mvrv", "nvt")
 ONCHAIN_FLOWS = ("exchange_inflow", "exchange_outflow", "whale_tx_count")
@@ -147,6 +152,7 @@ def base_columns() -> list[str]:
     for series in MACRO_SERIES:
         cols += [f"m_{series}", f"m_{series}_chg"]
     cols += ["n_count", "n_tone", "n_kimchi", "n_coin", "n_coin_tone"]
+    cols += list(SENTIMENT_BAR_COLUMNS)
     return cols
 
 
@@ -352,8 +358,13 @@ def news_tone(news: pl.DataFrame) -> pl.DataFrame:
         separator=" ",
     )
     text = text.str.to_lowercase()
-    pos = pl.sum_horizontal([text.str.count_matches(rf"\b{w}", literal=False) for w in POSITIVE_WORDS])
-    neg = pl.sum_horizontal([text.str.count_matches(rf"\b{w}", literal=False) for w in NEGATIVE_WORDS])
+    # counts are unsigned: cast before subtracting, or pos - neg wraps around (2**32 - 1 for one negative word)
+    pos = pl.sum_horizontal([text.str.count_matches(rf"\b{w}", literal=False) for w in POSITIVE_WORDS]).cast(
+        pl.Int64
+    )
+    neg = pl.sum_horizontal([text.str.count_matches(rf"\b{w}", literal=False) for w in NEGATIVE_WORDS]).cast(
+        pl.Int64
+    )
     out = news.select(
         "ts",
         pl.when(pos + neg > 0).then((pos - neg).cast(pl.Float64) / (pos + neg)).otherwise(0.0).alias("tone"),
@@ -505,5 +516,12 @@ def base_frame(
         )
         frame = frame.join(per_bar, on="ts", how="left").with_columns(
             *[pl.col(c).fill_null(0.0) for c in ("n_count", "n_tone", "n_kimchi", "n_coin", "n_coin_tone")]
+        )
+
+    scored = prep.tables["news_sentiment"]
+    if scored is not None:
+        sums = sentiment_bar_sums(scored.filter(pl.col("ts") < end), iv, coin)
+        frame = frame.join(sums, on="ts", how="left").with_columns(
+            *[pl.col(c).fill_null(0.0) for c in SENTIMENT_BAR_COLUMNS]
         )
     return frame.sort("ts"), kr_venue

@@ -21,6 +21,7 @@ from kimp.market_data.schemas import (
     MACRO,
     MACRO_SERIES,
     NEWS,
+    NEWS_SENTIMENT,
     ONCHAIN,
     ORDERBOOK,
     PREMIUM,
@@ -172,7 +173,8 @@ def synthetic_inputs(
         ),
         onchain=_onchain(rng, start, days, coins),
         macro=_macro(rng, start, days),
-        news=_news(rng, start, days),
+        news=(news := _news(rng, start, days)),
+        news_sentiment=_news_sentiment(news, seed),
     )
 
 
@@ -284,6 +286,30 @@ def _news(rng: np.random.Generator, start: datetime, days: int) -> pl.DataFrame:
             "text": None,
         }
     ).select([pl.col(c).cast(t) for c, t in NEWS.items()])
+
+
+def _news_sentiment(news: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Each headline scored with Dirichlet probabilities leaning to its word-list tone (own generator, so
+    the other tables do not change): plausible input for the sentiment family, not a model's output."""
+    from kimp.features.inputs import news_tone
+
+    rng = np.random.default_rng(seed + 15)
+    tone = news_tone(news)["tone"].to_numpy()
+    alpha = np.stack([1.0 + 2.0 * (tone < 0), np.full(len(tone), 1.5), 1.0 + 2.0 * (tone > 0)], axis=1)
+    p = np.array([rng.dirichlet(a) for a in alpha]).reshape(-1, 3)
+    return pl.DataFrame(
+        {
+            "ts": news["ts"],
+            "source": news["source"],
+            "headline": news["headline"],
+            "p_neg": p[:, 0],
+            "p_neu": p[:, 1],
+            "p_pos": p[:, 2],
+            "score": p[:, 2] - p[:, 0],
+            "model": "synthetic",
+            "version": "",
+        }
+    ).select([pl.col(c).cast(t) for c, t in NEWS_SENTIMENT.items()])
 
 
 def simulated_source_inputs(days: list[date], *, seed: int = 7) -> FeatureInputs:

@@ -12,7 +12,16 @@ import polars as pl
 TIMEFRAMES: dict[str, int] = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 86400}
 
 # Input tables in the order the API documents them.
-TABLE_NAMES: tuple[str, ...] = ("premium", "candles", "fx", "orderbook", "onchain", "macro", "news")
+TABLE_NAMES: tuple[str, ...] = (
+    "premium",
+    "candles",
+    "fx",
+    "orderbook",
+    "onchain",
+    "macro",
+    "news",
+    "news_sentiment",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,7 @@ class FeatureInputs:
     onchain: pl.DataFrame | None = None
     macro: pl.DataFrame | None = None
     news: pl.DataFrame | None = None
+    news_sentiment: pl.DataFrame | None = None  # NEWS_SENTIMENT schema: headlines scored by kimp.sentiment
 
     def table(self, name: str) -> pl.DataFrame | None:
         return getattr(self, name)

@@ -91,6 +91,20 @@ NEWS: dict[str, pl.DataType] = {
     "text": pl.String(),  # body or summary; null when the source has only headlines
 }
 
+# One row per scored headline (the ``news_sentiment`` asset, kimp.sentiment.scoring): the news row's ``ts`` is
+# kept, so a score is known when its headline was published (scoring is a pure function of the headline).
+NEWS_SENTIMENT: dict[str, pl.DataType] = {
+    "ts": UTC_TS,  # publication time of the headline
+    "source": pl.String(),
+    "headline": pl.String(),
+    "p_neg": pl.Float64(),
+    "p_neu": pl.Float64(),
+    "p_pos": pl.Float64(),
+    "score": pl.Float64(),  # p_pos - p_neg, in [-1, 1]
+    "model": pl.String(),  # e.g. "kimp-sentiment (all-MiniLM-L6-v2, onnx-int8)" or "lexicon:vader"
+    "version": pl.String(),  # registered model version ("" when scored by an unregistered folder)
+}
+
 # The kimchi premium (kimp.premium): both definitions per bar, coin and Korean venue; fractions.
 PREMIUM: dict[str, pl.DataType] = {
     "ts": UTC_TS,

@@ -161,8 +161,8 @@ def add_news(reg: Registry) -> None:
             f"news_tone_{wl}",
             "news",
             f"mean lexicon tone of news in the last {wl} (item tone = (positive - "
-            "negative words) / (positive + negative) in [-1, 1]; 0 without news); interim until a sentiment "
-            "model lands",
+            "negative words) / (positive + negative) in [-1, 1]; 0 without news); the model-scored "
+            "counterpart is the sentiment family",
             lookback_s=sec,
             sources=src,
             window=wl,
