@@ -82,7 +82,10 @@ def test_every_catalog_entry_is_a_column_and_vice_versa() -> None:
 
 def test_catalog_frame_and_version() -> None:
     frame = catalog_frame()
-    assert frame.columns == ["name", "family", "params", "formula", "lookback_s", "sources"]
+    assert frame.columns == ["name", "family", "params", "formula", "lookback_s", "sources", "refresh"]
+    refresh = dict(zip(frame["name"], frame["refresh"], strict=True))
+    assert refresh["kr_ret_1m"] == refresh["prem_fx"] == refresh["kr_ob_spread_bps"] == "tick"
+    assert refresh["kr_bn_volume_ratio"] == refresh["kr_vpin_1h"] == refresh["kr_rsi14_1h"] == "bar"
     assert frame.height == len(catalog())
     assert frame.filter(pl.col("name") == "kr_rsi14_1h")["lookback_s"].item() == 15 * 3600
     version = feature_set_version()

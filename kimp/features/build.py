@@ -48,7 +48,9 @@ FAMILY_BUILDERS = (
 KEY_COLUMNS = ("ts", "coin", "interval_s")
 
 
-def _registry(config: FeatureConfig, interval_s: int | None = None) -> Registry:
+def build_registry(config: FeatureConfig, interval_s: int | None = None) -> Registry:
+    """Every family registered on one Registry (catalog mode without ``interval_s``): the one place that
+    decides which features exist, shared by ``build_features`` and the streaming engine."""
     reg = Registry(config, interval_s)
     for add in FAMILY_BUILDERS:
         add(reg)
@@ -65,7 +67,7 @@ def catalog(config: FeatureConfig | None = None) -> list[FeatureSpec]:
     The catalog does not depend on the bar interval: a timeframe the interval cannot express keeps its
     (null) column, so that every data set yields the same schema.
     """
-    return list(_registry(config or FeatureConfig()).specs)
+    return list(build_registry(config or FeatureConfig()).specs)
 
 
 def catalog_frame(config: FeatureConfig | None = None) -> pl.DataFrame:
@@ -78,6 +80,7 @@ def catalog_frame(config: FeatureConfig | None = None) -> pl.DataFrame:
             "formula": [s.formula for s in specs],
             "lookback_s": [int(s.lookback.total_seconds()) for s in specs],
             "sources": [list(s.sources) for s in specs],
+            "refresh": [s.refresh for s in specs],
         },
         schema={
             "name": pl.String,
@@ -86,12 +89,13 @@ def catalog_frame(config: FeatureConfig | None = None) -> pl.DataFrame:
             "formula": pl.String,
             "lookback_s": pl.Int64,
             "sources": pl.List(pl.String),
+            "refresh": pl.String,
         },
     )
 
 
 def feature_set_version(config: FeatureConfig | None = None) -> str:
-    """Short stable hash of the catalog (names, params, formulas, look-backs, sources)."""
+    """Short stable hash of the catalog (names, params, formulas, look-backs, sources, refresh)."""
     payload = catalog_frame(config).write_json()
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -126,7 +130,7 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
 
 
-def _helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
+def helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
     """Group helper columns so that each group reads only base columns and earlier groups."""
     level: dict[str, int] = {}
     for name, expr in helpers.items():  # registration order is a topological order
@@ -142,7 +146,8 @@ def _helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
 _SHARED_HELPERS = ("_lr1_", "_bvc_")
 
 
-def _needed_helpers(exprs: list[pl.Expr], helpers: dict[str, pl.Expr]) -> set[str]:
+def needed_helpers(exprs: list[pl.Expr], helpers: dict[str, pl.Expr]) -> set[str]:
+    """The helper columns ``exprs`` read, directly or through other helpers."""
     needed: set[str] = set()
     todo = [r for e in exprs for r in e.meta.root_names() if r in helpers]
     while todo:
@@ -153,9 +158,11 @@ def _needed_helpers(exprs: list[pl.Expr], helpers: dict[str, pl.Expr]) -> set[st
     return needed
 
 
-def _feature_expr(
+def feature_expr(
     spec: FeatureSpec, make: Callable[[], pl.Expr | None], marks: dict[str, str], history_s: float
 ) -> pl.Expr:
+    """The feature's expression: null where the interval cannot express it (reason in ``marks``), and
+    masked to null on rows with less history than its look-back unless every row has ``history_s``."""
     try:
         expr = make()
     except NotRepresentable as err:
@@ -187,10 +194,10 @@ def _coin_frame(reg: Registry, base: pl.DataFrame, marks: dict[str, str], start:
         j = i
         while j < len(specs) and specs[j].family == specs[i].family:
             j += 1
-        exprs = [_feature_expr(specs[k], makers[k], marks, history_s) for k in range(i, j)]
-        needed = _needed_helpers(exprs, reg.helpers) - set(frame.columns)
+        exprs = [feature_expr(specs[k], makers[k], marks, history_s) for k in range(i, j)]
+        needed = needed_helpers(exprs, reg.helpers) - set(frame.columns)
         pending = {n: e for n, e in reg.helpers.items() if n in needed}
-        for level in _helper_levels(pending):
+        for level in helper_levels(pending):
             frame = frame.with_columns([pending[n].alias(n) for n in level])
         names = [s.name for s in specs[i:j]]
         part = frame.select(exprs)
@@ -224,9 +231,7 @@ def build_features(
     specs: list[FeatureSpec] = []
     for coin in sorted(config.coins):  # sorted, so the concatenation is already ordered by (coin, ts)
         base, venues[coin] = base_frame(prep, coin, end=end, config=config)
-        reg = Registry(config, prep.interval_s)
-        for add in FAMILY_BUILDERS:
-            add(reg)
+        reg = build_registry(config, prep.interval_s)
         specs = reg.specs
         names = [s.name for s in specs]
         frame = _coin_frame(reg, ensure_columns(base), marks, start)

@@ -36,7 +36,17 @@ def render_markdown(config: FeatureConfig | None = None) -> str:
         "",
     ]
     for family in families:
-        lines += [f"## {family}", "", "| name | look-back | sources | formula |", "|---|---|---|---|"]
+        members = [s for s in specs if s.family == family]
+        tick = [s.name for s in members if s.refresh == "tick"]
+        refresh = (
+            "every order-book snapshot (tick-level) and bar close"
+            if len(tick) == len(members)
+            else "bar close"
+            if not tick
+            else "bar close; also every order-book snapshot: " + ", ".join(f"`{n}`" for n in tick)
+        )
+        lines += [f"## {family}", "", f"Refreshed by the streaming engine at: {refresh}.", ""]
+        lines += ["| name | look-back | sources | formula |", "|---|---|---|---|"]
         for s in specs:
             if s.family == family:
                 lb = duration_label(int(s.lookback.total_seconds())) if s.lookback.total_seconds() else "-"

@@ -70,11 +70,17 @@ def garch_conditional_variance(
     refit_days: int,
     window_days: int,
     min_obs: int,
+    fitted: dict[int, GarchParams | None] | None = None,
 ) -> tuple[np.ndarray, dict[int, GarchParams | None]]:
     """Per-bar GARCH(1,1) conditional variance of ``returns`` (the return of the bar ending at t).
 
     The variance for the bar at t is the forecast made at t's open from returns up to t-1, i.e. known
     before the bar closes. Each refit block's parameters come from the ``fit_days`` strictly before it.
+
+    ``fitted`` (block start in epoch us -> parameters) is a cache shared across calls: a block found in
+    it is not fitted again, and a block whose whole fit window lies in ``ts_us`` is added to it. The
+    streaming engine (kimp.streaming) passes the same cache bar after bar, so that a short tail of
+    recent bars, which holds no fit window, gets the parameters the batch build fits.
     """
     block_start_us, lo, hi = refit_blocks(ts_us, refit_days)
     alphas = np.full(lo.size, np.nan)
@@ -83,9 +89,15 @@ def garch_conditional_variance(
     params: dict[int, GarchParams | None] = {}
     fit_us = fit_days * _DAY_US
     for i, b0 in enumerate(block_start_us):
-        sel = (ts_us >= b0 - fit_us) & (ts_us < b0)
-        # a day of data before the block is not enough to judge: require the full fit window's span
-        p = fit_garch(returns[sel], min_obs=min_obs) if sel.any() and ts_us[0] <= b0 - fit_us else None
+        if fitted is not None and int(b0) in fitted:
+            p = fitted[int(b0)]
+        else:
+            # a day of data before the block is not enough to judge: require the full fit window's span
+            covered = bool(ts_us[0] <= b0 - fit_us)
+            sel = (ts_us >= b0 - fit_us) & (ts_us < b0)
+            p = fit_garch(returns[sel], min_obs=min_obs) if covered and sel.any() else None
+            if fitted is not None and covered:
+                fitted[int(b0)] = p
         params[int(b0)] = p
         if p is not None:
             alphas[i], betas[i], variances[i] = p.alpha, p.beta, p.variance

@@ -204,8 +204,19 @@ def _sanitize(name: str, frame: pl.DataFrame, problems: list[str]) -> pl.DataFra
     return frame.with_columns([pl.when(pl.col(c).is_finite()).then(pl.col(c)).alias(c) for c in bad])
 
 
-def prepare(inputs: FeatureInputs, *, start: datetime, end: datetime, config: FeatureConfig) -> Prepared:
-    """Validate every table against its schema, drop rows known after ``end``, null non-finite values."""
+def prepare(
+    inputs: FeatureInputs,
+    *,
+    start: datetime,
+    end: datetime,
+    config: FeatureConfig,
+    interval_s: int | None = None,
+) -> Prepared:
+    """Validate every table against its schema, drop rows known after ``end``, null non-finite values.
+
+    The bar interval is the premium table's finest; a caller that knows it (the streaming engine, which
+    builds bars that may have no premium row yet) passes ``interval_s`` and may pass an empty premium.
+    """
     partition = f"{start.isoformat()}..{end.isoformat()}"
     tables: dict[str, pl.DataFrame | None] = {}
     unusable: dict[str, str] = {}
@@ -232,6 +243,9 @@ def prepare(inputs: FeatureInputs, *, start: datetime, end: datetime, config: Fe
             expected=f"a PREMIUM table (kimp.premium.compute_premium) with columns {list(REQUIRED['premium'])}",
         )
     premium = premium.filter(pl.col("coin").is_in(config.coins) & (pl.col("ts") < end))
+    if interval_s is not None:
+        tables["premium"] = premium.filter(pl.col("interval_s") == interval_s)
+        return Prepared(tables=tables, interval_s=interval_s, unusable=unusable, problems=problems)
     if premium.height == 0:
         raise MarketDataError(
             source="features",
@@ -377,23 +391,53 @@ def news_tone(news: pl.DataFrame) -> pl.DataFrame:
     return out
 
 
-def base_frame(
-    prep: Prepared, coin: str, *, end: datetime, config: FeatureConfig
-) -> tuple[pl.DataFrame, str]:
-    """The regular bar grid of one coin with every raw series the families read, and its kr venue."""
-    iv = prep.interval_s
-    premium = prep.tables["premium"]
-    assert premium is not None
+def kr_venues(premium: pl.DataFrame, coin: str, config: FeatureConfig) -> tuple[str, str | None, str | None]:
+    """(kr venue, other Korean venue, the partner coin's venue) of ``coin``: per coin the first venue of
+    ``config.kr_venues`` with premium rows is the "kr" venue, the next one feeds the cross-venue spread."""
     own = premium.filter(pl.col("coin") == coin)
     venues = [v for v in config.kr_venues if own.filter(pl.col("kr_venue") == v).height > 0]
     if not venues:
         venues = [config.kr_venues[0]]
-    kr_venue = venues[0]
-    alt_venue = venues[1] if len(venues) > 1 else None
-    if own.height == 0:
+    partner = "ETH" if coin != "ETH" else "BTC"
+    partner_venue = next(
+        (
+            v
+            for v in config.kr_venues
+            if premium.filter((pl.col("coin") == partner) & (pl.col("kr_venue") == v)).height
+        ),
+        None,
+    )
+    return venues[0], (venues[1] if len(venues) > 1 else None), partner_venue
+
+
+def base_frame(
+    prep: Prepared,
+    coin: str,
+    *,
+    end: datetime,
+    config: FeatureConfig,
+    venues: tuple[str, str | None, str | None] | None = None,
+    grid_start: datetime | None = None,
+    history_start: datetime | None = None,
+) -> tuple[pl.DataFrame, str]:
+    """The regular bar grid of one coin with every raw series the families read, and its kr venue.
+
+    By default the grid runs from the coin's first premium bar to ``end``, the venues come from
+    ``kr_venues`` and history (``_hist_s``) is measured from the grid's first bar. The streaming engine
+    (kimp.streaming) builds the rows of new bars with this same code: it passes the first new bar, the
+    venues it serves and the first bar of its whole history.
+    """
+    iv = prep.interval_s
+    premium = prep.tables["premium"]
+    assert premium is not None
+    kr_venue, alt_venue, partner_venue = venues or kr_venues(premium, coin, config)
+    first = grid_start
+    if first is None:
+        own = premium.filter(pl.col("coin") == coin)
+        first = own["ts"].min() if own.height else None  # type: ignore[assignment]
+    if first is None:
         grid = pl.DataFrame({"ts": []}, schema={"ts": pl.Datetime("us", "UTC")})
     else:
-        first = own["ts"].min()
         grid = pl.DataFrame(
             {
                 "ts": pl.datetime_range(
@@ -401,10 +445,11 @@ def base_frame(
                 )
             }
         )
+    origin = pl.lit(history_start, pl.Datetime("us", "UTC")) if history_start else pl.col("ts").first()
     grid = grid.with_columns(
         _close=pl.col("ts") + pl.duration(seconds=iv),
         # history span: from the first bar's close to this bar's close (what a look-back is measured in)
-        _hist_s=(pl.col("ts") - pl.col("ts").first()).dt.total_seconds(),
+        _hist_s=(pl.col("ts") - origin).dt.total_seconds(),
     )
 
     def prem(venue: str | None, c: str, suffix: str) -> pl.DataFrame:
@@ -435,14 +480,6 @@ def base_frame(
     )
     frame = frame.join(prem(alt_venue, coin, "_alt"), on="ts", how="left")
     partner = "ETH" if coin != "ETH" else "BTC"
-    partner_venue = next(
-        (
-            v
-            for v in config.kr_venues
-            if premium.filter((pl.col("coin") == partner) & (pl.col("kr_venue") == v)).height
-        ),
-        None,
-    )
     frame = frame.join(prem(partner_venue, partner, "_oth"), on="ts", how="left")
 
     # closes come from the premium table (the same candle closes, nulled on zero-volume bars), so that

@@ -16,9 +16,16 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
+from kimp.features.garch import GarchParams
 from kimp.features.types import FeatureConfig, FeatureSpec
 
 Maker = Callable[[], pl.Expr | None]
+
+# Families refreshed on every order-book snapshot by the streaming engine (FeatureSpec.refresh): each of
+# their features reads only closes, premiums, FX and the latest book, never a bar's volume, high or low
+# (a feature that does passes refresh="bar"; tests/test_streaming_engine.py checks the rule).
+TICK_FAMILIES = frozenset({"returns", "premium", "mean_reversion", "orderbook"})
+REFRESH_KINDS = ("tick", "bar")
 
 
 def duration_label(seconds: int) -> str:
@@ -40,6 +47,8 @@ class Registry:
         self.makers: list[Maker] = []
         self.helpers: dict[str, pl.Expr] = {}  # in registration order, which is dependency order
         self.cache: dict[str, dict[str, np.ndarray]] = {}  # results shared by helper columns (GARCH)
+        # GARCH parameters per series and refit block, kept across evaluations (see garch.py)
+        self.garch_fitted: dict[str, dict[int, GarchParams | None]] = {}
         self.lock = threading.Lock()
 
     @property
@@ -68,10 +77,14 @@ class Registry:
         lookback_s: int,
         sources: tuple[str, ...],
         make: Maker,
+        refresh: str | None = None,
         **params: object,
     ) -> None:
         if not self.fits(lookback_s):
             return
+        refresh = refresh or ("tick" if family in TICK_FAMILIES else "bar")
+        if refresh not in REFRESH_KINDS:
+            raise ValueError(f"{name}: refresh must be one of {REFRESH_KINDS}, got {refresh!r}")
         self.specs.append(
             FeatureSpec(
                 name=name,
@@ -80,6 +93,7 @@ class Registry:
                 formula=formula,
                 lookback=timedelta(seconds=lookback_s),
                 sources=sources,
+                refresh=refresh,
             )
         )
         self.makers.append(make)

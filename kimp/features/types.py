@@ -117,6 +117,9 @@ class FeatureSpec:
     formula: str
     lookback: timedelta
     sources: tuple[str, ...]
+    # "tick": a function of bar closes, premiums and the latest book, so the streaming engine refreshes it on
+    # every order-book snapshot (the snapshot's mid standing in for the open bar's close); "bar": bar close only
+    refresh: str = "bar"
 
 
 @dataclass

@@ -157,6 +157,7 @@ def add_premium(reg: Registry) -> None:
         "ln(kr quote volume in USD / Binance quote volume) of the bar",
         lookback_s=0,
         sources=("candles", "premium"),
+        refresh="bar",  # reads bar volumes
         make=lambda: (usd_volume("kr") / usd_volume("bn")).log(),
     )
     for wl, sec in VOLUME_RATIO_WINDOWS.items():
@@ -174,6 +175,7 @@ def add_premium(reg: Registry) -> None:
             f"ln(kr USD volume / Binance volume) summed over {wl}",
             lookback_s=sec,
             sources=("candles", "premium"),
+            refresh="bar",
             window=wl,
             make=ratio,
         )

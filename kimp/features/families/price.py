@@ -147,6 +147,7 @@ def _garch_arrays(reg: Registry, s: str, ts_us: np.ndarray, r: np.ndarray) -> di
                 refit_days=cfg.garch_refit_days,
                 window_days=cfg.garch_window_days,
                 min_obs=cfg.garch_min_obs,
+                fitted=reg.garch_fitted.setdefault(s, {}),
             )
             block_start, lo, hi = refit_blocks(ts_us, cfg.garch_refit_days)
             pers = np.full(r.size, np.nan)
