@@ -11,7 +11,7 @@ from dagster import DagsterInstance
 
 from kimp.settings import PROJECT_ROOT, Settings
 
-SQLITE_YAML = PROJECT_ROOT / "dagster.yaml"
+SQLITE_YAML = PROJECT_ROOT / "deploy" / "dagster.sqlite.yaml"
 POSTGRES_YAML = PROJECT_ROOT / "deploy" / "dagster.postgres.yaml"
 
 

@@ -11,7 +11,7 @@ from kimp_pipelines.partitions import daily_partitions
 from kimp_pipelines.resources.modeling import ModelingResource
 
 
-@asset(partitions_def=daily_partitions, group_name="tuning", kinds={"optuna"})
+@asset(partitions_def=daily_partitions, group_name="models", kinds={"optuna"})
 def optuna_study(
     context: AssetExecutionContext, modeling: ModelingResource, training_dataset: pl.DataFrame
 ) -> Output[pl.DataFrame]:

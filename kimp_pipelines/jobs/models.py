@@ -18,7 +18,9 @@ from kimp_pipelines.resources.modeling import end_mlflow_run
 
 training_job = define_asset_job(
     name="training_job",
-    selection=AssetSelection.groups("models"),
+    # optuna_study shares the models group (the graph reads data -> ... -> models -> backtest -> reports)
+    # but is tuned weekly by tuning_job, not in every retrain.
+    selection=AssetSelection.groups("models") - AssetSelection.assets("optuna_study"),
     partitions_def=daily_partitions,
     description="Walk-forward step for day D: training window before D minus the embargo, every model, the "
     "ensemble, out-of-sample predictions for D and their evaluation against the baselines.",
