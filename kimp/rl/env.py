@@ -66,7 +66,7 @@ class SpreadTradingEnv(gym.Env):
         self._kills = np.empty((longest + 16, K.KILL_COLS))
         self._equity = np.empty(longest)
         self._targets = np.empty(longest)
-        self._obs = np.zeros(width)
+        self._obs = np.zeros(width, dtype=np.float32)  # the kernel writes the observation in float32
         self._S = np.zeros(BK.N_STATE)
         self._R = np.zeros(K.N_R)
         self._Q = [env_params(self.config, e.config, e.market, action) for e in self.episodes]
@@ -98,12 +98,15 @@ class SpreadTradingEnv(gym.Env):
         K.observe(0, ep.feats, ep.bars, ep.params, self._S, self._R, self._q, self._obs)
         self._equity[:n] = np.nan
         self._started = True
-        return self._obs.astype(np.float32), {"market": ep.key}
+        return self._obs.copy(), {"market": ep.key}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        a = float(action) if self._discrete else float(np.asarray(action).reshape(-1)[0])
+        try:  # the common cases first: an array of one float (continuous), an integer (discrete)
+            a = float(action) if self._discrete else float(action[0])
+        except (TypeError, IndexError):
+            a = float(np.asarray(action).reshape(-1)[0])
         ep = self._ep
         reward, done = K.step(
             a,
@@ -127,7 +130,7 @@ class SpreadTradingEnv(gym.Env):
         if done:
             self._started = False
             info = self.summary()
-        return self._obs.astype(np.float32), float(reward), bool(done), False, info
+        return self._obs.copy(), float(reward), bool(done), False, info
 
     # --- what the episode did ----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

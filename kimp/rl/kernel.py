@@ -252,7 +252,7 @@ def run_targets(targets_in, ts, tradable, bars, feats, P, S, R, Q, trades, rej, 
     """A whole episode driven by a fixed target per bar (continuous actions): the parity path.
     Returns the sum of rewards."""
     reset(ts, bars, P, S, R, Q)
-    obs = np.empty(feats.shape[1] + N_DYNAMIC)
+    obs = np.empty(feats.shape[1] + N_DYNAMIC, dtype=np.float32)
     total = 0.0
     for i in range(ts.shape[0]):
         reward, _ = step(
