@@ -144,6 +144,8 @@ def test_docs_are_generated_from_the_catalog(tmp_path: Path) -> None:
     assert feature_set_version() in text and "kr_rsi14_1h" in text
     out = write_docs(tmp_path / "features.md")
     assert out.read_text() == text
+    committed = Path(__file__).resolve().parents[1] / "docs" / "features.md"
+    assert committed.read_text() == text, "docs/features.md is stale: run python -m kimp.features.docs"
 
 
 def test_the_feature_package_never_imports_dagster() -> None:

@@ -39,7 +39,9 @@ Time rules
   strictly before the block), so a day computed alone from ``lookback_days()`` of history equals the
   same day inside a longer run (tests/test_features_honesty.py).
 - Missing sources are null, never zero; non-finite inputs become null (missing); non-finite results
-  (division by zero, log of zero) become null.
+  (division by zero, log of zero) become null. A window computes on its valid bars when at least half
+  are present; a ratio of windowed sums (VWAP, money flow, ...) sums both sides over the same bars.
+  Each leg's close comes from its own candles, so one venue's missing bar leaves the other's features.
 """
 
 from kimp.features.build import build_features, catalog, catalog_frame, feature_set_version, lookback_days

@@ -13,6 +13,27 @@ from kimp.features.types import FeatureConfig
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 
 
+# Rules every family follows (the code that applies them: kimp.features.inputs and families/price.py).
+RULES = """## Rules
+
+- **Missing bars.** The grid is regular; a bar without data is a row of nulls (zero-volume placeholder
+  candles count as missing). A window computes on its valid bars when at least half of them are
+  present, and is null otherwise. A ratio of windowed sums (VWAP, money flow, VPIN, buy pressure,
+  volume ratios) sums its numerator and denominator over the same bars: those where every input is
+  present, so a bar missing from one sum is missing from the other.
+- **Each leg on its own.** The Korean and Binance closes come from each venue's candles (the premium
+  row's close where the candles lack the leg), so a bar missing on one venue leaves the other venue's
+  indicators intact; only premium features need both legs.
+- **Timeframes.** An indicator on a timeframe longer than the bar is computed on the bar grid with
+  every period stretched to the timeframe (RSI(14) on 1h over 1-hour changes averaged over 14 hours
+  of bars), so it is defined on every bar.
+- **Windows that cannot be expressed** are null and reported in `FeatureResult.unavailable`: finer
+  than the bar, not a whole number of bars, or (for a statistic compared with the current bar: a
+  mean, a range, a VWAP) a single bar, which would only restate the bar.
+- **Non-finite results** (division by zero, log of zero) are null, never NaN or infinity.
+"""
+
+
 def render_markdown(config: FeatureConfig | None = None) -> str:
     config = config or FeatureConfig()
     specs = catalog(config)
@@ -30,6 +51,7 @@ def render_markdown(config: FeatureConfig | None = None) -> str:
         + ", ".join(f"{t} {d}" for t, d in lookback_days(config).items())
         + ".",
         "",
+        RULES,
         "| family | features |",
         "|---|---|",
         *[f"| {f} | {n} |" for f, n in families.items()],

@@ -160,7 +160,11 @@ def ensure_columns(frame: pl.DataFrame) -> pl.DataFrame:
     """Add the base columns an input did not provide, as nulls (the families read them as missing)."""
     missing = [c for c in base_columns() if c not in frame.columns]
     extra = [pl.lit(None, pl.Float64).alias(c) for c in missing]
-    extra += [pl.lit(None, pl.Datetime("us", "UTC")).alias(c) for c in ("fx_pub",) if c not in frame.columns]
+    extra += [
+        pl.lit(None, pl.Datetime("us", "UTC")).alias(c)
+        for c in ("fx_pub", "fx_fix_pub")
+        if c not in frame.columns
+    ]
     extra += [
         pl.lit(None, pl.Datetime("us", "UTC")).alias(f"m_{s}_pub")
         for s in MACRO_SERIES
@@ -301,6 +305,7 @@ def _candle_cols(
                 pl.when(~placeholder).then(pl.col(c)).alias(f"{prefix}_{c[0]}")
                 for c in ("open", "high", "low")
             ],
+            pl.when(~placeholder).then(pl.col("close")).alias(f"_{prefix}_candle_c"),
             pl.col("volume").alias(f"{prefix}_v"),
             pl.coalesce(qv, pl.col("close") * pl.col("volume")).alias(f"{prefix}_qv"),
         )
@@ -482,14 +487,21 @@ def base_frame(
     partner = "ETH" if coin != "ETH" else "BTC"
     frame = frame.join(prem(partner_venue, partner, "_oth"), on="ts", how="left")
 
-    # closes come from the premium table (the same candle closes, nulled on zero-volume bars), so that
-    # close-based families need only the premium table; OHLV come from the candles table
-    frame = frame.rename({"_pkr": "kr_c", "_pbn": "bn_c"})
+    # Each leg's close comes from its own candles (nulled on its own zero-volume bars), so that a bar
+    # missing on one venue leaves the other venue's indicators intact; the premium row's close (the same
+    # candle close, nulled when either leg is a placeholder, absent when the Korean bar is) is the
+    # fallback where the candles table lacks the leg. OHLV come from the candles table.
     candles = prep.tables["candles"]
     for prefix, venue, quote in (("kr", kr_venue, "KRW"), ("bn", "binance", "USDT")):
         cols = _candle_cols(candles, venue, coin, quote, iv, prefix)
         if cols is not None:
             frame = frame.join(cols, on="ts", how="left")
+        premium_close = f"_p{prefix}"
+        if cols is not None:
+            frame = frame.with_columns(pl.coalesce(f"_{prefix}_candle_c", premium_close).alias(f"{prefix}_c"))
+            frame = frame.drop(f"_{prefix}_candle_c", premium_close)
+        else:
+            frame = frame.rename({premium_close: f"{prefix}_c"})
 
     book = prep.tables["orderbook"]
     for prefix, venue, symbol in (("kr", kr_venue, f"{coin}/KRW"), ("bn", "binance", f"{coin}/USDT")):
@@ -501,7 +513,9 @@ def base_frame(
     if fx is not None:
         fixing = fx.filter(pl.col("series").is_in(["fixing", "daily_close"]) & pl.col("close").is_not_null())
         fixing = (
-            fixing.select(_fx_pub=pl.col("published_at"), fx_fix=pl.col("close"))
+            fixing.select(
+                _fx_pub=pl.col("published_at"), fx_fix=pl.col("close"), fx_fix_pub=pl.col("published_at")
+            )
             .sort("_fx_pub")
             .unique(subset=["_fx_pub"], keep="last", maintain_order=True)
         )

@@ -12,7 +12,16 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from kimp.features.families.price import DAY, PRICE_SERIES, bvc_buy_fraction, half, log_ret1, reg_min, std_min
+from kimp.features.families.price import (
+    DAY,
+    PRICE_SERIES,
+    bvc_buy_fraction,
+    half,
+    log_ret1,
+    masked_sums,
+    reg_min,
+    std_min,
+)
 from kimp.features.kernels import rolling_ols_slope
 from kimp.features.registry import Registry
 from kimp.market_data.schemas import BOOK_LEVELS
@@ -30,10 +39,37 @@ def col(name: str) -> pl.Expr:
     return pl.col(name)
 
 
-def vsum(reg: Registry, s: str, w: int) -> pl.Expr:
-    """Rolling volume sum, shared by VPIN, money flow and buy pressure (a helper column)."""
-    return col(
-        reg.helper(f"_vsum_{s}_{w}", lambda: col(f"{s}_v").rolling_sum(window_size=w, min_samples=half(w)))
+def bvc_vsum(reg: Registry, s: str, w: int) -> pl.Expr:
+    """Rolling volume over the bars that have a bulk-volume classification (the denominator of VPIN and
+    buy pressure: a bar whose buy share is unknown leaves both sums), a helper column."""
+
+    def make() -> pl.Expr:
+        v = col(f"{s}_v")
+        return (
+            pl.when(col(bvc_buy_fraction(reg, s)).is_not_null())
+            .then(v)
+            .rolling_sum(window_size=w, min_samples=half(w))
+        )
+
+    return col(reg.helper(f"_vsum_bvc_{s}_{w}", make))
+
+
+def bvc_flow(reg: Registry, s: str, w: int, weight: pl.Expr) -> pl.Expr:
+    """sum(weight x volume) / sum(volume) over the window's bars with a buy share (masked alike)."""
+    v = col(f"{s}_v")
+    buy = col(bvc_buy_fraction(reg, s))
+    flow = pl.when(buy.is_not_null()).then(weight * v).rolling_sum(window_size=w, min_samples=half(w))
+    return flow / bvc_vsum(reg, s, w)  # no volume in the window: 0/0, nulled by the finite rule
+
+
+def clv(s: str) -> pl.Expr:
+    """Close location value ((c-l) - (h-c)) / (h-l), 0 on a flat bar, null when h, l or c is missing."""
+    h, lo, c = col(f"{s}_h"), col(f"{s}_l"), col(f"{s}_c")
+    return (
+        pl.when(h > lo)
+        .then(((c - lo) - (h - c)) / (h - lo))
+        .when(h.is_not_null() & lo.is_not_null() & c.is_not_null())
+        .then(0.0)
     )
 
 
@@ -125,11 +161,8 @@ def add_liquidity(reg: Registry) -> None:
         for wl, sec in LIQ_WINDOWS.items():
 
             def vpin(s: str = s, sec: int = sec) -> pl.Expr:
-                w = reg.bars(sec)
                 buy = col(bvc_buy_fraction(reg, s))
-                v = col(f"{s}_v")
-                imb = ((2 * buy - 1).abs() * v).rolling_sum(window_size=w, min_samples=half(w))
-                return imb / vsum(reg, s, w)  # no volume in the window: 0/0, nulled by the finite rule
+                return bvc_flow(reg, s, reg.bars(sec), (2 * buy - 1).abs())
 
             reg.add(
                 f"{s}_vpin_{wl}",
@@ -195,18 +228,21 @@ def add_volume(reg: Registry) -> None:
         v = col(f"{s}_v")
         base = f"{what.split(' close')[0]} volume"
         for wl, sec in RATE_WINDOWS.items():
+            # the baseline is always longer than the window (a 1d rate over a 1d baseline is always 0)
+            base_wl, base_sec = ("7d", 7 * DAY) if sec >= DAY else ("1d", DAY)
 
-            def rate(s: str = s, sec: int = sec) -> pl.Expr:
-                w, wd = reg.bars(sec), reg.bars(DAY)
-                return (vmean(reg, s, w) / vmean(reg, s, wd)).log()
+            def rate(s: str = s, sec: int = sec, base_sec: int = base_sec) -> pl.Expr:
+                w, wb = reg.bars(sec), reg.bars(base_sec)
+                return (vmean(reg, s, w) / vmean(reg, s, wb)).log()
 
             reg.add(
                 f"{s}_volume_rate_{wl}",
                 "volume",
-                f"{base} rate: ln(mean bar volume over {wl} / mean over 1d)",
-                lookback_s=DAY,
+                f"{base} rate: ln(mean bar volume over {wl} / mean over {base_wl})",
+                lookback_s=base_sec,
                 sources=C,
                 window=wl,
+                baseline=base_wl,
                 make=rate,
             )
 
@@ -232,19 +268,11 @@ def add_volume(reg: Registry) -> None:
                     window_size=reg.bars(sec), min_samples=half(reg.bars(sec))
                 ),
             )
-        clv = (
-            pl.when(col(f"{s}_h") > col(f"{s}_l"))
-            .then(
-                ((col(f"{s}_c") - col(f"{s}_l")) - (col(f"{s}_h") - col(f"{s}_c")))
-                / (col(f"{s}_h") - col(f"{s}_l"))
-            )
-            .otherwise(0.0)
-        )
         for wl, sec in LIQ_WINDOWS.items():
 
-            def cmf(s: str = s, sec: int = sec, v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
-                w = reg.bars(sec)
-                return (clv * v).rolling_sum(window_size=w, min_samples=half(w)) / vsum(reg, s, w)
+            def cmf(s: str = s, sec: int = sec, v: pl.Expr = v) -> pl.Expr:
+                flow, vol = masked_sums(clv(s) * v, v, reg.bars(sec))
+                return flow / vol
 
             reg.add(
                 f"{s}_cmf_{wl}",
@@ -257,9 +285,13 @@ def add_volume(reg: Registry) -> None:
                 make=cmf,
             )
 
-        def ad_1d(s: str = s, v: pl.Expr = v, clv: pl.Expr = clv) -> pl.Expr:
+        def ad_1d(s: str = s, v: pl.Expr = v) -> pl.Expr:
             wd = reg.bars(DAY)
-            return (clv * v).rolling_sum(window_size=wd, min_samples=half(wd)) / vmean(reg, s, wd)
+            flow = clv(s) * v
+            valid = flow.is_not_null()
+            return pl.when(valid).then(flow).rolling_sum(window_size=wd, min_samples=half(wd)) / pl.when(
+                valid
+            ).then(v).rolling_mean(window_size=wd, min_samples=half(wd))
 
         reg.add(
             f"{s}_ad_line_1d",
@@ -272,10 +304,9 @@ def add_volume(reg: Registry) -> None:
         )
         for wl, sec in PRESSURE_WINDOWS.items():
 
-            def pressure(s: str = s, sec: int = sec, v: pl.Expr = v) -> pl.Expr:
-                w = reg.bars(sec)
+            def pressure(s: str = s, sec: int = sec) -> pl.Expr:
                 buy = col(bvc_buy_fraction(reg, s))
-                return ((2 * buy - 1) * v).rolling_sum(window_size=w, min_samples=half(w)) / vsum(reg, s, w)
+                return bvc_flow(reg, s, reg.bars(sec), 2 * buy - 1)
 
             reg.add(
                 f"{s}_buy_pressure_{wl}",

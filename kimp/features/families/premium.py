@@ -8,7 +8,7 @@ import math
 import numpy as np
 import polars as pl
 
-from kimp.features.families.price import DAY, WINDOWS, half, reg_min, std_min
+from kimp.features.families.price import DAY, WINDOWS, half, masked_sums, mean_min, reg_min, std_min
 from kimp.features.kernels import rolling_ols_slope
 from kimp.features.registry import Registry
 from kimp.features.types import TIMEFRAMES
@@ -142,10 +142,11 @@ def add_premium(reg: Registry) -> None:
     reg.add(
         "fx_fixing_dev",
         "premium",
-        "USD/KRW in use / latest daily fixing (or daily close) - 1",
+        "USD/KRW in use / latest daily fixing (or daily close) - 1; null while the value in use is that "
+        "fixing itself (a daily-only FX source: there is no deviation to measure)",
         lookback_s=0,
         sources=("premium", "fx"),
-        make=lambda: col("usdkrw") / col("fx_fix") - 1,
+        make=lambda: pl.when(col("fx_pub") != col("fx_fix_pub")).then(col("usdkrw") / col("fx_fix") - 1),
     )
 
     def usd_volume(prefix: str) -> pl.Expr:
@@ -163,16 +164,13 @@ def add_premium(reg: Registry) -> None:
     for wl, sec in VOLUME_RATIO_WINDOWS.items():
 
         def ratio(sec: int = sec) -> pl.Expr:
-            w = reg.bars(sec)
-            return (
-                usd_volume("kr").rolling_sum(window_size=w, min_samples=half(w))
-                / usd_volume("bn").rolling_sum(window_size=w, min_samples=half(w))
-            ).log()
+            kr, bn = masked_sums(usd_volume("kr"), usd_volume("bn"), reg.bars(sec))
+            return (kr / bn).log()
 
         reg.add(
             f"kr_bn_volume_ratio_{wl}",
             "premium",
-            f"ln(kr USD volume / Binance volume) summed over {wl}",
+            f"ln(kr USD volume / Binance volume) summed over {wl} (bars with both)",
             lookback_s=sec,
             sources=("candles", "premium"),
             refresh="bar",
@@ -233,7 +231,9 @@ def _ar_slope(c: str, w: int) -> pl.Expr:
 
 def add_mean_reversion(reg: Registry) -> None:
     def rolling_mean(c: str, w: int) -> str:
-        return reg.helper(f"_mean_{c}_{w}", lambda: col(c).rolling_mean(window_size=w, min_samples=half(w)))
+        return reg.helper(
+            f"_mean_{c}_{w}", lambda: col(c).rolling_mean(window_size=w, min_samples=mean_min(w))
+        )
 
     for d, (c, words) in PREMIUMS.items():
         for wl, sec in WINDOWS.items():
@@ -268,12 +268,12 @@ def add_mean_reversion(reg: Registry) -> None:
                 w = reg.bars(sec)
                 hi = col(
                     reg.helper(
-                        f"_max_{c}_{w}", lambda: col(c).rolling_max(window_size=w, min_samples=half(w))
+                        f"_max_{c}_{w}", lambda: col(c).rolling_max(window_size=w, min_samples=mean_min(w))
                     )
                 )
                 lo = col(
                     reg.helper(
-                        f"_min_{c}_{w}", lambda: col(c).rolling_min(window_size=w, min_samples=half(w))
+                        f"_min_{c}_{w}", lambda: col(c).rolling_min(window_size=w, min_samples=mean_min(w))
                     )
                 )
                 return (

@@ -21,9 +21,12 @@ from kimp.features.types import TIMEFRAMES
 
 DAY = 86_400
 WINDOWS: dict[str, int] = {"15m": 900, "1h": 3600, "4h": 14400, "1d": DAY, "3d": 3 * DAY, "7d": 7 * DAY}
+# A leg's close comes from its candles (the premium row's close where the candles lack the leg): see
+# kimp.features.inputs.base_frame. So a price feature reads both tables, and its look-back applies to both.
+CLOSE_SOURCES = ("premium", "candles")
 PRICE_SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "kr": ("Korean-venue KRW close", ("premium",)),
-    "bn": ("Binance USDT close", ("premium",)),
+    "kr": ("Korean-venue KRW close", CLOSE_SOURCES),
+    "bn": ("Binance USDT close", CLOSE_SOURCES),
 }
 OHLC_SOURCES = ("premium", "candles")
 
@@ -35,6 +38,28 @@ def col(name: str) -> pl.Expr:
 def half(w: int) -> int:
     """Minimum valid samples in a window of w rows: half of it (missing bars do not void a window)."""
     return max(1, w // 2)
+
+
+def mean_min(w: int) -> int:
+    """Minimum samples for a window statistic compared with the current bar (a mean, a range, a VWAP):
+    over a one-bar window it is the bar itself and the feature constant, so such a window is not
+    representable."""
+    if w < 2:
+        raise NotRepresentable(
+            "a window of one bar holds only the bar itself (the feature would be constant)"
+        )
+    return half(w)
+
+
+def masked_sums(num: pl.Expr, den: pl.Expr, w: int) -> tuple[pl.Expr, pl.Expr]:
+    """Rolling sums of a ratio's numerator and denominator over the same bars: those where both are
+    present (a bar missing from one sum must not stay in the other). The missing-bar rule: a window
+    computes on its valid bars when at least half of them are present."""
+    valid = num.is_not_null() & den.is_not_null()
+    return (
+        pl.when(valid).then(num).rolling_sum(window_size=w, min_samples=half(w)),
+        pl.when(valid).then(den).rolling_sum(window_size=w, min_samples=half(w)),
+    )
 
 
 def std_min(w: int) -> int:
@@ -165,8 +190,8 @@ def add_garch(reg: Registry) -> None:
     cfg = reg.config
     lookback = (cfg.garch_fit_days + cfg.garch_refit_days) * DAY
     series = {
-        "kr": ("kr 1-bar log return", ("premium",)),
-        "bn": ("bn 1-bar log return", ("premium",)),
+        "kr": ("kr 1-bar log return", CLOSE_SOURCES),
+        "bn": ("bn 1-bar log return", CLOSE_SOURCES),
         "pfx": ("1-bar change of premium_fx", ("premium",)),
     }
     params = dict(
@@ -250,7 +275,9 @@ def add_momentum(reg: Registry) -> None:
 
             def sma_dev(s: str = s, sec: int = sec) -> pl.Expr:
                 w = reg.bars(sec)
-                return col(f"{s}_c") / col(f"{s}_c").rolling_mean(window_size=w, min_samples=half(w)) - 1.0
+                return (
+                    col(f"{s}_c") / col(f"{s}_c").rolling_mean(window_size=w, min_samples=mean_min(w)) - 1.0
+                )
 
             reg.add(
                 f"{s}_sma_dev_{wl}",
@@ -284,15 +311,16 @@ def add_momentum(reg: Registry) -> None:
             def tstat(s: str = s, sec: int = sec) -> pl.Expr:
                 w = reg.bars(sec)
                 r = col(log_ret1(reg, s))
+                n = r.is_not_null().cast(pl.Float64).rolling_sum(window_size=w)  # the returns in the window
                 return r.rolling_sum(window_size=w, min_samples=half(w)) / (
-                    r.rolling_std(window_size=w, min_samples=std_min(w)) * math.sqrt(w)
+                    r.rolling_std(window_size=w, min_samples=std_min(w)) * n.sqrt()
                 )
 
             reg.add(
                 f"{s}_mom_t_{wl}",
                 "momentum",
                 f"time-series momentum of the {what}: sum of 1-bar log returns "
-                f"over {wl} / (their sd x sqrt(n))",
+                f"over {wl} / (their sd x sqrt(n)), n the returns present",
                 lookback_s=sec,
                 sources=sources,
                 window=wl,
@@ -302,10 +330,38 @@ def add_momentum(reg: Registry) -> None:
 
 TECH_SERIES: dict[str, tuple[str, str, str, str, tuple[str, ...], bool]] = {
     # name: (close, high, low, words, sources, is_price)
-    "kr": ("kr_c", "kr_h", "kr_l", "Korean-venue KRW price", ("premium",), True),
-    "bn": ("bn_c", "bn_h", "bn_l", "Binance USDT price", ("premium",), True),
+    "kr": ("kr_c", "kr_h", "kr_l", "Korean-venue KRW price", CLOSE_SOURCES, True),
+    "bn": ("bn_c", "bn_h", "bn_l", "Binance USDT price", CLOSE_SOURCES, True),
     "pfx": ("p_fx", "p_fx", "p_fx", "premium_fx", ("premium",), False),
 }
+
+
+def ema_helper(reg: Registry, src: str, span: int, tag: str) -> str:
+    """Windowed EMA of ``src`` over ``span`` bars (truncated at two spans), a helper column."""
+    return reg.helper(
+        f"_ema_{tag}_{span}", lambda: numba_map(col(src), ewm_np(2.0 / (span + 1), 2 * span, span))
+    )
+
+
+def macd_line_helper(reg: Registry, c: str, tsec: int, is_price: bool) -> str:
+    """MACD line of ``c`` on a timeframe of ``tsec`` seconds: relative to the slow EMA for prices (so
+    KRW and USDT MACDs share a scale), in the series' own units for the premium.
+
+    Module-level with every input an argument: the feature makers run after the registration loop, and a
+    closure defined in that loop would see the loop's last series (the bug this replaced)."""
+    fast, slow, _ = reg.config.macd
+
+    def make() -> pl.Expr:
+        k = reg.bars(tsec)
+        f_, s_ = col(ema_helper(reg, c, fast * k, c)), col(ema_helper(reg, c, slow * k, c))
+        return (f_ - s_) / s_ if is_price else f_ - s_
+
+    return reg.helper(f"_macd_{c}_{tsec}", make)
+
+
+def macd_signal_helper(reg: Registry, c: str, tsec: int, is_price: bool) -> str:
+    sig = reg.config.macd[2]
+    return ema_helper(reg, macd_line_helper(reg, c, tsec, is_price), sig * reg.bars(tsec), f"sig_{c}_{tsec}")
 
 
 def add_technicals(reg: Registry) -> None:
@@ -353,22 +409,11 @@ def add_technicals(reg: Registry) -> None:
                     make=rsi,
                 )
 
-            def ema(src: str, span: int, tag: str) -> str:
-                def make(src: str = src, span: int = span) -> pl.Expr:
-                    return numba_map(col(src), ewm_np(2.0 / (span + 1), 2 * span, span))
-
-                return reg.helper(f"_ema_{tag}_{span}", make)
-
             def macd_line(c: str = c, tsec: int = tsec, is_price: bool = is_price) -> str:
-                def make() -> pl.Expr:
-                    k = reg.bars(tsec)
-                    f_, s_ = col(ema(c, fast * k, c)), col(ema(c, slow * k, c))
-                    return (f_ - s_) / s_ if is_price else f_ - s_
+                return macd_line_helper(reg, c, tsec, is_price)
 
-                return reg.helper(f"_macd_{c}_{tsec}", make)
-
-            def signal(c: str = c, tsec: int = tsec) -> str:
-                return ema(macd_line(c, tsec), sig * reg.bars(tsec), f"sig_{c}_{tsec}")
+            def signal(c: str = c, tsec: int = tsec, is_price: bool = is_price) -> str:
+                return macd_signal_helper(reg, c, tsec, is_price)
 
             lb = (2 * slow + 2 * sig) * tsec
             unit = "relative to the slow EMA" if is_price else "in premium units"
@@ -378,21 +423,21 @@ def add_technicals(reg: Registry) -> None:
                 "macd",
                 f"MACD line of the {words} on {tf}: EMA({fast}) - EMA({slow}) of "
                 f"{tf} periods, {unit}; EMAs are normalized exponential means truncated at 2 spans",
-                make=lambda c=c, tsec=tsec: col(macd_line(c, tsec)),
+                make=lambda f=macd_line: col(f()),
                 **common,
             )
             reg.add(
                 f"{s}_macd_signal_{tf}",
                 "macd",
                 f"MACD signal of the {words} on {tf}: EMA({sig}) of the MACD line",
-                make=lambda c=c, tsec=tsec: col(signal(c, tsec)),
+                make=lambda f=signal: col(f()),
                 **common,
             )
             reg.add(
                 f"{s}_macd_hist_{tf}",
                 "macd",
                 f"MACD histogram of the {words} on {tf}: line - signal",
-                make=lambda c=c, tsec=tsec: col(macd_line(c, tsec)) - col(signal(c, tsec)),
+                make=lambda f=macd_line, g=signal: col(f()) - col(g()),
                 **common,
             )
 
@@ -574,29 +619,30 @@ def add_vwap(reg: Registry) -> None:
 
             def vwap(s: str = s, sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
                 w = reg.bars(sec)
+                mean_min(w)
                 v = col(f"{s}_v")
-                # a window without volume divides by zero: the non-finite result becomes null
-                return col(
-                    reg.helper(
-                        f"_vwap_{s}_{w}",
-                        lambda: (
-                            (tp * v).rolling_sum(window_size=w, min_samples=half(w))
-                            / v.rolling_sum(window_size=w, min_samples=half(w))
-                        ),
-                    )
-                )
+
+                def make() -> pl.Expr:
+                    # only bars with both a price and a volume; a window without volume divides by zero
+                    # and the non-finite result becomes null
+                    pv, vol = masked_sums(tp * v, v, w)
+                    return pv / vol
+
+                return col(reg.helper(f"_vwap_{s}_{w}", make))
 
             def twap(s: str = s, sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
                 w = reg.bars(sec)
                 return col(
-                    reg.helper(f"_twap_{s}_{w}", lambda: tp.rolling_mean(window_size=w, min_samples=half(w)))
+                    reg.helper(
+                        f"_twap_{s}_{w}", lambda: tp.rolling_mean(window_size=w, min_samples=mean_min(w))
+                    )
                 )
 
             common = dict(lookback_s=sec, sources=OHLC_SOURCES, window=wl)
             reg.add(
                 f"{s}_vwap_dist_{wl}",
                 "vwap",
-                f"{what} / VWAP - 1 over {wl} (typical price (h+l+c)/3 weighted by volume)",
+                f"{what} / VWAP - 1 over {wl} (typical price (h+l+c)/3 weighted by volume, bars with both)",
                 make=lambda s=s, f=vwap: col(f"{s}_c") / f() - 1,
                 **common,
             )
@@ -643,4 +689,6 @@ __all__ = [
     "duration_label",
     "half",
     "log_ret1",
+    "masked_sums",
+    "mean_min",
 ]
