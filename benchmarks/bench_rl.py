@@ -146,7 +146,7 @@ def main() -> None:
         flush=True,
     )
 
-    wf = RLWalkForward(window_days=30, kr_venue="bithumb")
+    wf = RLWalkForward(window_days=30, kr_venues=("bithumb",))
     first, last = wf.data_days(args.day)
     if REAL.is_dir():
         tables = real_hourly_tables(first, last)
@@ -157,7 +157,7 @@ def main() -> None:
     hourly = train_both(args.day, tables, wf)
 
     if args.minute:
-        mwf = RLWalkForward(window_days=30, kr_venue="upbit")
+        mwf = RLWalkForward(window_days=30, kr_venues=("upbit",))
         mfirst, mlast = mwf.data_days(args.day)
         mtables = synthetic_tables(mfirst, (mlast - mfirst).days + 1, 60, "upbit")
         print(f"minute: synthetic 1-minute tables, window {mfirst}..{mlast}, {args.minute_steps} steps")

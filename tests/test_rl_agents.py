@@ -93,7 +93,7 @@ def test_time_budget_stops_training_and_says_so(episodes) -> None:
 
 
 def test_agent_of_day_d_never_sees_d_minus_the_embargo(tables) -> None:
-    wf = RLWalkForward(window_days=5, embargo_minutes=60, kr_venue="bithumb")
+    wf = RLWalkForward(window_days=5, embargo_minutes=60, kr_venues=("bithumb",))
     cutoff = wf.cutoff(DAY)
     trained = train_day(DAY, "ppo", tables, wf, TINY["ppo"])
     # Asserted from what it trained on: bars closing at or before D 00:00 - 60 min; the window's last
@@ -126,6 +126,6 @@ def test_agent_of_day_d_never_sees_d_minus_the_embargo(tables) -> None:
 
 
 def test_a_window_without_data_is_a_clear_error(tables) -> None:
-    wf = RLWalkForward(window_days=3, kr_venue="bithumb")
-    with pytest.raises(ValueError, match="no tradable bithumb day in the training window"):
+    wf = RLWalkForward(window_days=3, kr_venues=("bithumb",))
+    with pytest.raises(ValueError, match="no tradable day of bithumb in the training window"):
         train_day(date(2018, 3, 1), "dqn", tables, wf, TINY["dqn"])

@@ -213,3 +213,25 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
     env = SpreadTradingEnv([episode], EnvConfig())
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(1))
+
+
+def test_book_imbalance_and_fees_in_the_observation() -> None:
+    from kimp.backtest import Book
+
+    m, _ = volatile_market(13, days=1)
+    close = m.ts + 60 * US
+    ones = np.ones((m.n, 10))
+    book = Book(
+        ts=close - 1, bid_px=ones, bid_sz=3 * ones, ask_px=2 * ones, ask_sz=ones
+    )  # just before the close
+    late = Book(ts=close + 1, bid_px=ones, bid_sz=3 * ones, ask_px=2 * ones, ask_sz=ones)  # just after it
+    names = feature_names(EnvConfig())
+    kr, bn, fee = (names.index(c) for c in ("kr_book_imbalance", "bn_book_imbalance", "round_trip_cost"))
+    upbit = Episode.build(m.replace(kr_book=book, bn_book=late), BacktestConfig(), EnvConfig()).feats
+    assert (upbit[:, kr] == 0.5).all()  # (3 - 1) / (3 + 1), known at the close
+    assert upbit[0, bn] == 0 and (upbit[1:, bn] == 0.5).all()  # a snapshot after the close is the next bar's
+    assert upbit[0, fee] == pytest.approx(2 * (0.05 + 0.10))  # percent: Upbit and Binance taker, in and out
+    bithumb = Episode.build(m.replace(kr_venue="bithumb"), BacktestConfig(), EnvConfig()).feats
+    assert bithumb[0, fee] == pytest.approx(2 * (0.25 + 0.10))
+    blind = EnvConfig(use_books=False)
+    assert (Episode.build(m.replace(kr_book=book), BacktestConfig(), blind).feats[:, kr] == 0).all()

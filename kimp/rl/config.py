@@ -50,6 +50,7 @@ class EnvConfig:
     Observation (per bar, known at its close): the premium's mean over each of ``premium_minutes`` (and
     its level), volume change of both legs over ``volume_minutes``, order-book imbalance of both legs
     (0 without books), RSI, MACD and Bollinger of the premium, the bars left before the day's close-out,
+    the round trip's fees,
     the catalog features named in ``catalog_features`` (standardized on the training episodes), then
     the position, the current target, the kill-switch state and the episode's PnL.
 
@@ -68,6 +69,7 @@ class EnvConfig:
     macd_bars: tuple[int, int, int] = (12, 26, 9)
     bollinger_bars: int = 20
     catalog_features: tuple[str, ...] = ()
+    use_books: bool = True  # False: the book imbalance is 0 (training data loaded without order books)
     reward_scale: float = 10_000.0  # rewards in basis points of capital
     dsr_weight: float = 0.1
     dsr_eta: float = 0.02

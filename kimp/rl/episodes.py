@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from kimp.backtest import kernel as BK
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import DAY_US, US, Market, market_from_tables
 from kimp.backtest.result import BacktestResult, finish, prepare
@@ -69,7 +70,9 @@ class Episode:
         bars[K.B_BN_SELL] = prep.bn_ref_sell
         bars[K.B_KR_VOL] = market.kr_volume
         bars[K.B_BN_VOL] = market.bn_volume
-        feats = static_features(market, history, env, catalog, catalog_stats)
+        p = prep.params
+        fees = abs(p[BK.P_W_KR]) * p[BK.P_FEE_KR_TAKER] + abs(p[BK.P_W_BN]) * p[BK.P_FEE_BN_TAKER]
+        feats = static_features(market, history, env, catalog, catalog_stats, round_trip_cost=2.0 * fees)
         return Episode(
             market=market,
             config=config,

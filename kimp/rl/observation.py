@@ -14,7 +14,7 @@ trades), each scale-free and clipped to +-``EnvConfig.obs_clip``:
 - ``kr_volume_change``, ``bn_volume_change``: ln(volume of the bar / mean volume of the previous
   ``volume_minutes``), 0 where unknown.
 - ``kr_book_imbalance``, ``bn_book_imbalance``: (bid size - ask size) / (bid + ask) over the 10 levels of
-  the latest snapshot at or before the bar close; 0 without books.
+  the latest snapshot at or before the bar close; 0 without books (or with ``EnvConfig.use_books`` off).
 - ``premium_rsi``: Wilder's RSI of the premium over ``rsi_bars``, as (RSI - 50) / 50.
 - ``premium_macd``, ``premium_macd_signal``, ``premium_macd_hist``: EMA(fast) - EMA(slow) of the premium,
   its EMA(signal) and their difference, over the day scale.
@@ -22,6 +22,8 @@ trades), each scale-free and clipped to +-``EnvConfig.obs_clip``:
   %B, centred: +-1 at the bands); ``premium_bb_width``: that std over the day scale.
 - ``bars_left``: bars before the next forced close (end of the UTC day, or of the episode), per day of
   bars (1 at the start of a day, 0 at its last bar).
+- ``round_trip_cost``: the taker fees of a round trip of the traded legs, in percent (Bithumb's 0.25%
+  against Upbit's 0.05%: an agent trained on both venues knows which one it trades).
 
 The premium is carried forward over bars where it is unknown (stale or filled bars); before the first
 known premium every premium feature is 0.
@@ -62,6 +64,7 @@ def builtin_names(cfg: EnvConfig) -> list[str]:
         "premium_bb_pctb",
         "premium_bb_width",
         "bars_left",
+        "round_trip_cost",
     ]
 
 
@@ -107,11 +110,11 @@ def _clip(v, c):
 @njit(cache=True, nogil=True)
 def premium_features(premium, kr_vol, bn_vol, windows, norm_w, vol_w, rsi_n, fast, slow, signal, bb_n, clip):
     """The premium and volume features of every bar (columns in :func:`builtin_names` order, without the
-    book imbalance and bars_left columns, which :func:`static_features` fills). Only bars 0..i are read
+    book imbalance, bars_left and cost columns, which :func:`static_features` fills). Only bars 0..i are read
     for row i."""
     n = premium.shape[0]
     nw = windows.shape[0]
-    out = np.zeros((n, 1 + nw + 2 + 2 + 1 + 3 + 2 + 1))
+    out = np.zeros((n, 1 + nw + 2 + 2 + 1 + 3 + 2 + 2))
     # Carry the premium forward; rows before the first known value stay 0.
     p = np.empty(n)
     known = np.zeros(n, dtype=np.bool_)
@@ -217,9 +220,13 @@ def static_features(
     cfg: EnvConfig,
     catalog: pl.DataFrame | None = None,
     catalog_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    *,
+    round_trip_cost: float = 0.0,
 ) -> np.ndarray:
     """The (n, F) matrix of the episode's features that do not depend on the agent (see the module
     docstring). ``history``: the bars before the market (same coin, venue and interval), for warm-up.
+    ``round_trip_cost``: the round trip's taker fees as a fraction (kimp.rl.episodes computes it from the
+    backtest's parameters).
     ``catalog``: feature rows (ts, coin, columns named in ``cfg.catalog_features``), standardized with
     ``catalog_stats`` (mean, std) and clipped; missing values are 0."""
     premium, kr_vol, bn_vol = market.premium, market.kr_volume, market.bn_volume
@@ -253,9 +260,11 @@ def static_features(
     )[h:]
     nw = windows.shape[0]
     close_ts = market.ts_close
-    base[:, 1 + nw + 2] = book_imbalance(market.kr_book, close_ts)
-    base[:, 1 + nw + 3] = book_imbalance(market.bn_book, close_ts)
-    base[:, -1] = bars_left(market)
+    if cfg.use_books:
+        base[:, 1 + nw + 2] = book_imbalance(market.kr_book, close_ts)
+        base[:, 1 + nw + 3] = book_imbalance(market.bn_book, close_ts)
+    base[:, -2] = bars_left(market)
+    base[:, -1] = 100.0 * round_trip_cost
     if not cfg.catalog_features:
         return np.ascontiguousarray(base)
     extra = catalog_matrix(market, catalog, cfg.catalog_features)

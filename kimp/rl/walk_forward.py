@@ -33,12 +33,13 @@ from kimp.timeutil import day_start
 class RLWalkForward:
     """Where an agent's training data comes from. ``window_days`` UTC days before D (the last one cut at
     the cutoff ``D - embargo_minutes``); the last ``validation_fraction`` of them (at least one day when
-    the window has two or more) are held out to score the agent; ``span_days`` days per episode."""
+    the window has two or more) are held out to score the agent; ``span_days`` days per episode; one
+    episode per span, coin and Korean venue that has a premium (venues without one are skipped, noted)."""
 
     window_days: int = 30
     embargo_minutes: int = 60
     validation_fraction: float = 0.15
-    kr_venue: str = "upbit"
+    kr_venues: tuple[str, ...] = ("upbit", "bithumb")
     coins: tuple[str, ...] = ("BTC", "ETH")
     span_days: int = 1
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -49,9 +50,9 @@ class RLWalkForward:
             raise ValueError("window_days >= 1, embargo_minutes >= 0 and span_days >= 1 are required")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.kr_venue not in ("upbit", "bithumb") or not self.coins:
+        if not self.kr_venues or not set(self.kr_venues) <= {"upbit", "bithumb"} or not self.coins:
             raise ValueError(
-                f"kr_venue upbit or bithumb and at least one coin, got {self.kr_venue}, {self.coins}"
+                f"kr_venues among upbit and bithumb and at least one coin, got {self.kr_venues}, {self.coins}"
             )
 
     def cutoff(self, day: date) -> datetime:
@@ -102,16 +103,23 @@ class TrainedDay:
 def _markets(
     tables: dict[str, pl.DataFrame], cfg: RLWalkForward, *, end: datetime | None
 ) -> tuple[list[Market], list[str]]:
-    return day_markets(
-        tables["premium"],
-        tables.get("candles", pl.DataFrame()),
-        tables.get("orderbook", pl.DataFrame()),
-        coins=cfg.coins,
-        kr_venue=cfg.kr_venue,
-        config=cfg.backtest,
-        end=end,
-        span_days=cfg.span_days,
-    )
+    markets: list[Market] = []
+    notes: list[str] = []
+    for venue in cfg.kr_venues:
+        found, why = day_markets(
+            tables["premium"],
+            tables.get("candles", pl.DataFrame()),
+            tables.get("orderbook", pl.DataFrame()) if cfg.env.use_books else pl.DataFrame(),
+            coins=cfg.coins,
+            kr_venue=venue,
+            config=cfg.backtest,
+            end=end,
+            span_days=cfg.span_days,
+        )
+        markets += found
+        notes += why if found else [f"{venue}: no tradable day ({'; '.join(why[:3]) or 'no premium rows'})"]
+    markets.sort(key=lambda m: (int(m.ts[0]), m.kr_venue, m.coin))
+    return markets, notes
 
 
 def train_day(
@@ -139,7 +147,7 @@ def train_day(
     window = [m for m in markets if m.ts[0] >= start_us]
     if not window:
         raise ValueError(
-            f"{kind} agent for {day}: no tradable {cfg.kr_venue} day in the training window {first}.."
+            f"{kind} agent for {day}: no tradable day of {'/'.join(cfg.kr_venues)} in the training window {first}.."
             f"{cutoff.isoformat()} ({'; '.join(notes) or 'no premium rows'}); materialize market data first"
         )
     last_close = max(int(m.ts[-1]) + m.interval_s * US for m in window)
@@ -211,6 +219,8 @@ def act_day(
 ) -> tuple[pl.DataFrame, Play]:
     """The agent's signals on ``market`` (ts, target: what it sent after the guard rails) and its play.
     ``history``: the bars before the market (the previous day), for the observation's warm-up."""
+    if not agent.env_config.use_books:  # it learned without books: it acts without them
+        market = market.replace(kr_book=None, bn_book=None)
     episode = Episode.build(
         market, agent.backtest_config, agent.env_config, history=history, catalog=catalog,
         catalog_stats=agent.catalog_stats,
