@@ -14,11 +14,13 @@ setup: $(STAMP)
 
 # Re-installs only when pyproject.toml changes. uv is ~5x faster than pip here; torch must be
 # pinned to 2.13.0 and found through UV_FIND_LINKS (see docs/decisions.md).
+# --compile-bytecode: write the .pyc files once at install; with PYTHONDONTWRITEBYTECODE set (as on this
+# machine) every process would otherwise recompile torch, transformers and dagster (about 80 s under load).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "kimp needs Python 3.11 (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev]'
+	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
 	@touch $(STAMP)
 
 demo: setup

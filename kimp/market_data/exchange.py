@@ -7,7 +7,10 @@
   window of candles: a day older than that window is a MarketDataError, never a silently partial day.
 - fx: ccxt has no FX. With ``fx_dir`` the daily USD/KRW file is read exactly as FilesSource does; otherwise ECB
   reference rates come from the Frankfurter API (published_at = value date 15:00 UTC, i.e. ~16:00 CET).
-- order books, on-chain, macro, news: not available for historical days (provides() False, empty frames).
+- news: from public RSS/Atom feeds when an ``RssArchive`` with feeds is given (kimp.market_data.rss): asking
+  for today's or yesterday's news polls the feeds first; older days read what the archive collected.
+- order books, on-chain, macro (and news without feeds): not available for historical days (provides() False,
+  empty frames).
 - quote_volume is null: ccxt's unified OHLCV has base volume only.
 
 Exchanges are created lazily by a factory (``make_exchange``), so tests inject instances whose HTTP layer is
@@ -45,6 +48,7 @@ from kimp.timeutil import day_bounds, parse_day
 
 if TYPE_CHECKING:
     from kimp.market_data.files import FilesSource
+    from kimp.market_data.rss import RssArchive
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,7 @@ class ExchangeSource:
         factory: ExchangeFactory = make_exchange,
         page_limits: Mapping[str, int] | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        news_archive: RssArchive | None = None,
     ) -> None:
         """``exchanges`` maps a venue to a ready ccxt instance or a zero-argument factory; venues missing from
         it are built by ``factory`` on first use. ``symbols`` overrides DEFAULT_SYMBOLS (and the venue list).
@@ -134,6 +139,7 @@ class ExchangeSource:
         self._instances: dict[str, ExchangeLike] = {}
         self._limits = {**PAGE_LIMITS, **(page_limits or {})}
         self._clock = clock
+        self.news_archive = news_archive
         self._fx_files: FilesSource | None = None
         self._ecb_cache: dict[tuple[date, date], dict[date, float]] = {}
         self.interval_s = _timeframe_seconds(timeframe)
@@ -143,6 +149,8 @@ class ExchangeSource:
     def provides(self, table: Table, venue: str | None = None) -> bool:
         if table == "candles":
             return bool(self.symbols) if venue is None else bool(self.symbols.get(venue))
+        if table == "news":
+            return self.news_archive is not None and bool(self.news_archive.feeds)
         return table == "fx"
 
     def candles(self, venue: str, day: date) -> pl.DataFrame:
@@ -175,7 +183,14 @@ class ExchangeSource:
         return empty(MACRO)
 
     def news(self, day: date) -> pl.DataFrame:
-        return empty(NEWS)
+        archive = self.news_archive
+        if archive is None or not archive.feeds:
+            return empty(NEWS)
+        d = parse_day(day)
+        if d >= self._clock().date() - timedelta(days=1):  # feeds list only their latest items
+            report = archive.fetch()
+            log.info("news feeds: %d new items, %d feeds failed", report.new_items, len(report.failures))
+        return archive.news(d)
 
     # -------------------------------------------------------------------------------------- candles
 
