@@ -80,7 +80,7 @@ def main() -> None:
 
     frame = synthetic_features(args.days, args.features, ("BTC", "ETH"), args.train_fraction, seed=7)
     features = [c for c in frame.columns if c.startswith("feat_")]
-    config = WalkForwardConfig(lstm_size=args.size, extra={"lstm": {"threads": args.threads}})
+    config = WalkForwardConfig(lstm_size=args.size, model_params={"lstm": {"threads": args.threads}})
     sizes = sizes_for(config, max_epochs=args.epochs)
 
     started = time.perf_counter()

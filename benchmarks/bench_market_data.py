@@ -48,15 +48,16 @@ MATERIALIZE = textwrap.dedent(
     warnings.filterwarnings("ignore")
     t0 = time.perf_counter()
     from dagster import DagsterInstance, materialize
-    from kimp_pipelines.assets import all_checks, market_assets
-    from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+    from kimp.settings import Settings
+    from kimp_pipelines.assets import build_market_assets
+    from kimp_pipelines.partitions import Partitions
+    from kimp_pipelines.resources import build_resources
     import kimp.quality.suites as q; q._gx()   # the one-off Great Expectations import (~9 s cold)
     t_import = time.perf_counter() - t0
     t1 = time.perf_counter()
-    res = materialize([*market_assets, *all_checks], partition_key=sys.argv[1],
-                      resources={"market_data": MarketDataResource(kind="simulated", orderbook_interval_ms=int(sys.argv[3])),
-                                 "io_manager": ParquetIOManager(base_uri=sys.argv[2]), "quality": QualityResource()},
-                      instance=DagsterInstance.ephemeral(), raise_on_error=False)
+    settings = Settings(storage_uri=sys.argv[2], orderbook_interval_ms=int(sys.argv[3]))
+    res = materialize(build_market_assets(Partitions.from_settings(settings)), partition_key=sys.argv[1],
+                      resources=build_resources(settings), instance=DagsterInstance.ephemeral(), raise_on_error=False)
     t_run = time.perf_counter() - t1
     checks = res.get_asset_check_evaluations()
     print(json.dumps({"seconds": t_run, "import_s": t_import, "success": res.success,

@@ -1,60 +1,142 @@
-"""Settings from the environment, validated in one place.
+"""kimp's settings: one typed, validated object, built once and passed down.
 
-KIMP_HOME            every piece of local state (Parquet store, DAGSTER_HOME, later MLflow); default .kimp/
+``Settings`` holds every setting of the product. Defaults live on the dataclasses (this module for the
+platform and the backtests, :class:`kimp.models.base.WalkForwardConfig` for the walk-forward,
+:class:`kimp.features.FeatureConfig` for the feature set), each in one place. Build it from the
+environment with ``Settings.from_env()`` (only the variables that are set are read), or in code; change
+it with ``dataclasses.replace`` (the CLI does, for its options). Nothing reads settings at import time and
+nothing writes them to the environment: ``kimp_pipelines.definitions.build_definitions(settings)`` builds
+partitions, resources, assets, jobs and schedules from the object it is given.
+
+Environment variables (README "Configuration"):
+
+KIMP_HOME            every piece of local state (Parquet store, Dagster home, MLflow, Optuna, models, reports)
+KIMP_ENV             local (default) | prod (prod requires a remote store)
 KIMP_SOURCE          simulated (default) | files | exchange
 KIMP_DATA_DIR        folder of real files for the files source (and the FX file for exchange)
 KIMP_STORAGE_URI     base URI of the Parquet store (default $KIMP_HOME/store; s3://bucket/prefix works)
 KIMP_START_DATE      first daily partition (default 2017-08-17, the start of the real hourly samples)
-KIMP_SEED            simulator seed (default 7)
+KIMP_SEED            the seed of everything random: simulator, models, scenarios (default 7)
 KIMP_ORDERBOOK_MS    simulated order-book snapshot interval in ms (default 5000, down to 100)
 KIMP_MAX_GAP_MINUTES gap threshold of the blocking 'gaps' checks (default 360)
 KIMP_MAX_FX_AGE_HOURS freshness limit of USD/KRW for the premium (default 120)
 KIMP_MLFLOW_URI      MLflow tracking URI (default sqlite:///$KIMP_HOME/mlflow.db; any MLflow server works)
-KIMP_OPTUNA_STORAGE  Optuna RDB storage URL (default sqlite:///$KIMP_HOME/optuna.db; share a Postgres URL
-                     so several workers tune one study)
-KIMP_WF_HORIZON_MINUTES  prediction horizon (default 60; 60..1440)
-KIMP_WF_WINDOW_DAYS  training window of each daily model (default 30)
-KIMP_WF_TRIALS       Optuna trials per tuning study (default 20)
-KIMP_WF_MODELS       models trained each day (default xgboost,lightgbm,lstm)
-KIMP_WF_LSTM_SIZE    cpu (default, sized for 2 cores) | prd (the PRD's full LSTM)
-KIMP_WF_KR_VENUE     Korean venue whose premium is predicted: upbit (default) | bithumb (the 2017-2019 samples)
+KIMP_OPTUNA_STORAGE  Optuna RDB storage URL (default sqlite:///$KIMP_HOME/optuna.db)
+KIMP_DAGSTER_PG_URL  Postgres instance storage for Dagster instead of SQLite (a secret: never logged)
+KIMP_PLUGINS         comma-separated modules imported before the definitions are built; each registers
+                     models (kimp.models.registry) and/or strategies (kimp.backtest.strategies)
+KIMP_WF_HORIZON_MINUTES, KIMP_WF_WINDOW_DAYS, KIMP_WF_TRIALS, KIMP_WF_MODELS, KIMP_WF_LSTM_SIZE,
+KIMP_WF_KR_VENUE     the walk-forward (WalkForwardConfig: horizon_minutes, window_days, n_trials, models,
+                     lstm_size, kr_venue)
+KIMP_BT_STRATEGIES   strategies of the daily backtests (BacktestSettings.strategies)
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from kimp.models.base import WalkForwardConfig
 
 if TYPE_CHECKING:
-    from kimp.models.base import WalkForwardConfig
+    from kimp.features import FeatureConfig
 
 SOURCES = ("simulated", "files", "exchange")
+ENVIRONMENTS = ("local", "prod")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
-class Settings:
-    home: Path
-    source: str
-    data_dir: str | None
-    storage_uri: str
-    start_date: date
-    seed: int
-    orderbook_interval_ms: int
-    max_gap_minutes: int
-    max_fx_age_hours: int
-    mlflow_uri: str = ""
-    optuna_storage: str = ""
-    wf_horizon_minutes: int = 60
-    wf_window_days: int = 30
-    wf_trials: int = 20
-    wf_models: tuple[str, ...] = ("xgboost", "lightgbm", "lstm")
-    wf_lstm_size: str = "cpu"
-    wf_kr_venue: str = "upbit"
+class BacktestSettings:
+    """What the daily backtests run: strategies (names in kimp.backtest.strategies, or a model name whose
+    predictions to trade), on which markets and scenarios, with per-strategy parameter overrides.
 
+    ``params`` maps a strategy name to overrides of its typed parameters (e.g.
+    ``{"zscore": {"entry_z": 2.5}}``); the defaults are the strategy's own (its ``params`` dataclass).
+    ``scenarios`` empty = every scenario the engine defines (kimp.backtest.SCENARIOS).
+    """
+
+    strategies: tuple[str, ...] = ("zscore", "ensemble")
+    coins: tuple[str, ...] = ("BTC", "ETH")
+    kr_venues: tuple[str, ...] = ("upbit", "bithumb")
+    scenarios: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        for name in ("strategies", "coins", "kr_venues"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not value or any(not str(v).strip() for v in value):
+                raise ValueError(f"backtest {name} must be a non-empty tuple of names, got {value!r}")
+        if not set(self.kr_venues) <= {"upbit", "bithumb"}:
+            raise ValueError(f"backtest kr_venues must name upbit and/or bithumb, got {self.kr_venues}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of kimp (module docstring). Paths and URIs left None derive from ``home``."""
+
+    home: Path = PROJECT_ROOT / ".kimp"
+    env: str = "local"
+    source: str = "simulated"
+    data_dir: str | None = None
+    storage_uri: str | None = None  # None: $home/store
+    start_date: date = date(2017, 8, 17)
+    seed: int = WalkForwardConfig.seed  # one seed for everything; walk_forward.seed follows it
+    orderbook_interval_ms: int = 5_000
+    max_gap_minutes: int = 360
+    max_fx_age_hours: int = 120
+    # URLs that may hold a password are left out of the repr (logs, error messages).
+    mlflow_uri: str | None = field(default=None, repr=False)  # None: sqlite under home
+    optuna_storage: str | None = field(default=None, repr=False)  # None: sqlite under home
+    dagster_pg_url: str | None = field(default=None, repr=False)
+    plugins: tuple[str, ...] = ()
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    features: FeatureConfig | None = None  # None: the product's feature set (FeatureConfig())
+    # The KIMP_ variables this object was read from (from_env); lets resources bind secrets through EnvVar.
+    env_values: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        home = Path(self.home).expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"env (KIMP_ENV) is {self.env!r}: expected one of {', '.join(ENVIRONMENTS)}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source (KIMP_SOURCE) is {self.source!r}: expected one of {', '.join(SOURCES)}")
+        if self.source == "files" and not self.data_dir:
+            raise ValueError(
+                "KIMP_SOURCE=files needs KIMP_DATA_DIR (the folder holding the candle and FX files)"
+            )
+        if self.data_dir and "://" not in self.data_dir:
+            object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().resolve()))
+        ms = self.orderbook_interval_ms
+        if not 100 <= ms <= 3_600_000 or 86_400_000 % ms:
+            raise ValueError(
+                f"orderbook_interval_ms (KIMP_ORDERBOOK_MS) is {ms}: expected 100 .. 3,600,000 milliseconds "
+                "that divide a day evenly (e.g. 100, 250, 500, 1000, 5000, 60000)"
+            )
+        defaults = {
+            "storage_uri": str(home / "store"),
+            "mlflow_uri": f"sqlite:///{home / 'mlflow.db'}",
+            "optuna_storage": f"sqlite:///{home / 'optuna.db'}",
+        }
+        for name, default in defaults.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, default)
+        if self.env == "prod" and "://" not in str(self.storage_uri):
+            raise ValueError(
+                "KIMP_ENV=prod needs KIMP_STORAGE_URI to name a shared store such as s3://bucket/kimp"
+            )
+        if self.walk_forward.seed != self.seed:
+            object.__setattr__(self, "walk_forward", replace(self.walk_forward, seed=self.seed))
+        if isinstance(self.plugins, str):
+            raise ValueError(f"plugins must be a tuple of module names, got {self.plugins!r}")
+
+    # Derived locations, all under home.
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
@@ -64,92 +146,111 @@ class Settings:
         """Daily model files (also logged to MLflow); local because models are loaded by path."""
         return self.home / "models"
 
-    def walk_forward(self) -> WalkForwardConfig:
-        """The validated walk-forward config these settings describe."""
-        from kimp.models.base import WalkForwardConfig
+    @property
+    def report_dir(self) -> Path:
+        return self.home / "reports"
 
-        return WalkForwardConfig(
-            horizon_minutes=self.wf_horizon_minutes,
-            window_days=self.wf_window_days,
-            n_trials=self.wf_trials,
-            models=self.wf_models,
-            lstm_size=self.wf_lstm_size,
-            kr_venue=self.wf_kr_venue,
-            seed=self.seed,
-        )
+    def feature_config(self) -> FeatureConfig:
+        """The feature set (imported on demand: kimp.features is heavy to import)."""
+        if self.features is not None:
+            return self.features
+        from kimp.features import FeatureConfig
+
+        return FeatureConfig()
+
+    def with_walk_forward(self, **changes: Any) -> Settings:
+        """A copy with some walk-forward fields changed (None values are ignored: 'not given')."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, walk_forward=replace(self.walk_forward, **changes)) if changes else self
+
+    def with_backtest(self, **changes: Any) -> Settings:
+        """A copy with some backtest fields changed (None values are ignored: 'not given')."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, backtest=replace(self.backtest, **changes)) if changes else self
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables (``os.environ`` unless given); only set ones are read."""
         env = dict(os.environ if env is None else env)
-        home = Path(env.get("KIMP_HOME") or PROJECT_ROOT / ".kimp").expanduser().resolve()
-        source = env.get("KIMP_SOURCE", "simulated").strip().lower()
-        if source not in SOURCES:
-            raise ValueError(f"KIMP_SOURCE={source!r}: expected one of {', '.join(SOURCES)}")
-        data_dir = env.get("KIMP_DATA_DIR") or None
-        if source == "files" and not data_dir:
-            raise ValueError(
-                "KIMP_SOURCE=files needs KIMP_DATA_DIR (the folder holding the candle and FX files)"
-            )
-        if data_dir and "://" not in data_dir:
-            data_dir = str(Path(data_dir).expanduser().resolve())
-        storage = env.get("KIMP_STORAGE_URI") or str(home / "store")
-        ob_ms = _int(env, "KIMP_ORDERBOOK_MS", 5_000)
-        if not 100 <= ob_ms <= 3_600_000 or 86_400_000 % ob_ms:
-            raise ValueError(
-                f"KIMP_ORDERBOOK_MS={ob_ms}: expected 100 .. 3,600,000 milliseconds that divide a day evenly "
-                "(e.g. 100, 250, 500, 1000, 5000, 60000)"
-            )
-        return cls(
-            home=home,
-            source=source,
-            data_dir=data_dir,
-            storage_uri=storage,
-            start_date=_date(env, "KIMP_START_DATE", "2017-08-17"),
-            seed=_int(env, "KIMP_SEED", 7),
-            orderbook_interval_ms=ob_ms,
-            max_gap_minutes=_int(env, "KIMP_MAX_GAP_MINUTES", 360),
-            max_fx_age_hours=_int(env, "KIMP_MAX_FX_AGE_HOURS", 120),
-            mlflow_uri=env.get("KIMP_MLFLOW_URI") or f"sqlite:///{home / 'mlflow.db'}",
-            optuna_storage=env.get("KIMP_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}",
-            wf_horizon_minutes=_int(env, "KIMP_WF_HORIZON_MINUTES", 60),
-            wf_window_days=_int(env, "KIMP_WF_WINDOW_DAYS", 30),
-            wf_trials=_int(env, "KIMP_WF_TRIALS", 20),
-            wf_models=_models(env.get("KIMP_WF_MODELS") or "xgboost,lightgbm,lstm"),
-            wf_lstm_size=(env.get("KIMP_WF_LSTM_SIZE") or "cpu").strip().lower(),
-            wf_kr_venue=_choice(env, "KIMP_WF_KR_VENUE", "upbit", ("upbit", "bithumb")),
-        )
+        read = {k: v for k, v in env.items() if k.startswith("KIMP_") and v != ""}
+        top: dict[str, Any] = {}
+        text = {
+            "KIMP_HOME": "home",
+            "KIMP_DATA_DIR": "data_dir",
+            "KIMP_STORAGE_URI": "storage_uri",
+            "KIMP_MLFLOW_URI": "mlflow_uri",
+            "KIMP_OPTUNA_STORAGE": "optuna_storage",
+            "KIMP_DAGSTER_PG_URL": "dagster_pg_url",
+        }
+        for var, name in text.items():
+            if var in read:
+                top[name] = read[var]
+        for var, name in (("KIMP_ENV", "env"), ("KIMP_SOURCE", "source")):
+            if var in read:
+                top[name] = read[var].strip().lower()
+        ints = {
+            "KIMP_SEED": "seed",
+            "KIMP_ORDERBOOK_MS": "orderbook_interval_ms",
+            "KIMP_MAX_GAP_MINUTES": "max_gap_minutes",
+            "KIMP_MAX_FX_AGE_HOURS": "max_fx_age_hours",
+        }
+        for var, name in ints.items():
+            if var in read:
+                top[name] = _int(var, read[var])
+        if "KIMP_START_DATE" in read:
+            top["start_date"] = _date("KIMP_START_DATE", read["KIMP_START_DATE"])
+        if "KIMP_PLUGINS" in read:
+            top["plugins"] = _names(read["KIMP_PLUGINS"])
+        wf: dict[str, Any] = {}
+        for var, name in (
+            ("KIMP_WF_HORIZON_MINUTES", "horizon_minutes"),
+            ("KIMP_WF_WINDOW_DAYS", "window_days"),
+            ("KIMP_WF_TRIALS", "n_trials"),
+        ):
+            if var in read:
+                wf[name] = _int(var, read[var])
+        if "KIMP_WF_MODELS" in read:
+            wf["models"] = _names(read["KIMP_WF_MODELS"], lower=True)
+            if not wf["models"]:
+                raise ValueError(f"KIMP_WF_MODELS={read['KIMP_WF_MODELS']!r}: name at least one model")
+        if "KIMP_WF_LSTM_SIZE" in read:
+            wf["lstm_size"] = read["KIMP_WF_LSTM_SIZE"].strip().lower()
+        if "KIMP_WF_KR_VENUE" in read:
+            wf["kr_venue"] = _choice("KIMP_WF_KR_VENUE", read["KIMP_WF_KR_VENUE"], ("upbit", "bithumb"))
+        bt: dict[str, Any] = {}
+        if "KIMP_BT_STRATEGIES" in read:
+            bt["strategies"] = _names(read["KIMP_BT_STRATEGIES"])
+        try:
+            walk_forward = WalkForwardConfig(**wf)
+        except ValueError as exc:
+            raise ValueError(f"KIMP_WF_* variables: {exc}") from None
+        try:
+            backtest = BacktestSettings(**bt)
+        except ValueError as exc:
+            raise ValueError(f"KIMP_BT_STRATEGIES: {exc}") from None
+        return cls(**top, walk_forward=walk_forward, backtest=backtest, env_values=read)
 
 
-MODELS = ("xgboost", "lightgbm", "lstm")
+def _names(raw: str, *, lower: bool = False) -> tuple[str, ...]:
+    names = (n.strip() for n in raw.split(","))
+    return tuple((n.lower() if lower else n) for n in names if n)
 
 
-def _choice(env: dict[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
-    value = (env.get(name) or default).strip().lower()
+def _choice(name: str, raw: str, allowed: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
     if value not in allowed:
         raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
     return value
 
 
-def _models(raw: str) -> tuple[str, ...]:
-    names = tuple(m.strip().lower() for m in raw.split(",") if m.strip())
-    unknown = [m for m in names if m not in MODELS]
-    if unknown or not names:
-        raise ValueError(f"KIMP_WF_MODELS={raw!r}: expected a comma-separated subset of {', '.join(MODELS)}")
-    return names
-
-
-def _date(env: dict[str, str], name: str, default: str) -> date:
-    raw = env.get(name) or default
+def _date(name: str, raw: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r}: expected a date as YYYY-MM-DD") from None
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
+def _int(name: str, raw: str) -> int:
     try:
         return int(raw)
     except ValueError:

@@ -150,23 +150,31 @@ def walk_forward(
 
     Market data and features are materialized first for the training window and the features'
     look-back before START (days already stored are recomputed; they are deterministic)."""
-    for name, value in (
-        ("KIMP_WF_WINDOW_DAYS", window_days),
-        ("KIMP_WF_HORIZON_MINUTES", horizon),
-        ("KIMP_WF_TRIALS", trials),
-        ("KIMP_WF_MODELS", models),
-        ("KIMP_WF_LSTM_SIZE", lstm_size),
-        ("KIMP_WF_KR_VENUE", kr_venue),
-    ):
-        if value is not None:
-            os.environ[name] = str(value)  # read by the Definitions the runner builds
-    _run_walk_forward(_settings(), start, end, retune=retune, feature_warmup=feature_warmup)
+    try:
+        settings = _settings().with_walk_forward(
+            window_days=window_days,
+            horizon_minutes=horizon,
+            n_trials=trials,
+            models=_names(models) if models is not None else None,
+            lstm_size=lstm_size,
+            kr_venue=kr_venue,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    _run_walk_forward(settings, start, end, retune=retune, feature_warmup=feature_warmup)
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    names = tuple(n.strip().lower() for n in raw.split(",") if n.strip())
+    if not names:
+        raise click.BadParameter(f"{raw!r}: name at least one")
+    return names
 
 
 def _run_walk_forward(
     settings: Settings, start: date, end: date, *, retune: bool, feature_warmup: bool
 ) -> None:
-    wf = settings.walk_forward()
+    wf = settings.walk_forward
     from kimp.features import lookback_days
     from kimp.models.studies import latest_study_day
 
@@ -213,9 +221,10 @@ def _run_walk_forward(
 def backtest(start: date, end: date, strategy: str | None, with_data: bool) -> None:
     """Backtest the kimchi-premium spread trade day by day under every market scenario, then a summary
     over the range (`backtest_summary`, also an HTML report)."""
+    settings = _settings()
     if strategy:
-        os.environ["KIMP_BT_STRATEGIES"] = strategy
-    _run_backtest(_settings(), start, end, with_data=with_data)
+        settings = settings.with_backtest(strategies=_names(strategy))
+    _run_backtest(settings, start, end, with_data=with_data)
 
 
 def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool) -> None:
@@ -291,10 +300,12 @@ def sql(query: str) -> None:
 def demo(start: date | None, end: date | None) -> None:
     """The main job, end to end on a short range: market data and premium, features, a short walk-forward
     (tune, train, predict, evaluate against the baselines) over the last days, and their backtests."""
-    # Demo sizes (each overridable through its variable): a 2-day training window and a 2-trial study.
-    os.environ.setdefault("KIMP_WF_WINDOW_DAYS", "2")
-    os.environ.setdefault("KIMP_WF_TRIALS", "2")
     settings = _settings()
+    # Demo sizes, unless set through their variables: a 2-day training window and a 2-trial study.
+    demo_sizes = {"KIMP_WF_WINDOW_DAYS": ("window_days", 2), "KIMP_WF_TRIALS": ("n_trials", 2)}
+    settings = settings.with_walk_forward(
+        **{field: value for var, (field, value) in demo_sizes.items() if var not in settings.env_values}
+    )
     if start is None or end is None:
         if settings.source != "simulated":
             raise click.UsageError(
@@ -302,7 +313,7 @@ def demo(start: date | None, end: date | None) -> None:
                 "(e.g. --start 2018-01-02 --end 2018-01-08 for ../shared/data/real)"
             )
         start, end = DEMO_RANGE
-    wf = settings.walk_forward()
+    wf = settings.walk_forward
     first_predicted = start + timedelta(days=wf.window_days + 1)
     if first_predicted > end:
         raise click.UsageError(
@@ -340,12 +351,13 @@ def demo(start: date | None, end: date | None) -> None:
 @click.option("--port", default=3000, show_default=True)
 def ui(host: str, port: int) -> None:
     """Start `dagster dev` on kimp's instance, so the UI shows the runs of `kimp` commands."""
-    from kimp_pipelines.instance import prepare_dagster_home
+    from kimp_pipelines.instance import instance_env
 
-    home = prepare_dagster_home(_settings())
-    click.echo(f"kimp: DAGSTER_HOME={home}; open http://{host}:{port}", err=True)
+    env = instance_env(_settings())  # the child's environment: DAGSTER_HOME and the instance's storage
+    click.echo(f"kimp: DAGSTER_HOME={env['DAGSTER_HOME']}; open http://{host}:{port}", err=True)
     exe = os.path.join(os.path.dirname(sys.executable), "dagster")
-    os.execv(exe, [exe, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)])
+    args = [exe, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-h", host, "-p", str(port)]
+    os.execve(exe, args, env)
 
 
 if __name__ == "__main__":

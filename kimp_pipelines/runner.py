@@ -17,7 +17,7 @@ from tqdm import tqdm
 from kimp.settings import Settings
 from kimp.storage import ParquetStore
 from kimp_pipelines.instance import get_instance
-from kimp_pipelines.partitions import daily_partitions
+from kimp_pipelines.partitions import Partitions
 
 MAIN_JOB = "market_data_job"
 # Jobs in dependency order; a range runs them stage by stage.
@@ -97,7 +97,7 @@ def materialize_range(
     defs = build_definitions(settings)
     graph = defs.resolve_asset_graph()
     # Every job's days are the one daily partitioning (the backtests' date dimension included).
-    valid_days = set(daily_partitions.get_partition_keys())
+    valid_days = set(Partitions.from_settings(settings).daily.get_partition_keys())
     selected: set[AssetKey] | None = None
     if select:
         try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from dagster import DagsterInstance, RunsFilter
+from dagster import RunsFilter
 
+from kimp.settings import Settings
 from kimp_pipelines.cli import main
+from kimp_pipelines.instance import get_instance
 
 
 def test_materialize_then_sql(kimp_env: Path) -> None:
@@ -22,7 +24,7 @@ def test_materialize_then_sql(kimp_env: Path) -> None:
         "2024-01-02.parquet",
     ]
     # the runs are in the instance the UI reads
-    instance = DagsterInstance.from_config(str(kimp_env / "dagster"))
+    instance = get_instance(Settings.from_env())
     assert len(instance.get_runs(RunsFilter(tags={"kimp/launched_by": "cli"}))) == 2
     out = runner.invoke(
         main,

@@ -8,14 +8,21 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dagster import build_schedule_context
+import pytest
+from dagster import Definitions, build_schedule_context
 
-from kimp_pipelines.definitions import defs
+from kimp.settings import Settings
+from kimp_pipelines.definitions import build_definitions
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_definitions_load_with_every_part() -> None:
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory: pytest.TempPathFactory) -> Definitions:
+    return build_definitions(Settings(home=tmp_path_factory.mktemp("defs")))
+
+
+def test_definitions_load_with_every_part(defs: Definitions) -> None:
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {
         "upbit_candles",
@@ -35,14 +42,14 @@ def test_definitions_load_with_every_part() -> None:
     assert len(checks) == 33 and all(defs.resolve_asset_graph().get_check_spec(k).blocking for k in checks)
 
 
-def test_daily_schedule_requests_yesterday() -> None:
+def test_daily_schedule_requests_yesterday(defs: Definitions) -> None:
     schedule = defs.resolve_schedule_def("daily_market_data")
     context = build_schedule_context(scheduled_execution_time=datetime(2024, 3, 5, 0, 30, tzinfo=UTC))
     requests = schedule.evaluate_tick(context).run_requests
     assert requests and requests[0].partition_key == "2024-03-04"
 
 
-def test_every_layer_has_its_job_and_schedule() -> None:
+def test_every_layer_has_its_job_and_schedule(defs: Definitions) -> None:
     from kimp.backtest import SCENARIOS
     from kimp_pipelines.partitions import SCENARIOS as PARTITION_SCENARIOS
 
@@ -101,6 +108,25 @@ def test_dagster_definitions_validate(tmp_path: Path) -> None:
         timeout=300,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_settings_are_read_when_the_location_loads_not_at_import(tmp_path: Path) -> None:
+    """Importing the code location reads no setting; loading it reads the environment it runs in."""
+    code = (
+        "import os, sys; import kimp_pipelines.definitions as d; "
+        "os.environ['KIMP_START_DATE'] = '2020-02-02'; "  # set after the import: still honoured
+        "job = d.defs().resolve_job_def('market_data_job'); "
+        "sys.exit(0 if job.partitions_def.get_first_partition_key() == '2020-02-02' else 1)"
+    )
+    env = {**os.environ, "KIMP_HOME": str(tmp_path)}
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env).returncode == 0
+
+
+def test_partitions_follow_the_settings_given(tmp_path: Path) -> None:
+    from datetime import date
+
+    defs = build_definitions(Settings(home=tmp_path, start_date=date(2024, 1, 1)))
+    assert defs.resolve_job_def("features_job").partitions_def.get_first_partition_key() == "2024-01-01"
 
 
 def test_domain_packages_never_import_dagster() -> None:

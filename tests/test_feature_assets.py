@@ -9,20 +9,22 @@ import polars as pl
 from dagster import DagsterInstance, materialize
 
 from kimp.features import FeatureInputs, build_features, feature_set_version
-from kimp_pipelines.assets import market_assets
-from kimp_pipelines.assets.features import feature_assets
-from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+from kimp.settings import Settings
+from kimp_pipelines.assets import build_market_assets
+from kimp_pipelines.assets.features import build_feature_assets
+from kimp_pipelines.partitions import Partitions
+from kimp_pipelines.resources import build_resources
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_hourly"
 DAYS = ["2018-01-02", "2018-01-03", "2018-01-04"]
 
 
 def test_feature_day_equals_the_same_day_computed_over_the_whole_range(tmp_path: Path) -> None:
-    resources = {
-        "market_data": MarketDataResource(kind="files", data_dir=str(FIXTURE)),
-        "io_manager": ParquetIOManager(base_uri=str(tmp_path)),
-        "quality": QualityResource(),
-    }
+    settings = Settings(home=tmp_path, storage_uri=str(tmp_path), source="files", data_dir=str(FIXTURE))
+    partitions = Partitions.from_settings(settings)
+    market_assets = build_market_assets(partitions)
+    feature_assets = build_feature_assets(settings.feature_config(), partitions.daily)
+    resources = build_resources(settings)
     instance = DagsterInstance.ephemeral()
     for day in ("2017-12-28", "2017-12-29"):  # USD/KRW look-back of the first premium day
         assert materialize(

@@ -17,7 +17,7 @@ from kimp.models.labels import premium_labels
 from kimp.models.registry import load_model
 from kimp.models.synthetic import synthetic_market
 
-CONFIG = WalkForwardConfig(window_days=3, extra={"n_jobs": 1})
+CONFIG = WalkForwardConfig(window_days=3)
 # Eight independent synthetic "coins": the test split then holds several regimes and balanced classes.
 COINS = tuple(f"C{i}" for i in range(8))
 FAST = {"num_boost_round": 60, "learning_rate": 0.15}

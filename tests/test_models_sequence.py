@@ -39,7 +39,7 @@ START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def tiny_config(seed: int = 7, **overrides: object) -> WalkForwardConfig:
-    return WalkForwardConfig(seed=seed, extra={"lstm": {**TINY, **overrides}})
+    return WalkForwardConfig(seed=seed, model_params={"lstm": {**TINY, **overrides}})
 
 
 def synthetic_frame(
@@ -228,7 +228,7 @@ def test_bad_inputs_name_what_is_wrong(frame: pl.DataFrame) -> None:
     with pytest.raises(ModelInputError, match="duplicated"):
         fit_lstm(pl.concat([frame, frame.head(1)]), tiny_config(), features=FEATURES)
     with pytest.raises(ValueError, match="unknown keys"):
-        sizes_for(WalkForwardConfig(extra={"lstm": {"units": 3}}))
+        sizes_for(WalkForwardConfig(model_params={"lstm": {"units": 3}}))
 
 
 def test_sizes_presets_batch_size_and_class_weights() -> None:

@@ -19,7 +19,7 @@ from kimp.models.synthetic import synthetic_market
 from kimp.models.tracking import log_to_active_run, log_trained_model
 from kimp.models.tuning import best_params, cv_rows, search_space, tune
 
-CONFIG = WalkForwardConfig(window_days=2, cv_folds=3, n_trials=3, extra={"n_jobs": 1, "tune_max_rows": 2_000})
+CONFIG = WalkForwardConfig(window_days=2, cv_folds=3, n_trials=3, tune_max_rows=2_000)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from kimp.timeutil import day_start
 
 DAY = date(2024, 1, 4)
 FAST = {"num_boost_round": 40, "learning_rate": 0.2}
-CONFIG = WalkForwardConfig(window_days=2, models=("xgboost", "lightgbm", "lstm"), extra={"n_jobs": 1})
+CONFIG = WalkForwardConfig(window_days=2, models=("xgboost", "lightgbm", "lstm"))
 TUNED = {"xgboost": FAST, "lightgbm": FAST}
 PROBA = ["p_down", "p_flat", "p_up"]
 
@@ -143,7 +143,7 @@ def test_training_of_day_d_never_sees_day_d(trained, market) -> None:
 
 def test_without_lstm_fit_the_lstm_is_skipped_and_models_reload(market, tmp_path: Path) -> None:
     features, premium = market
-    config = WalkForwardConfig(window_days=2, models=("lightgbm", "lstm"), extra={"n_jobs": 1})
+    config = WalkForwardConfig(window_days=2, models=("lightgbm", "lstm"))
     models = train_day(features, premium, day=DAY, config=config, tuned_params=TUNED)
     assert "lstm" in models.skipped and "lstm" not in models.models
     assert models.models["ensemble"].weights == {"lightgbm": 1.0}  # type: ignore[attr-defined]

@@ -7,11 +7,14 @@ from pathlib import Path
 import polars as pl
 from dagster import DagsterInstance, materialize
 
-from kimp_pipelines.assets import all_checks, market_assets
-from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+from kimp.settings import Settings
+from kimp_pipelines.assets import build_market_assets
+from kimp_pipelines.partitions import Partitions
+from kimp_pipelines.resources import MarketDataResource, build_resources
 from tests.fakes import FX_RATE, FakeSource
 
 DEFECT: dict = {}
+MARKET_ASSETS = build_market_assets(Partitions.from_settings(Settings()))
 
 
 class FakeMarket(MarketDataResource):
@@ -20,15 +23,12 @@ class FakeMarket(MarketDataResource):
 
 
 def _run(base: Path, day: str, instance: DagsterInstance, selection: str | None = None):  # type: ignore[no-untyped-def]
+    resources = build_resources(Settings(home=base, storage_uri=str(base)))
     return materialize(
-        [*market_assets, *all_checks],
+        MARKET_ASSETS,
         partition_key=day,
         selection=selection,
-        resources={
-            "market_data": FakeMarket(),
-            "io_manager": ParquetIOManager(base_uri=str(base)),
-            "quality": QualityResource(),
-        },
+        resources={**resources, "market_data": FakeMarket(kind="fake", seed=0, orderbook_interval_ms=60_000)},
         instance=instance,
         raise_on_error=False,
     )
@@ -114,14 +114,11 @@ def test_source_errors_fail_the_asset_without_writing(tmp_path: Path) -> None:
 
 def test_whole_market_data_graph_on_the_simulated_market(tmp_path: Path) -> None:
     """Every raw table and the premium for one day of the embedded default, all 33 checks passing."""
+    settings = Settings(home=tmp_path, storage_uri=str(tmp_path), seed=7, orderbook_interval_ms=60_000)
     result = materialize(
-        [*market_assets, *all_checks],
+        MARKET_ASSETS,
         partition_key="2024-03-04",
-        resources={
-            "market_data": MarketDataResource(kind="simulated", seed=7, orderbook_interval_ms=60_000),
-            "io_manager": ParquetIOManager(base_uri=str(tmp_path)),
-            "quality": QualityResource(),
-        },
+        resources=build_resources(settings),
         instance=DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

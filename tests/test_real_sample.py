@@ -67,14 +67,14 @@ def test_premium_matches_hand_computation() -> None:
 
 def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole market-data graph on the real files: look-back FX day first, then two days."""
-    from kimp_pipelines.assets import market_assets
-    from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+    from kimp.settings import Settings
+    from kimp_pipelines.assets import build_market_assets
+    from kimp_pipelines.partitions import Partitions
+    from kimp_pipelines.resources import build_resources
 
-    resources = {
-        "market_data": MarketDataResource(kind="files", data_dir=str(SHARED_REAL)),
-        "io_manager": ParquetIOManager(base_uri=str(tmp_path)),
-        "quality": QualityResource(),
-    }
+    settings = Settings(home=tmp_path, storage_uri=str(tmp_path), source="files", data_dir=str(SHARED_REAL))
+    market_assets = build_market_assets(Partitions.from_settings(settings))
+    resources = build_resources(settings)
     instance = DagsterInstance.ephemeral()
     assert materialize(
         market_assets,
@@ -97,16 +97,16 @@ def test_real_sample_range_through_dagster(tmp_path: Path, monkeypatch: pytest.M
 
 def test_a_day_without_data_is_a_clear_error(tmp_path: Path) -> None:
     """2020-03-01 lies in the window withheld from every shared file: no candles anywhere."""
-    from kimp_pipelines.assets import market_assets
-    from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+    from kimp.settings import Settings
+    from kimp_pipelines.assets import build_market_assets
+    from kimp_pipelines.partitions import Partitions
+    from kimp_pipelines.resources import build_resources
 
-    resources = {
-        "market_data": MarketDataResource(kind="files", data_dir=str(SHARED_REAL / "bithumb_binance_1h")),
-        "io_manager": ParquetIOManager(base_uri=str(tmp_path)),
-        "quality": QualityResource(),
-    }
+    data = str(SHARED_REAL / "bithumb_binance_1h")
+    settings = Settings(home=tmp_path, storage_uri=str(tmp_path), source="files", data_dir=data)
+    resources = build_resources(settings)
     result = materialize(
-        market_assets,
+        build_market_assets(Partitions.from_settings(settings)),
         partition_key="2020-03-01",
         resources=resources,
         instance=DagsterInstance.ephemeral(),

@@ -63,18 +63,17 @@ def test_s3_round_trip_overwrite_and_sql(s3_env: str) -> None:
 def test_io_manager_on_s3(s3_env: str) -> None:
     from dagster import DagsterInstance, materialize
 
-    from kimp_pipelines.assets import market_assets
-    from kimp_pipelines.resources import MarketDataResource, ParquetIOManager, QualityResource
+    from kimp.settings import Settings
+    from kimp_pipelines.assets import build_market_assets
+    from kimp_pipelines.partitions import Partitions
+    from kimp_pipelines.resources import build_resources
 
+    settings = Settings(storage_uri=s3_env)
     result = materialize(
-        market_assets,
+        build_market_assets(Partitions.from_settings(settings)),
         partition_key="2024-03-04",
         selection="fx_usdkrw",
-        resources={
-            "market_data": MarketDataResource(kind="simulated"),
-            "io_manager": ParquetIOManager(base_uri=s3_env),
-            "quality": QualityResource(),
-        },
+        resources=build_resources(settings),
         instance=DagsterInstance.ephemeral(),
     )
     assert result.success

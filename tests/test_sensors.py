@@ -6,9 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, SkipReason, build_sensor_context
+from dagster import DagsterInstance, SensorDefinition, SkipReason, build_sensor_context
 
-from kimp_pipelines.jobs.sensors import MAX_DAYS_PER_TICK, new_market_files
+from kimp.settings import Settings
+from kimp_pipelines.definitions import build_definitions
+from kimp_pipelines.jobs.sensors import MAX_DAYS_PER_TICK
+
+
+def sensor_for(settings: Settings) -> SensorDefinition:
+    """The sensor as the Definitions built from ``settings`` hold it."""
+    return build_definitions(settings).resolve_sensor_def("new_market_files")
 
 
 def _write_candles(path: Path, first_day: str, days: int, close: float = 4_000_000.0) -> None:
@@ -23,19 +30,22 @@ def _write_candles(path: Path, first_day: str, days: int, close: float = 4_000_0
 
 
 @pytest.fixture
-def files_env(kimp_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def files_env(tmp_path: Path) -> Path:
     data = tmp_path / "data"
     data.mkdir()
     _write_candles(data / "bithumb_BTCKRW_1h.csv", "2018-01-01", 2)
     (data / "USDKRW_daily.csv").write_text(
         "date,close\n2017-12-29,1070.5\n2018-01-01,1068.0\n2018-01-02,1062.1\n"
     )
-    monkeypatch.setenv("KIMP_SOURCE", "files")
-    monkeypatch.setenv("KIMP_DATA_DIR", str(data))
     return data
 
 
-def test_new_files_request_the_days_they_touch_once(files_env: Path) -> None:
+@pytest.fixture
+def new_market_files(files_env: Path, tmp_path: Path) -> SensorDefinition:
+    return sensor_for(Settings(home=tmp_path / "home", source="files", data_dir=str(files_env)))
+
+
+def test_new_files_request_the_days_they_touch_once(files_env: Path, new_market_files) -> None:
     instance = DagsterInstance.ephemeral()
     first = new_market_files(build_sensor_context(instance=instance))
     keys = sorted(r.partition_key for r in first.run_requests)
@@ -52,14 +62,13 @@ def test_new_files_request_the_days_they_touch_once(files_env: Path) -> None:
     assert third.run_requests[0].run_key not in {r.run_key for r in first.run_requests}
 
 
-def test_history_is_capped_to_recent_days(files_env: Path) -> None:
+def test_history_is_capped_to_recent_days(files_env: Path, new_market_files) -> None:
     _write_candles(files_env / "bithumb_BTCKRW_1h.csv", "2018-01-01", 30)
     result = new_market_files(build_sensor_context(instance=DagsterInstance.ephemeral()))
     keys = [r.partition_key for r in result.run_requests]
     assert len(keys) == MAX_DAYS_PER_TICK and keys[-1] == "2018-01-30"
 
 
-def test_skips_unless_files_source(kimp_env: Path) -> None:
-    assert isinstance(
-        new_market_files(build_sensor_context(instance=DagsterInstance.ephemeral())), SkipReason
-    )
+def test_skips_unless_files_source(tmp_path: Path) -> None:
+    sensor = sensor_for(Settings(home=tmp_path))
+    assert isinstance(sensor(build_sensor_context(instance=DagsterInstance.ephemeral())), SkipReason)

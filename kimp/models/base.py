@@ -6,9 +6,10 @@ are always ordered (p_down, p_flat, p_up).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -38,9 +39,22 @@ class WalkForwardConfig:
     cv_folds: int = 5
     n_trials: int = 20
     seed: int = 7
-    models: tuple[str, ...] = ("xgboost", "lightgbm", "lstm")
+    models: tuple[str, ...] = (
+        "xgboost",
+        "lightgbm",
+        "lstm",
+    )  # members, trained each day (the registry's names)
     lstm_size: str = "cpu"  # "cpu" (defaults sized for 2 cores) | "prd" (the PRD's full size)
-    extra: dict[str, object] = field(default_factory=dict, hash=False, compare=False)
+    n_jobs: int = 1  # threads per fit (1 or 2); why 1: see kimp.models.boosting.threads_for
+    tune_max_rows: int = 12_000  # Optuna CV rows, thinned evenly in time (kimp.models.tuning)
+    history_bars: int = 200  # bars before D handed to predictions (sequence models' windows)
+    # A member must score this share of the validation rows (with the bars before them as history) to
+    # enter the day's ensemble; every member's weight is then fitted on the rows they all scored.
+    ensemble_min_coverage: float = 0.8
+    calibrate: bool = True  # temperature-scale overconfident models on the validation rows
+    # Per-model parameter overrides, validated by each model's own typed parameters (e.g.
+    # {"lstm": {"steps": 10}} for kimp.models.sequence.LSTMSizes, {"logistic": {"c": 0.05}}).
+    model_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if not 60 <= self.horizon_minutes <= 24 * 60:
@@ -63,6 +77,19 @@ class WalkForwardConfig:
             raise ValueError(f"round_trip_cost is a fraction (0.003 = 0.3 pp), got {self.round_trip_cost}")
         if self.lstm_size not in ("cpu", "prd"):
             raise ValueError(f"lstm_size must be 'cpu' or 'prd', got {self.lstm_size!r}")
+        if self.n_jobs not in (1, 2) or self.tune_max_rows < 100 or self.history_bars < 0:
+            raise ValueError(
+                f"n_jobs must be 1 or 2, tune_max_rows >= 100 and history_bars >= 0; got {self.n_jobs}, "
+                f"{self.tune_max_rows}, {self.history_bars}"
+            )
+        if not 0 < self.ensemble_min_coverage <= 1:
+            raise ValueError(f"ensemble_min_coverage is a share in (0, 1], got {self.ensemble_min_coverage}")
+        if isinstance(self.models, str) or not self.models:
+            raise ValueError(f"models must be a non-empty tuple of model names, got {self.models!r}")
+
+    def params_for(self, model: str) -> dict[str, Any]:
+        """This model's parameter overrides (empty when none)."""
+        return dict(self.model_params.get(model, {}))
 
     @property
     def embargo(self) -> int:

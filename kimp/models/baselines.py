@@ -99,6 +99,14 @@ class PersistenceModel:
         return cls(hit_rate=float(meta["hit_rate"]), priors=np.asarray(meta["priors"]), name=meta["name"])
 
 
+@dataclass(frozen=True)
+class LogisticParams:
+    """The logistic baseline's parameters (override through ``config.model_params["logistic"]``)."""
+
+    c: float = 0.1  # inverse L2 strength
+    max_rows: int = 50_000  # training rows, thinned evenly in time beyond this
+
+
 @dataclass
 class LogisticModel:
     """Multinomial logistic regression (scikit-learn pipeline: median imputation, scaling)."""
@@ -155,8 +163,8 @@ def fit_logistic(
     features: list[str] | None = None,
     max_rows: int | None = None,
 ) -> LogisticModel:
-    """Fit on the training rows; ``max_rows`` (default config.extra['logistic_max_rows'] or 50,000) thins the
-    rows evenly in time to bound the cost on minute bars, where neighbouring rows are nearly duplicates."""
+    """Fit on the training rows; ``max_rows`` (default LogisticParams.max_rows) thins the rows evenly in
+    time to bound the cost on minute bars, where neighbouring rows are nearly duplicates."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -164,15 +172,35 @@ def fit_logistic(
 
     train = _train(frame)
     cols = features if features is not None else feature_columns(train)
-    limit = max_rows or int(config.extra.get("logistic_max_rows", 50_000))  # type: ignore[call-overload]
+    params = LogisticParams(**config.params_for("logistic"))
+    limit = max_rows or params.max_rows
     if train.height > limit:
         train = train.gather_every(int(np.ceil(train.height / limit)))
     pipeline = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
-        LogisticRegression(
-            C=float(config.extra.get("logistic_c", 0.1)), max_iter=300, random_state=config.seed
-        ),  # type: ignore[arg-type]
+        LogisticRegression(C=params.c, max_iter=300, random_state=config.seed),  # type: ignore[arg-type]
     )
     pipeline.fit(feature_matrix(train, cols), train["label"].to_numpy())
     return LogisticModel(pipeline=pipeline, features=cols)
+
+
+# The registry's fit functions (kimp.models.registry): every baseline learns from the train rows only.
+
+
+def fit_majority_spec(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, Any] | None
+) -> MajorityModel:
+    return fit_majority(frame)
+
+
+def fit_persistence_spec(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, Any] | None
+) -> PersistenceModel:
+    return fit_persistence(frame)
+
+
+def fit_logistic_spec(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, Any] | None
+) -> LogisticModel:
+    return fit_logistic(frame, config, features=features)

@@ -2,7 +2,7 @@
 
 Both are sized for 2 CPU cores: histogram trees with 63 bins, 40 % of the columns per tree and at most
 ``num_boost_round`` rounds (150 by default) stopped early when the validation log-loss has not improved
-for ``early_stopping_rounds``. Threads are capped at 2 (``config.extra["n_jobs"]``, default 1) and every
+for ``early_stopping_rounds``. Threads are capped at 2 (``config.n_jobs``, default 1) and every
 random draw is seeded from ``config.seed`` (LightGBM also runs in its deterministic mode), so the same data
 and seed give the same model. Models are saved in the libraries' native text formats plus a JSON sidecar.
 """
@@ -40,9 +40,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 
 def threads_for(config: WalkForwardConfig) -> int:
-    """One thread unless config.extra["n_jobs"] says 2: with the other core busy (a second run, the
-    daemon), OpenMP's spinning threads made a 100-row fit take 6-22 s instead of 0.2 s here."""
-    return max(1, min(2, int(config.extra.get("n_jobs", 1))))  # type: ignore[call-overload]
+    """One thread unless config.n_jobs says 2: with the other core busy (a second run, the daemon),
+    OpenMP's spinning threads made a 100-row fit take 6-22 s instead of 0.2 s here."""
+    return max(1, min(2, config.n_jobs))
 
 
 def _xgb_params(p: dict[str, Any], seed: int, threads: int) -> dict[str, Any]:
@@ -261,6 +261,46 @@ def fit_boosting(
         best_iteration=best,
         importance=_importance_frame(cols, gains),
     )
+
+
+def fit_xgboost(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, Any] | None
+) -> BoostingModel:
+    """The registry's fit for ``xgboost`` (kimp.models.registry)."""
+    return fit_boosting("xgboost", frame, config, params, features=features)
+
+
+def fit_lightgbm(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, Any] | None
+) -> BoostingModel:
+    """The registry's fit for ``lightgbm`` (kimp.models.registry)."""
+    return fit_boosting("lightgbm", frame, config, params, features=features)
+
+
+def _space(trial: Any, kind: str) -> dict[str, Any]:
+    """The parameters a trial tries, in DEFAULT_PARAMS' vocabulary."""
+    params: dict[str, Any] = {
+        "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
+        # XGBoost grows depth-wise (up to 2^depth leaves per class and round): capped at 6 to bound a trial.
+        "max_depth": trial.suggest_int("max_depth", 3, 6 if kind == "xgboost" else 8),
+        "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
+        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "colsample": trial.suggest_float("colsample", 0.2, 0.6),
+        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        # Inside CV there is no early stopping: the number of rounds is searched and caps the daily fit.
+        "num_boost_round": trial.suggest_int("num_boost_round", 50, 150, step=25),
+    }
+    if kind == "lightgbm":
+        params["num_leaves"] = trial.suggest_int("num_leaves", 15, 63)
+    return params
+
+
+def xgboost_space(trial: Any) -> dict[str, Any]:
+    return _space(trial, "xgboost")
+
+
+def lightgbm_space(trial: Any) -> dict[str, Any]:
+    return _space(trial, "lightgbm")
 
 
 def importance_png(

@@ -15,7 +15,7 @@ Sizes (``config.lstm_size``):
   on 1 thread with the cores shared by other jobs (load ~6; ``benchmarks/bench_lstm.py``, target < 120 s);
   a bare LSTM of these sizes ran at ~25 s/epoch on idle cores. 100 steps or 128/64 units cost ~4x.
 
-Any size can be overridden through ``config.extra["lstm"]`` (a mapping of ``LSTMSizes`` fields, e.g.
+Any size can be overridden through ``config.model_params["lstm"]`` (a mapping of ``LSTMSizes`` fields, e.g.
 ``{"steps": 10, "lstm1": 8}``), which is how tests train a tiny model.
 
 Training choices (documented here because they change what the probabilities mean):
@@ -42,7 +42,7 @@ Training choices (documented here because they change what the probabilities mea
   every time step. ``OMP_WAIT_POLICY=PASSIVE`` is set before torch loads for the same reason (active
   spinning made 2 threads 6x slower than 1 under load).
 
-Device: ``cuda`` when available, else cpu (``config.extra["lstm"]["device"]`` overrides). Saved weights are
+Device: ``cuda`` when available, else cpu (``config.model_params["lstm"]["device"]`` overrides). Saved weights are
 always stored as cpu tensors and load on whichever device the loading machine has.
 """
 
@@ -126,12 +126,12 @@ PRESETS: dict[str, LSTMSizes] = {
 
 
 def sizes_for(config: WalkForwardConfig, *, max_epochs: int | None = None) -> LSTMSizes:
-    """The preset named by ``config.lstm_size`` with ``config.extra["lstm"]`` overrides applied."""
-    overrides = dict(config.extra.get("lstm", {}) or {})  # type: ignore[call-overload]
+    """The preset named by ``config.lstm_size`` with ``config.model_params["lstm"]`` overrides applied."""
+    overrides = config.params_for(MODEL_NAME)
     known = {f.name for f in fields(LSTMSizes)}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"config.extra['lstm'] has unknown keys {unknown}; known: {sorted(known)}")
+        raise ValueError(f"config.model_params['lstm'] has unknown keys {unknown}; known: {sorted(known)}")
     if max_epochs is not None:
         overrides["max_epochs"] = max_epochs
     return replace(PRESETS[config.lstm_size], **overrides)
@@ -347,6 +347,13 @@ def fit_lstm(
         history=history,
         device=device,
     )
+
+
+def fit_spec(
+    frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, object] | None
+) -> LSTMModel:
+    """The registry's fit for ``lstm`` (kimp.models.registry); sizes come from ``config`` (not tuned)."""
+    return fit_lstm(frame, config, features=features)
 
 
 def auto_batch_size(n_train: int, device: torch.device) -> int:

@@ -9,7 +9,7 @@ median of earlier trials at the same fold is pruned.
 Inside CV there is no early stopping (it would tune on the test fold); ``num_boost_round`` is searched
 instead and becomes the cap of the daily fit, which then early-stops on its own validation split.
 
-Cost control on 2 cores: the rows are thinned evenly in time to ``config.extra["tune_max_rows"]`` (default
+Cost control on 2 cores: the rows are thinned evenly in time to ``config.tune_max_rows`` (default
 12,000). On 1-minute bars with a 1-hour horizon neighbouring rows share 59 of 60 minutes of their label, so
 thinning loses little information.
 
@@ -60,7 +60,7 @@ def cv_rows(frame: pl.DataFrame, config: WalkForwardConfig) -> pl.DataFrame:
     """Train + validation rows (test left out), thinned evenly in time to at most tune_max_rows."""
     rows = frame.filter(pl.col("split").is_in(["train", "validation"])) if "split" in frame.columns else frame
     rows = rows.sort(["ts", "coin"])
-    limit = int(config.extra.get("tune_max_rows", 12_000))  # type: ignore[call-overload]
+    limit = config.tune_max_rows
     if rows.height > limit:
         rows = rows.gather_every(int(np.ceil(rows.height / limit)))
     return rows

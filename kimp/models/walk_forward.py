@@ -6,7 +6,7 @@ baselines, and the ensemble of the configured models whose weights are learnt on
 test split scores every model (``DayModels.test_metrics``).
 
 ``predict_day`` scores the bars of D with every model, using only features with ts < end of D (plus
-``config.extra["history_bars"]`` earlier bars per coin, default 200, for sequence models), so data after D
+``config.history_bars`` earlier bars per coin, default 200, for sequence models), so data after D
 cannot change the predictions. Labels are attached where the premium allows (null until the future bar
 exists, or until ``labels_as_of`` when given).
 """
@@ -247,8 +247,7 @@ def predictions_frame(
     labels_as_of: datetime | None = None,
 ) -> pl.DataFrame:
     """PREDICTIONS rows for every bar of D, coin and model in ``models`` (e.g. loaded from disk)."""
-    history = int(config.extra.get("history_bars", 200))  # type: ignore[call-overload]
-    frame = scoring_frame(features_with_history, day=day, history_bars=history)
+    frame = scoring_frame(features_with_history, day=day, history_bars=config.history_bars)
     labels = labels_with_last_move(config, premium=premium, candles=candles, target=target)
     if labels_as_of is not None:
         labels = labels.with_columns(

@@ -1,32 +1,37 @@
-"""All assets and asset checks of kimp."""
+"""Every asset of kimp, built from the settings and partitions (nothing is built at import time)."""
+
+from __future__ import annotations
+
+from dagster import AssetsDefinition
 
 from kimp.settings import Settings
-from kimp_pipelines.assets.backtest import backtest_report
-from kimp_pipelines.assets.features import feature_assets
-from kimp_pipelines.assets.market_data import raw_assets
+from kimp_pipelines.assets.backtest import build_backtest_asset
+from kimp_pipelines.assets.features import build_feature_assets
+from kimp_pipelines.assets.market_data import build_raw_assets
 from kimp_pipelines.assets.models import build_model_assets
-from kimp_pipelines.assets.premium import kimchi_premium
+from kimp_pipelines.assets.premium import build_premium_asset
 from kimp_pipelines.assets.reports import backtest_summary, walk_forward_report
-from kimp_pipelines.assets.tuning import optuna_study
-
-# The market-data layer alone (raw tables and the premium): what its tests materialize.
-market_assets = [*raw_assets, kimchi_premium]
+from kimp_pipelines.assets.tuning import build_tuning_asset
+from kimp_pipelines.partitions import Partitions
 
 
-def build_assets(settings: Settings) -> list:
-    """Every asset; the training window's partition mapping follows ``settings``."""
+def build_market_assets(partitions: Partitions) -> list[AssetsDefinition]:
+    """The market-data layer alone (raw tables and the premium, with their blocking checks)."""
+    return [*build_raw_assets(partitions.daily), build_premium_asset(partitions.daily)]
+
+
+def build_assets(settings: Settings, partitions: Partitions | None = None) -> list[AssetsDefinition]:
+    """Every asset; partition mappings and what each asset computes follow ``settings``."""
+    partitions = partitions or Partitions.from_settings(settings)
     return [
-        *market_assets,
-        *feature_assets,
-        *build_model_assets(settings.wf_window_days),
-        optuna_study,
-        backtest_report,
+        *build_market_assets(partitions),
+        *build_feature_assets(settings.feature_config(), partitions.daily),
+        *build_model_assets(settings.walk_forward, partitions.daily),
+        build_tuning_asset(settings.walk_forward, partitions.daily),
+        build_backtest_asset(partitions),
         walk_forward_report,
         backtest_summary,
     ]
 
 
-all_assets = build_assets(Settings.from_env())
-all_checks: list = []  # quality checks are declared on the assets themselves (see checks.py)
-
-__all__ = ["all_assets", "all_checks", "build_assets", "market_assets"]
+__all__ = ["build_assets", "build_market_assets"]

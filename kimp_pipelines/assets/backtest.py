@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
 
 from kimp.timeutil import parse_day
 from kimp_pipelines.assets.metadata import png_markdown
-from kimp_pipelines.partitions import daily_scenario_partitions
+from kimp_pipelines.partitions import Partitions
 from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 from kimp_pipelines.resources.store import StoreResource
@@ -92,126 +92,135 @@ def _row(result: Any, day: Any, strategy: str) -> dict[str, Any]:
     }
 
 
-@asset(
-    partitions_def=daily_scenario_partitions,
-    group_name="backtest",
-    kinds={"numba", "parquet"},
-    ins={
-        "predictions": AssetIn(metadata={ALLOW_MISSING: True}),
-    },
-)
-def backtest_report(
-    context: AssetExecutionContext,
-    backtest: BacktestResource,
-    store: StoreResource,
-    kimchi_premium: pl.DataFrame,
-    upbit_candles: pl.DataFrame,
-    bithumb_candles: pl.DataFrame,
-    binance_candles: pl.DataFrame,
-    orderbook_snapshots: pl.DataFrame,
-    predictions: pl.DataFrame,
-) -> Iterator[Output[pl.DataFrame]]:
-    """Backtest of day D under one market scenario: one row per strategy, coin, Korean venue and engine
-    with returns, risk ratios, drawdown, trade statistics and costs by kind; plots and an HTML report."""
-    from kimp.backtest import (
-        BacktestConfig,
-        apply_scenario,
-        equity_png,
-        html_report,
-        market_from_tables,
-        premium_trades_png,
-        run_event_driven,
-        run_vectorized,
-    )
+def build_backtest_asset(partitions: Partitions) -> AssetsDefinition:
+    """``backtest_report`` over (day, scenario) partitions."""
 
-    keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-    day, scenario = parse_day(keys["date"]), keys["scenario"]
-    # The day before D warms the z-score up (read from the store: Dagster's time-window mappings do not
-    # reach into a (date, scenario) partition); a first day without it simply warms up within the day.
-    prev = (day - timedelta(days=1)).isoformat()
-    history_premium = (
-        store.store().read("kimchi_premium", prev)
-        if store.store().exists("kimchi_premium", prev)
-        else pl.DataFrame()
-    )
-    candles = pl.concat(
-        [f for f in (upbit_candles, bithumb_candles, binance_candles) if f.width], how="vertical_relaxed"
-    )
-    rows, results, skipped = [], [], []
-    coins = [c.strip() for c in backtest.coins.split(",") if c.strip()]
-    venues = [v.strip() for v in backtest.kr_venues.split(",") if v.strip()]
-    # A (coin, venue) market is traded only where the day has premiums to trade on: e.g. the shared real
-    # samples also hold Upbit DAILY candles, whose premium has no Binance daily counterpart (all null).
-    tradable = kimchi_premium.filter(pl.col("premium_fx").is_not_null()) if kimchi_premium.height else None
-    present = (
-        {f"{c}/{v}" for c, v in tradable.select("coin", "kr_venue").unique().iter_rows()}
-        if tradable is not None
-        else set()
-    )
-    for coin in coins:
-        for venue in venues:
-            if f"{coin}/{venue}" not in present:
-                skipped.append(f"{coin} on {venue}: no premium to trade on this day")
-                continue
-            bar_cfg = BacktestConfig(fill="bar")
-            market = market_from_tables(
-                kimchi_premium, candles, orderbook_snapshots, coin=coin, kr_venue=venue, config=bar_cfg
-            )
-            market = apply_scenario(market, scenario, seed=backtest.seed)
-            book_cfg = (
-                BacktestConfig(fill="book")
-                if market.kr_book is not None and market.bn_book is not None
-                else bar_cfg
-            )
-            history = _history(history_premium, coin, venue, bar_cfg.premium_column)
-            for strategy in backtest.strategy_list():
-                signals = _signals(market, strategy, predictions, backtest, history)
-                if signals is None:
-                    skipped.append(f"{strategy} for {coin}/{venue}: no predictions of that model for {day}")
-                    continue
-                for result in (
-                    run_vectorized(market, signals, bar_cfg),
-                    run_event_driven(market, signals, book_cfg),
-                ):
-                    rows.append(_row(result, day, strategy))
-                    results.append(result)
-    for line in skipped:
-        context.log.info(f"backtest {day} {scenario}: skipped {line}")
-    if not rows:
-        raise ValueError(f"backtest_report {day} {scenario}: nothing to backtest ({'; '.join(skipped)})")
-    frame = pl.DataFrame(rows).with_columns(pl.col("date").cast(pl.Date))
-    html_path = backtest.write_report(
-        day.isoformat(), scenario, html_report(results, title=f"kimp backtest {day} ({scenario})")
-    )
-    show = frame.select(
-        "strategy",
-        "coin",
-        "kr_venue",
-        "engine",
-        "total_return",
-        "sharpe",
-        "max_drawdown",
-        "trades",
-        "cost_total",
-    )
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=50,
-        float_precision=5,
-    ):
-        table = str(show)
-    first = next((r for r in results if r.engine != "vectorized"), results[0])
-    context.log.info(f"backtest {day} {scenario}: {frame.height} results, report {html_path}")
-    yield Output(
-        frame,
-        metadata={
-            "dagster/row_count": frame.height,
-            "results": MetadataValue.md(table),
-            "equity": png_markdown(equity_png(first), "equity and drawdown"),
-            "premium_trades": png_markdown(premium_trades_png(first), "premium with entries and exits"),
-            "html_report": MetadataValue.path(str(html_path)),
-            "skipped": MetadataValue.json(skipped),
+    @asset(
+        partitions_def=partitions.daily_scenario,
+        group_name="backtest",
+        kinds={"numba", "parquet"},
+        ins={
+            "predictions": AssetIn(metadata={ALLOW_MISSING: True}),
         },
     )
+    def backtest_report(
+        context: AssetExecutionContext,
+        backtest: BacktestResource,
+        store: StoreResource,
+        kimchi_premium: pl.DataFrame,
+        upbit_candles: pl.DataFrame,
+        bithumb_candles: pl.DataFrame,
+        binance_candles: pl.DataFrame,
+        orderbook_snapshots: pl.DataFrame,
+        predictions: pl.DataFrame,
+    ) -> Iterator[Output[pl.DataFrame]]:
+        """Backtest of day D under one market scenario: one row per strategy, coin, Korean venue and engine
+        with returns, risk ratios, drawdown, trade statistics and costs by kind; plots and an HTML report."""
+        from kimp.backtest import (
+            BacktestConfig,
+            apply_scenario,
+            equity_png,
+            html_report,
+            market_from_tables,
+            premium_trades_png,
+            run_event_driven,
+            run_vectorized,
+        )
+
+        keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
+        day, scenario = parse_day(keys["date"]), keys["scenario"]
+        # The day before D warms the z-score up (read from the store: Dagster's time-window mappings do not
+        # reach into a (date, scenario) partition); a first day without it simply warms up within the day.
+        prev = (day - timedelta(days=1)).isoformat()
+        history_premium = (
+            store.store().read("kimchi_premium", prev)
+            if store.store().exists("kimchi_premium", prev)
+            else pl.DataFrame()
+        )
+        candles = pl.concat(
+            [f for f in (upbit_candles, bithumb_candles, binance_candles) if f.width], how="vertical_relaxed"
+        )
+        rows, results, skipped = [], [], []
+        coins = [c.strip() for c in backtest.coins.split(",") if c.strip()]
+        venues = [v.strip() for v in backtest.kr_venues.split(",") if v.strip()]
+        # A (coin, venue) market is traded only where the day has premiums to trade on: e.g. the shared real
+        # samples also hold Upbit DAILY candles, whose premium has no Binance daily counterpart (all null).
+        tradable = (
+            kimchi_premium.filter(pl.col("premium_fx").is_not_null()) if kimchi_premium.height else None
+        )
+        present = (
+            {f"{c}/{v}" for c, v in tradable.select("coin", "kr_venue").unique().iter_rows()}
+            if tradable is not None
+            else set()
+        )
+        for coin in coins:
+            for venue in venues:
+                if f"{coin}/{venue}" not in present:
+                    skipped.append(f"{coin} on {venue}: no premium to trade on this day")
+                    continue
+                bar_cfg = BacktestConfig(fill="bar")
+                market = market_from_tables(
+                    kimchi_premium, candles, orderbook_snapshots, coin=coin, kr_venue=venue, config=bar_cfg
+                )
+                market = apply_scenario(market, scenario, seed=backtest.seed)
+                book_cfg = (
+                    BacktestConfig(fill="book")
+                    if market.kr_book is not None and market.bn_book is not None
+                    else bar_cfg
+                )
+                history = _history(history_premium, coin, venue, bar_cfg.premium_column)
+                for strategy in backtest.strategy_list():
+                    signals = _signals(market, strategy, predictions, backtest, history)
+                    if signals is None:
+                        skipped.append(
+                            f"{strategy} for {coin}/{venue}: no predictions of that model for {day}"
+                        )
+                        continue
+                    for result in (
+                        run_vectorized(market, signals, bar_cfg),
+                        run_event_driven(market, signals, book_cfg),
+                    ):
+                        rows.append(_row(result, day, strategy))
+                        results.append(result)
+        for line in skipped:
+            context.log.info(f"backtest {day} {scenario}: skipped {line}")
+        if not rows:
+            raise ValueError(f"backtest_report {day} {scenario}: nothing to backtest ({'; '.join(skipped)})")
+        frame = pl.DataFrame(rows).with_columns(pl.col("date").cast(pl.Date))
+        html_path = backtest.write_report(
+            day.isoformat(), scenario, html_report(results, title=f"kimp backtest {day} ({scenario})")
+        )
+        show = frame.select(
+            "strategy",
+            "coin",
+            "kr_venue",
+            "engine",
+            "total_return",
+            "sharpe",
+            "max_drawdown",
+            "trades",
+            "cost_total",
+        )
+        with pl.Config(
+            tbl_formatting="MARKDOWN",
+            tbl_hide_column_data_types=True,
+            tbl_hide_dataframe_shape=True,
+            tbl_rows=50,
+            float_precision=5,
+        ):
+            table = str(show)
+        first = next((r for r in results if r.engine != "vectorized"), results[0])
+        context.log.info(f"backtest {day} {scenario}: {frame.height} results, report {html_path}")
+        yield Output(
+            frame,
+            metadata={
+                "dagster/row_count": frame.height,
+                "results": MetadataValue.md(table),
+                "equity": png_markdown(equity_png(first), "equity and drawdown"),
+                "premium_trades": png_markdown(premium_trades_png(first), "premium with entries and exits"),
+                "html_report": MetadataValue.path(str(html_path)),
+                "skipped": MetadataValue.json(skipped),
+            },
+        )
+
+    return backtest_report

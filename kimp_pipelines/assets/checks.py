@@ -13,21 +13,27 @@ from datetime import date
 from typing import Any
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, Failure, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    DailyPartitionsDefinition,
+    Failure,
+    MetadataValue,
+)
 
 from kimp.quality import CHECKS, CheckOutcome, QualityConfig, validate
 from kimp.quality.suites import DESCRIPTIONS, rows_markdown
-from kimp_pipelines.partitions import daily_partitions
 
 
-def check_specs(asset_name: str, table: str) -> list[AssetCheckSpec]:
+def check_specs(asset_name: str, table: str, partitions: DailyPartitionsDefinition) -> list[AssetCheckSpec]:
     return [
         AssetCheckSpec(
             name=check,
             asset=asset_name,
             description=DESCRIPTIONS[check],
             blocking=True,
-            partitions_def=daily_partitions,  # results recorded per day (Dagster preview API)
+            partitions_def=partitions,  # results recorded per day (Dagster preview API)
         )
         for check in CHECKS[table]
     ]

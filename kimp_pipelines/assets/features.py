@@ -10,18 +10,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, TimeWindowPartitionMapping, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    MetadataValue,
+    Output,
+    TimeWindowPartitionMapping,
+    asset,
+)
 
 from kimp.features import FeatureConfig, FeatureInputs, build_features, catalog_frame, feature_set_version
 from kimp.features import lookback_days as feature_lookbacks
 from kimp.timeutil import day_bounds, parse_day
 from kimp_pipelines.assets.metadata import table_metadata
-from kimp_pipelines.partitions import daily_partitions
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 
 GROUP = "features"
-FEATURE_CONFIG = FeatureConfig()
-LOOKBACK = feature_lookbacks(FEATURE_CONFIG)
 
 # input name -> (upstream asset, the feature input table it feeds)
 _INPUTS: dict[str, str] = {
@@ -68,92 +74,102 @@ def catalog_markdown(catalog: pl.DataFrame) -> str:
         return str(families)
 
 
-@asset(
-    partitions_def=daily_partitions,
-    group_name=GROUP,
-    kinds={"polars", "parquet"},
-    ins={name: _lookback_in(LOOKBACK.get(table, 0)) for name, table in _INPUTS.items()},
-    code_version=feature_set_version(FEATURE_CONFIG),
-)
-def features(
-    context: AssetExecutionContext,
-    kimchi_premium: pl.DataFrame,
-    upbit_candles: pl.DataFrame,
-    bithumb_candles: pl.DataFrame,
-    binance_candles: pl.DataFrame,
-    fx_usdkrw: pl.DataFrame,
-    orderbook_snapshots: pl.DataFrame,
-    onchain_metrics: pl.DataFrame,
-    macro_daily: pl.DataFrame,
-    news_headlines: pl.DataFrame,
-) -> Iterator[Any]:
-    """The wide feature table: ``ts``, ``coin``, then one column per catalog feature, for the bars of the
-    day. A row at ``ts`` uses only data known by the bar's close; families whose source the market lacks
-    are null and listed in the metadata (``unavailable``)."""
-    day = parse_day(context.partition_key)
-    start, end = day_bounds(day)
-    candles = [f for f in (upbit_candles, bithumb_candles, binance_candles) if f.width]
-    inputs = FeatureInputs(
-        premium=_frame_or_none(kimchi_premium),
-        candles=pl.concat(candles, how="vertical_relaxed") if candles else None,
-        fx=_frame_or_none(fx_usdkrw),
-        orderbook=_frame_or_none(orderbook_snapshots),
-        onchain=_frame_or_none(onchain_metrics),
-        macro=_frame_or_none(macro_daily),
-        news=_frame_or_none(news_headlines),
+def build_feature_assets(
+    config: FeatureConfig, partitions: DailyPartitionsDefinition
+) -> list[AssetsDefinition]:
+    """``features`` and ``feature_catalog`` for the feature set ``config`` (its hash is their code version,
+    so a changed feature set makes stored partitions out of date) over the given daily partitions."""
+    lookback = feature_lookbacks(config)
+    version = feature_set_version(config)
+
+    @asset(
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"polars", "parquet"},
+        ins={name: _lookback_in(lookback.get(table, 0)) for name, table in _INPUTS.items()},
+        code_version=version,
     )
-    result = build_features(inputs, start=start, end=end, config=FEATURE_CONFIG)
-    frame = result.frame
-    n_features = frame.width - 2
-    null_share = frame.drop("ts", "coin").null_count().transpose(column_names=["nulls"]).get_column(
-        "nulls"
-    ).sum() / max(1, frame.height * n_features)
-    if result.unavailable:
-        # One line: the reasons are expected on a given data set (hourly bars have no 1-minute windows,
-        # the real samples no order books); the full map is in the metadata.
-        context.log.info(
-            f"features {day}: {len(result.unavailable)} family/timeframe groups are null: "
-            + "; ".join(f"{k}: {v}" for k, v in sorted(result.unavailable.items()))
+    def features(
+        context: AssetExecutionContext,
+        kimchi_premium: pl.DataFrame,
+        upbit_candles: pl.DataFrame,
+        bithumb_candles: pl.DataFrame,
+        binance_candles: pl.DataFrame,
+        fx_usdkrw: pl.DataFrame,
+        orderbook_snapshots: pl.DataFrame,
+        onchain_metrics: pl.DataFrame,
+        macro_daily: pl.DataFrame,
+        news_headlines: pl.DataFrame,
+    ) -> Iterator[Any]:
+        """The wide feature table: ``ts``, ``coin``, then one column per catalog feature, for the bars of the
+        day. A row at ``ts`` uses only data known by the bar's close; families whose source the market lacks
+        are null and listed in the metadata (``unavailable``)."""
+        day = parse_day(context.partition_key)
+        start, end = day_bounds(day)
+        candles = [f for f in (upbit_candles, bithumb_candles, binance_candles) if f.width]
+        inputs = FeatureInputs(
+            premium=_frame_or_none(kimchi_premium),
+            candles=pl.concat(candles, how="vertical_relaxed") if candles else None,
+            fx=_frame_or_none(fx_usdkrw),
+            orderbook=_frame_or_none(orderbook_snapshots),
+            onchain=_frame_or_none(onchain_metrics),
+            macro=_frame_or_none(macro_daily),
+            news=_frame_or_none(news_headlines),
         )
-    context.log.info(
-        f"features {day}: {frame.height} rows x {n_features} features at {result.interval_s}s bars, "
-        f"{null_share:.1%} null cells, version {feature_set_version(FEATURE_CONFIG)}"
-    )
-    meta = table_metadata(frame.select("ts", "coin", *frame.columns[2:8]))
-    meta.update(
-        {
-            "dagster/row_count": frame.height,
-            "features": n_features,
-            "interval_s": result.interval_s,
-            "feature_set_version": feature_set_version(FEATURE_CONFIG),
-            "null_share": round(float(null_share), 4),
-            "unavailable": MetadataValue.json(result.unavailable),
-        }
-    )
-    yield Output(frame, metadata=meta)
+        result = build_features(inputs, start=start, end=end, config=config)
+        frame = result.frame
+        n_features = frame.width - 2
+        null_share = frame.drop("ts", "coin").null_count().transpose(column_names=["nulls"]).get_column(
+            "nulls"
+        ).sum() / max(1, frame.height * n_features)
+        if result.unavailable:
+            # One line: the reasons are expected on a given data set (hourly bars have no 1-minute windows,
+            # the real samples no order books); the full map is in the metadata.
+            context.log.info(
+                f"features {day}: {len(result.unavailable)} family/timeframe groups are null: "
+                + "; ".join(f"{k}: {v}" for k, v in sorted(result.unavailable.items()))
+            )
+        context.log.info(
+            f"features {day}: {frame.height} rows x {n_features} features at {result.interval_s}s bars, "
+            f"{null_share:.1%} null cells, version {version}"
+        )
+        meta = table_metadata(frame.select("ts", "coin", *frame.columns[2:8]))
+        meta.update(
+            {
+                "dagster/row_count": frame.height,
+                "features": n_features,
+                "interval_s": result.interval_s,
+                "feature_set_version": version,
+                "null_share": round(float(null_share), 4),
+                "unavailable": MetadataValue.json(result.unavailable),
+            }
+        )
+        yield Output(frame, metadata=meta)
 
-
-@asset(
-    partitions_def=daily_partitions,
-    group_name=GROUP,
-    kinds={"polars", "parquet"},
-    code_version=feature_set_version(FEATURE_CONFIG),
-)
-def feature_catalog(context: AssetExecutionContext) -> Output[pl.DataFrame]:
-    """Every feature's name, family, parameters, formula in words, look-back and source tables: the
-    catalog the day's ``features`` were computed with (its hash is the feature-set version)."""
-    catalog = catalog_frame(FEATURE_CONFIG)
-    version = feature_set_version(FEATURE_CONFIG)
-    context.log.info(f"feature catalog {context.partition_key}: {catalog.height} features, version {version}")
-    return Output(
-        catalog,
-        metadata={
-            "dagster/row_count": catalog.height,
-            "feature_set_version": version,
-            "families": MetadataValue.md(catalog_markdown(catalog)),
-            "catalog": MetadataValue.md(_full_table(catalog)),
-        },
+    @asset(
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"polars", "parquet"},
+        code_version=version,
     )
+    def feature_catalog(context: AssetExecutionContext) -> Output[pl.DataFrame]:
+        """Every feature's name, family, parameters, formula in words, look-back and source tables: the
+        catalog the day's ``features`` were computed with (its hash is the feature-set version)."""
+        catalog = catalog_frame(config)
+        context.log.info(
+            f"feature catalog {context.partition_key}: {catalog.height} features, version {version}"
+        )
+        return Output(
+            catalog,
+            metadata={
+                "dagster/row_count": catalog.height,
+                "feature_set_version": version,
+                "families": MetadataValue.md(catalog_markdown(catalog)),
+                "catalog": MetadataValue.md(_full_table(catalog)),
+            },
+        )
+
+    return [features, feature_catalog]
 
 
 def _full_table(catalog: pl.DataFrame) -> str:
@@ -169,6 +185,3 @@ def _full_table(catalog: pl.DataFrame) -> str:
         fmt_str_lengths=200,
     ):
         return str(catalog.select(cols))
-
-
-feature_assets = [features, feature_catalog]

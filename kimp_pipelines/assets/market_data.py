@@ -10,14 +10,13 @@ from datetime import date
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetsDefinition, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, DailyPartitionsDefinition, Output, asset
 
 from kimp.market_data import schemas
 from kimp.market_data.source import MarketSource
 from kimp.timeutil import parse_day
 from kimp_pipelines.assets.checks import check_specs, run_checks
 from kimp_pipelines.assets.metadata import table_metadata
-from kimp_pipelines.partitions import daily_partitions
 from kimp_pipelines.resources.market_data import MarketDataResource
 from kimp_pipelines.resources.quality import QualityResource
 
@@ -27,16 +26,21 @@ Fetch = Callable[[MarketSource, date], pl.DataFrame]
 
 
 def _raw_asset(
-    name: str, table: str, fetch: Fetch, description: str, venue: str | None = None
+    name: str,
+    table: str,
+    fetch: Fetch,
+    description: str,
+    partitions: DailyPartitionsDefinition,
+    venue: str | None = None,
 ) -> AssetsDefinition:
     @asset(
         name=name,
-        partitions_def=daily_partitions,
+        partitions_def=partitions,
         group_name=GROUP,
         kinds={"polars", "parquet"},
         description=description,
         metadata={"table": table, **({"venue": venue} if venue else {})},
-        check_specs=check_specs(name, table),
+        check_specs=check_specs(name, table, partitions),
     )
     def _raw(
         context: AssetExecutionContext, market_data: MarketDataResource, quality: QualityResource
@@ -62,17 +66,6 @@ def _raw_asset(
     return _raw
 
 
-candle_assets = [
-    _raw_asset(
-        f"{venue}_candles",
-        "candles",
-        lambda source, day, v=venue: source.candles(v, day),
-        f"OHLCV candles from {venue.capitalize()}, every symbol and interval the source has; ts = bar open (UTC).",
-        venue=venue,
-    )
-    for venue in schemas.VENUES
-]
-
 # asset name -> (table; the source method is named after the table, description)
 _DAILY_TABLES: dict[str, tuple[str, str]] = {
     "fx_usdkrw": (
@@ -94,9 +87,22 @@ _DAILY_TABLES: dict[str, tuple[str, str]] = {
     "news_headlines": ("news", "News headlines (time, source, text)."),
 }
 
-table_assets = [
-    _raw_asset(name, table, lambda source, day, t=table: getattr(source, t)(day), description)
-    for name, (table, description) in _DAILY_TABLES.items()
-]
 
-raw_assets = [*candle_assets, *table_assets]
+def build_raw_assets(partitions: DailyPartitionsDefinition) -> list[AssetsDefinition]:
+    """One asset per raw table (candles one per venue) over the given daily partitions."""
+    candle_assets = [
+        _raw_asset(
+            f"{venue}_candles",
+            "candles",
+            lambda source, day, v=venue: source.candles(v, day),
+            f"OHLCV candles from {venue.capitalize()}, every symbol and interval the source has; ts = bar open (UTC).",
+            partitions,
+            venue=venue,
+        )
+        for venue in schemas.VENUES
+    ]
+    table_assets = [
+        _raw_asset(name, table, lambda source, day, t=table: getattr(source, t)(day), description, partitions)
+        for name, (table, description) in _DAILY_TABLES.items()
+    ]
+    return [*candle_assets, *table_assets]

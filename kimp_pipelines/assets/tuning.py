@@ -3,53 +3,65 @@
 import json
 
 import polars as pl
-from dagster import AssetExecutionContext, MetadataValue, Output, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    DailyPartitionsDefinition,
+    MetadataValue,
+    Output,
+    asset,
+)
 
+from kimp.models.base import WalkForwardConfig
 from kimp.models.studies import study_name
 from kimp.timeutil import parse_day
-from kimp_pipelines.partitions import daily_partitions
 from kimp_pipelines.resources.modeling import ModelingResource
 
 
-@asset(partitions_def=daily_partitions, group_name="models", kinds={"optuna"})
-def optuna_study(
-    context: AssetExecutionContext, modeling: ModelingResource, training_dataset: pl.DataFrame
-) -> Output[pl.DataFrame]:
-    """TPE search with median pruning over 5-fold purged time-series CV on the training window of D, per
-    boosting model; studies persist in Optuna storage (SQLite under KIMP_HOME, or any RDB URL shared by
-    workers). Daily retrains of day >= D use the newest such study."""
-    from kimp.models.tuning import tune
+def build_tuning_asset(wf: WalkForwardConfig, partitions: DailyPartitionsDefinition) -> AssetsDefinition:
+    """The study asset for the walk-forward ``wf``."""
 
-    config = modeling.config()
-    day = parse_day(context.partition_key)
-    rows = []
-    for kind in (k for k in config.models if k in ("xgboost", "lightgbm")):
-        name = study_name(kind, day, config)
-        context.log.info(f"optuna {name}: {config.n_trials} trials, {config.cv_folds}-fold purged CV")
-        best = tune(kind, training_dataset, config, modeling.optuna_storage, name)
-        rows.append(
-            {
-                "day": day,
-                "model": kind,
-                "study": name,
-                "trials": config.n_trials,
-                "best_params": json.dumps(best, default=str, sort_keys=True),
-            }
+    @asset(partitions_def=partitions, group_name="models", kinds={"optuna"})
+    def optuna_study(
+        context: AssetExecutionContext, modeling: ModelingResource, training_dataset: pl.DataFrame
+    ) -> Output[pl.DataFrame]:
+        """TPE search with median pruning over 5-fold purged time-series CV on the training window of D, per
+        boosting model; studies persist in Optuna storage (SQLite under KIMP_HOME, or any RDB URL shared by
+        workers). Daily retrains of day >= D use the newest such study."""
+        from kimp.models.tuning import tune
+
+        config = wf
+        day = parse_day(context.partition_key)
+        rows = []
+        for kind in (k for k in config.models if k in ("xgboost", "lightgbm")):
+            name = study_name(kind, day, config)
+            context.log.info(f"optuna {name}: {config.n_trials} trials, {config.cv_folds}-fold purged CV")
+            best = tune(kind, training_dataset, config, modeling.optuna_storage, name)
+            rows.append(
+                {
+                    "day": day,
+                    "model": kind,
+                    "study": name,
+                    "trials": config.n_trials,
+                    "best_params": json.dumps(best, default=str, sort_keys=True),
+                }
+            )
+        frame = pl.DataFrame(
+            rows,
+            schema={
+                "day": pl.Date,
+                "model": pl.String,
+                "study": pl.String,
+                "trials": pl.Int64,
+                "best_params": pl.String,
+            },
         )
-    frame = pl.DataFrame(
-        rows,
-        schema={
-            "day": pl.Date,
-            "model": pl.String,
-            "study": pl.String,
-            "trials": pl.Int64,
-            "best_params": pl.String,
-        },
-    )
-    return Output(
-        frame,
-        metadata={
-            "studies": MetadataValue.json({r["study"]: json.loads(r["best_params"]) for r in rows}),
-            "storage": modeling.optuna_storage.split("@")[-1],
-        },
-    )
+        return Output(
+            frame,
+            metadata={
+                "studies": MetadataValue.json({r["study"]: json.loads(r["best_params"]) for r in rows}),
+                "storage": modeling.optuna_storage.split("@")[-1],
+            },
+        )
+
+    return optuna_study

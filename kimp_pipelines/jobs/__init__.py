@@ -1,29 +1,32 @@
-"""Jobs, schedules and sensors over the asset graph.
+"""Jobs, schedules and sensors over the asset graph, built from the settings and partitions.
 
 The daily chain runs on staggered UTC schedules (all off by default): market data 00:30, features 01:00,
 retrain 01:30, backtests 03:00; tuning weekly (Sunday 22:00).
 """
 
-from kimp_pipelines.jobs.backtest import backtest_job, daily_backtest_schedule
-from kimp_pipelines.jobs.features import daily_features_schedule, features_job
-from kimp_pipelines.jobs.market_data import daily_market_data_schedule, market_data_job
-from kimp_pipelines.jobs.models import (
-    daily_retrain_schedule,
-    reports_job,
-    training_job,
-    tuning_job,
-    weekly_tuning_schedule,
-)
-from kimp_pipelines.jobs.sensors import new_market_files
+from __future__ import annotations
 
-jobs = [market_data_job, features_job, tuning_job, training_job, backtest_job, reports_job]
-schedules = [
-    daily_market_data_schedule,
-    daily_features_schedule,
-    daily_retrain_schedule,
-    weekly_tuning_schedule,
-    daily_backtest_schedule,
-]
-sensors = [new_market_files]
+from typing import Any
 
-__all__ = ["jobs", "schedules", "sensors"]
+from kimp.settings import Settings
+from kimp_pipelines.jobs.backtest import build_backtest_job
+from kimp_pipelines.jobs.features import build_features_job
+from kimp_pipelines.jobs.market_data import build_market_data_job
+from kimp_pipelines.jobs.models import build_model_jobs
+from kimp_pipelines.jobs.sensors import MAX_DAYS_PER_TICK, build_new_files_sensor
+from kimp_pipelines.partitions import Partitions
+
+
+def build_jobs(settings: Settings, partitions: Partitions) -> tuple[list[Any], list[Any], list[Any]]:
+    """(jobs, schedules, sensors)."""
+    market_data_job, market_schedule = build_market_data_job(partitions.daily)
+    features_job, features_schedule = build_features_job(partitions.daily)
+    model_jobs, model_schedules = build_model_jobs(partitions.daily)
+    backtest_job, backtest_schedule = build_backtest_job(partitions)
+    jobs = [market_data_job, features_job, *model_jobs, backtest_job]
+    schedules = [market_schedule, features_schedule, *model_schedules, backtest_schedule]
+    sensors = [build_new_files_sensor(settings, market_data_job, partitions.daily)]
+    return jobs, schedules, sensors
+
+
+__all__ = ["MAX_DAYS_PER_TICK", "build_jobs"]

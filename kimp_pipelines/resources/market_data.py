@@ -11,10 +11,10 @@ from kimp.market_data import MarketSource, build_source
 class MarketDataResource(ConfigurableResource):
     """Chooses the market-data source. ``kind``: simulated | files | exchange."""
 
-    kind: str = "simulated"
+    kind: str
     data_dir: str | None = None
-    seed: int = 7
-    orderbook_interval_ms: int = 5_000
+    seed: int
+    orderbook_interval_ms: int
 
     _source: MarketSource | None = PrivateAttr(default=None)
 

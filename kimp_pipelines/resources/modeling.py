@@ -18,32 +18,12 @@ from dagster import (
 )
 from dagster._core.definitions.decorators.hook_decorator import event_list_hook  # what dagster-mlflow uses
 
-from kimp.models.base import WalkForwardConfig
-
 
 class ModelingResource(ConfigurableResource):
-    """The walk-forward study every model asset follows (validated by WalkForwardConfig)."""
+    """Where daily models are written (loaded by path later) and where Optuna studies live."""
 
-    horizon_minutes: int = 60
-    window_days: int = 30
-    n_trials: int = 20
-    models: str = "xgboost,lightgbm,lstm"
-    lstm_size: str = "cpu"
-    kr_venue: str = "upbit"
-    seed: int = 7
     model_dir: str
     optuna_storage: str
-
-    def config(self) -> WalkForwardConfig:
-        return WalkForwardConfig(
-            horizon_minutes=self.horizon_minutes,
-            window_days=self.window_days,
-            n_trials=self.n_trials,
-            models=tuple(m.strip() for m in self.models.split(",") if m.strip()),
-            lstm_size=self.lstm_size,
-            kr_venue=self.kr_venue,
-            seed=self.seed,
-        )
 
     def model_path(self, model: str, day: str) -> Path:
         path = Path(self.model_dir) / model / day

@@ -8,8 +8,8 @@ from kimp.quality import QualityConfig
 
 
 class QualityResource(ConfigurableResource):
-    max_gap_minutes: int = 360
-    max_fx_age_hours: int = 120
+    max_gap_minutes: int
+    max_fx_age_hours: int
 
     def config(self) -> QualityConfig:
         return QualityConfig(max_gap_s=self.max_gap_minutes * 60, max_fx_age_s=self.max_fx_age_hours * 3600)
