@@ -9,7 +9,7 @@
    DQN. Target: each under 2 minutes (the default ``max_train_seconds`` is 110 s). Without the shared
    data beside the repository it falls back to synthetic hourly tables (and says so).
 3. ``--minute``: the same on a 30-day window of synthetic 1-minute bars (86,400 bars per coin), with
-   ``--minute-steps`` steps (default 300,000) and a 10-minute budget per agent. Long: run it on its own.
+   ``--minute-steps`` steps (default 200,000) and a 10-minute budget per agent. Long: run it on its own.
 
 Usage: .venv/bin/python benchmarks/bench_rl.py [--steps 200000] [--day 2018-03-01] [--minute]
 Its last line reads ``env_steps_per_s=<n> ppo_train_s=<x> dqn_train_s=<y>``.
@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200_000, help="environment steps per timing")
     parser.add_argument("--day", type=date.fromisoformat, default=date(2018, 3, 1))
     parser.add_argument("--minute", action="store_true", help="also a 30-day window of 1-minute bars")
-    parser.add_argument("--minute-steps", type=int, default=300_000)
+    parser.add_argument("--minute-steps", type=int, default=200_000)
     args = parser.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}")
     print(f"load average (1, 5, 15 min) before: {load()}", flush=True)

@@ -8,12 +8,31 @@
 - :mod:`kimp.rl.walk_forward`: the agent of day D trained on the window before D minus the embargo, and
   its targets on day D as backtest signals.
 
-Observation, actions and the reward's formula: docs/rl.md.
+Observation, actions and the reward's formula: docs/rl.md. Importing this package is cheap (the configs);
+the rest loads on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from kimp.rl.config import AGENTS, AgentConfig, EnvConfig, KillSwitch
-from kimp.rl.episodes import Episode, Play, build_episodes, day_markets
-from kimp.rl.observation import feature_names
+
+_LAZY = {
+    "Episode": "kimp.rl.episodes",
+    "Play": "kimp.rl.episodes",
+    "build_episodes": "kimp.rl.episodes",
+    "day_markets": "kimp.rl.episodes",
+    "feature_names": "kimp.rl.observation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'kimp.rl' has no attribute {name!r}")
+
 
 __all__ = [
     "AGENTS",

@@ -193,3 +193,45 @@ class AgentConfig:
     @property
     def action_kind(self) -> ActionKind:
         return "continuous" if self.kind == "ppo" else "discrete"
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    """The product's daily agents (``ppo_agent``, ``dqn_agent``): their walk-forward window and learning
+    budget. The markets they learn on are the backtest's (``BacktestSettings.coins`` and ``kr_venues``),
+    under the backtest's default accounting. Order books are off by default: the daily assets would
+    otherwise load a whole window of L10 snapshots (about 1.3 GB for 30 days of 5-second simulated
+    books), and the real samples have none."""
+
+    window_days: int = 30
+    embargo_minutes: int = 60
+    validation_fraction: float = 0.15
+    span_days: int = 1
+    total_timesteps: int = 30_000
+    max_train_seconds: float = 110.0
+    n_envs: int = 4
+    env: EnvConfig = field(default_factory=lambda: EnvConfig(use_books=False))
+
+    def __post_init__(self) -> None:
+        if self.window_days < 1 or self.embargo_minutes < 0 or self.span_days < 1:
+            raise ValueError(
+                f"rl window_days >= 1, embargo_minutes >= 0 and span_days >= 1, got {self.window_days}, "
+                f"{self.embargo_minutes}, {self.span_days}"
+            )
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"rl validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.total_timesteps < 1 or self.n_envs < 1:
+            raise ValueError(
+                f"rl total_timesteps and n_envs must be >= 1, got {self.total_timesteps}, {self.n_envs}"
+            )
+        _positive("rl max_train_seconds", self.max_train_seconds)
+
+    def agent(self, kind: str, seed: int) -> AgentConfig:
+        """The learning config of one agent under these settings."""
+        return AgentConfig(
+            kind=kind,  # type: ignore[arg-type]
+            total_timesteps=self.total_timesteps,
+            max_train_seconds=self.max_train_seconds,
+            n_envs=self.n_envs,
+            seed=seed,
+        )
