@@ -70,7 +70,7 @@ def bar_return(prev_px, px):
     return px / prev_px - 1.0 if prev_px > 0 else 0.0
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+@njit(cache=True, nogil=True, error_model="numpy")
 def window_sigma(close, i, window):
     """Sample std of the simple 1-bar returns of the last ``window`` bars ending at bar ``i`` (bars
     ``i - window + 1 .. i``, bar 0 having no return; only the past), 0 with fewer than two returns.
@@ -78,21 +78,43 @@ def window_sigma(close, i, window):
     Computed where a fill needs it (a decision with the impact model on), from the window itself, in one
     pass over the returns' deviations from the window's first return (the shifted-data sums: no
     cancellation when the mean is large against the spread). Simple rather than log returns: the same to
-    first order at bar scale, and no ``log``. Compiled with NumPy's error model (``bar_return`` guards
-    the only division that could be by 0) and reassociable sums, so that the loop runs on several bars
-    per instruction; both engines call this one compiled function, so they get the same bits.
+    first order at bar scale, and no ``log``. NumPy's error model (``bar_return`` guards the only
+    division that could be by 0).
+
+    The sums run in four explicit lanes combined in a fixed order, never in an order the compiler picks
+    (no ``fastmath`` reassociation): this function is inlined into both engines and compiled once per
+    argument types, and each copy must give the same bits, whatever the CPU, the copy or whether it came
+    from numba's on-disk cache (issue 11: results changed once the cache was warm).
     """
     m = smaller(i, window)
     if m < 2:
         return 0.0
     lo = i - m + 1
     shift = bar_return(close[lo - 1], close[lo])
-    s1 = 0.0
-    s2 = 0.0
-    for j in range(lo, i + 1):
-        d = bar_return(close[j - 1], close[j]) - shift
-        s1 += d
-        s2 += d * d
+    a1 = b1 = c1 = d1 = 0.0
+    a2 = b2 = c2 = d2 = 0.0
+    j = lo
+    while j + 4 <= i + 1:
+        xa = bar_return(close[j - 1], close[j]) - shift
+        xb = bar_return(close[j], close[j + 1]) - shift
+        xc = bar_return(close[j + 1], close[j + 2]) - shift
+        xd = bar_return(close[j + 2], close[j + 3]) - shift
+        a1 += xa
+        b1 += xb
+        c1 += xc
+        d1 += xd
+        a2 += xa * xa
+        b2 += xb * xb
+        c2 += xc * xc
+        d2 += xd * xd
+        j += 4
+    while j <= i:
+        x = bar_return(close[j - 1], close[j]) - shift
+        a1 += x
+        a2 += x * x
+        j += 1
+    s1 = (a1 + b1) + (c1 + d1)
+    s2 = (a2 + b2) + (c2 + d2)
     var = (s2 - s1 * s1 / m) / (m - 1)
     return math.sqrt(var) if var > 0 else 0.0
 

@@ -73,32 +73,62 @@ def series_stats(
     return mean, sd, down_sq, mdd, held / e.shape[0]
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+@njit(cache=True, nogil=True, inline="always")
+def _return_terms(e, i, capital, shift):
+    """Bar ``i``'s return less ``shift``, and its squared downside."""
+    r = e[i] / (e[i - 1] if i > 0 else capital) - 1.0
+    m = min(r, 0.0)
+    return r - shift, m * m
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def return_stats(e, capital):
     """Mean and sample std of the bar returns of the curve ``e`` and their mean squared downside
     ``mean(min(r, 0)^2)``, in one pass with each return computed where it is summed (no array of them).
 
     The variance comes from sums of the returns' deviations from the first return (the shifted-data
     sums: no cancellation when the mean is large against the spread, and returns that are all exactly
-    equal give a std of exactly 0, no rounding noise made into a Sharpe). Compiled with NumPy's error
-    model (a zero equity gives inf, as NumPy would) and reassociable sums, so that the loop divides and
-    sums several bars per instruction; compute_metrics and the vectorized engine call this one compiled
-    function, so they get the same bits.
+    equal give a std of exactly 0, no rounding noise made into a Sharpe). NumPy's error model (a zero
+    equity gives inf, as NumPy would). The sums run in four explicit lanes combined in a fixed order
+    (several bars per instruction without ``fastmath`` reassociation, whose order the compiler picks per
+    compiled copy): the function is compiled once per argument types (a read-only curve is another
+    type), and every copy must give the same bits, cached or not (issue 11).
     """
     n = e.shape[0]
     if n == 0:
         return 0.0, 0.0, 0.0
     shift = e[0] / capital - 1.0
-    d1 = 0.0
-    d2 = 0.0
-    down = 0.0
-    for i in range(n):
-        r = e[i] / (e[i - 1] if i > 0 else capital) - 1.0
-        m = min(r, 0.0)
-        down += m * m
-        d = r - shift
-        d1 += d
-        d2 += d * d
+    a1 = b1 = c1 = f1 = 0.0
+    a2 = b2 = c2 = f2 = 0.0
+    da = db = dc = df = 0.0
+    i = 0
+    while i + 4 <= n:
+        xa, ya = _return_terms(e, i, capital, shift)
+        xb, yb = _return_terms(e, i + 1, capital, shift)
+        xc, yc = _return_terms(e, i + 2, capital, shift)
+        xf, yf = _return_terms(e, i + 3, capital, shift)
+        a1 += xa
+        b1 += xb
+        c1 += xc
+        f1 += xf
+        a2 += xa * xa
+        b2 += xb * xb
+        c2 += xc * xc
+        f2 += xf * xf
+        da += ya
+        db += yb
+        dc += yc
+        df += yf
+        i += 4
+    while i < n:
+        x, y = _return_terms(e, i, capital, shift)
+        a1 += x
+        a2 += x * x
+        da += y
+        i += 1
+    d1 = (a1 + b1) + (c1 + f1)
+    d2 = (a2 + b2) + (c2 + f2)
+    down = (da + db) + (dc + df)
     mean = shift + d1 / n
     sd = 0.0
     if n > 1:
