@@ -29,6 +29,9 @@ KIMP_WF_HORIZON_MINUTES, KIMP_WF_WINDOW_DAYS, KIMP_WF_TRIALS, KIMP_WF_MODELS, KI
 KIMP_WF_KR_VENUE     the walk-forward (WalkForwardConfig: horizon_minutes, window_days, n_trials, models,
                      lstm_size, kr_venue)
 KIMP_BT_STRATEGIES   strategies of the daily backtests (BacktestSettings.strategies)
+KIMP_RL_WINDOW_DAYS, KIMP_RL_EMBARGO_MINUTES, KIMP_RL_TIMESTEPS, KIMP_RL_MAX_TRAIN_SECONDS
+                     the daily RL agents (kimp.rl.config.RLSettings: window_days, embargo_minutes,
+                     total_timesteps, max_train_seconds)
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kimp.models.base import WalkForwardConfig
+from kimp.rl.config import RLSettings
 
 if TYPE_CHECKING:
     from kimp.features import FeatureConfig
@@ -96,6 +100,7 @@ class Settings:
     plugins: tuple[str, ...] = ()
     walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
+    rl: RLSettings = field(default_factory=RLSettings)
     features: FeatureConfig | None = None  # None: the product's feature set (FeatureConfig())
     # The KIMP_ variables this object was read from (from_env); lets resources bind secrets through EnvVar.
     env_values: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -168,6 +173,11 @@ class Settings:
         changes = {k: v for k, v in changes.items() if v is not None}
         return replace(self, backtest=replace(self.backtest, **changes)) if changes else self
 
+    def with_rl(self, **changes: Any) -> Settings:
+        """A copy with some RL-agent fields changed (None values are ignored: 'not given')."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, rl=replace(self.rl, **changes)) if changes else self
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from environment variables (``os.environ`` unless given); only set ones are read."""
@@ -228,7 +238,26 @@ class Settings:
             backtest = BacktestSettings(**bt)
         except ValueError as exc:
             raise ValueError(f"KIMP_BT_STRATEGIES: {exc}") from None
-        return cls(**top, walk_forward=walk_forward, backtest=backtest, env_values=read)
+        rl: dict[str, Any] = {}
+        for var, name in (
+            ("KIMP_RL_WINDOW_DAYS", "window_days"),
+            ("KIMP_RL_EMBARGO_MINUTES", "embargo_minutes"),
+            ("KIMP_RL_TIMESTEPS", "total_timesteps"),
+        ):
+            if var in read:
+                rl[name] = _int(var, read[var])
+        if "KIMP_RL_MAX_TRAIN_SECONDS" in read:
+            try:
+                rl["max_train_seconds"] = float(read["KIMP_RL_MAX_TRAIN_SECONDS"])
+            except ValueError:
+                raise ValueError(
+                    f"KIMP_RL_MAX_TRAIN_SECONDS={read['KIMP_RL_MAX_TRAIN_SECONDS']!r}: expected a number"
+                ) from None
+        try:
+            rl_settings = RLSettings(**rl)
+        except ValueError as exc:
+            raise ValueError(f"KIMP_RL_* variables: {exc}") from None
+        return cls(**top, walk_forward=walk_forward, backtest=backtest, rl=rl_settings, env_values=read)
 
 
 def _names(raw: str, *, lower: bool = False) -> tuple[str, ...]:

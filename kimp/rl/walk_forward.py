@@ -24,7 +24,7 @@ from kimp.backtest import kernel as BK
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import US, Market
 from kimp.rl.agents import Agent, Progress, train
-from kimp.rl.config import AGENTS, AgentConfig, EnvConfig
+from kimp.rl.config import AGENTS, AgentConfig, EnvConfig, RLSettings
 from kimp.rl.episodes import Episode, Play, build_episodes, catalog_stats, day_markets
 from kimp.timeutil import day_start
 
@@ -54,6 +54,28 @@ class RLWalkForward:
             raise ValueError(
                 f"kr_venues among upbit and bithumb and at least one coin, got {self.kr_venues}, {self.coins}"
             )
+
+    @classmethod
+    def from_settings(
+        cls,
+        rl: RLSettings,
+        *,
+        coins: tuple[str, ...],
+        kr_venues: tuple[str, ...],
+        backtest: BacktestConfig | None = None,
+    ) -> RLWalkForward:
+        """The walk-forward of the product's daily agents: ``Settings.rl`` over the backtest's markets and
+        (by default) its default accounting."""
+        return cls(
+            window_days=rl.window_days,
+            embargo_minutes=rl.embargo_minutes,
+            validation_fraction=rl.validation_fraction,
+            kr_venues=tuple(kr_venues),
+            coins=tuple(coins),
+            span_days=rl.span_days,
+            env=rl.env,
+            backtest=backtest or BacktestConfig(),
+        )
 
     def cutoff(self, day: date) -> datetime:
         """Training bars close at or before this instant."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetsDefinition
 
 from kimp.settings import Settings
+from kimp_pipelines.assets.agents import build_agent_assets
 from kimp_pipelines.assets.backtest import build_backtest_asset
 from kimp_pipelines.assets.features import build_feature_assets
 from kimp_pipelines.assets.market_data import build_raw_assets
@@ -28,6 +29,7 @@ def build_assets(settings: Settings, partitions: Partitions | None = None) -> li
         *build_feature_assets(settings.feature_config(), partitions.daily),
         *build_model_assets(settings.walk_forward, partitions.daily),
         build_tuning_asset(settings.walk_forward, partitions.daily),
+        *build_agent_assets(settings, partitions.daily),
         build_backtest_asset(partitions),
         walk_forward_report,
         backtest_summary,
