@@ -11,6 +11,7 @@ from datetime import datetime
 
 import polars as pl
 
+from kimp.features.expr import Expr, col, null_column, when
 from kimp.features.families.external import add_calendar, add_macro, add_news, add_onchain
 from kimp.features.families.microstructure import add_liquidity, add_orderbook, add_volume
 from kimp.features.families.premium import add_mean_reversion, add_premium
@@ -130,11 +131,33 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
 
 
-def helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
+def root_names(expr: Expr | pl.Expr) -> list[str]:
+    """The columns an expression reads."""
+    if isinstance(expr, pl.Expr):
+        return expr.meta.root_names()
+    out: list[str] = []
+    todo, seen = [expr], set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if e.op == "col":
+            out.append(e.kw["name"])
+        todo.extend(e.args)
+    return out
+
+
+def lowered(expr: Expr | pl.Expr) -> pl.Expr:
+    """The polars expression the batch build evaluates (a feature Expr lowered, a polars one as is)."""
+    return expr.to_polars() if isinstance(expr, Expr) else expr
+
+
+def helper_levels(helpers: dict[str, Expr | pl.Expr]) -> list[list[str]]:
     """Group helper columns so that each group reads only base columns and earlier groups."""
     level: dict[str, int] = {}
     for name, expr in helpers.items():  # registration order is a topological order
-        deps = [level[r] for r in expr.meta.root_names() if r in level]
+        deps = [level[r] for r in root_names(expr) if r in level]
         level[name] = 1 + max(deps, default=-1)
     groups: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for name, lvl in level.items():
@@ -146,34 +169,47 @@ def helper_levels(helpers: dict[str, pl.Expr]) -> list[list[str]]:
 _SHARED_HELPERS = ("_lr1_", "_bvc_")
 
 
-def needed_helpers(exprs: list[pl.Expr], helpers: dict[str, pl.Expr]) -> set[str]:
+def needed_helpers(exprs: list[Expr | pl.Expr], helpers: dict[str, Expr | pl.Expr]) -> set[str]:
     """The helper columns ``exprs`` read, directly or through other helpers."""
     needed: set[str] = set()
-    todo = [r for e in exprs for r in e.meta.root_names() if r in helpers]
+    todo = [r for e in exprs for r in root_names(e) if r in helpers]
     while todo:
         name = todo.pop()
         if name not in needed:
             needed.add(name)
-            todo.extend(r for r in helpers[name].meta.root_names() if r in helpers)
+            todo.extend(r for r in root_names(helpers[name]) if r in helpers)
     return needed
 
 
-def feature_expr(
-    spec: FeatureSpec, make: Callable[[], pl.Expr | None], marks: dict[str, str], history_s: float
-) -> pl.Expr:
-    """The feature's expression: null where the interval cannot express it (reason in ``marks``), and
-    masked to null on rows with less history than its look-back unless every row has ``history_s``."""
+def feature_definition(
+    spec: FeatureSpec, make: Callable[[], Expr | pl.Expr | None], marks: dict[str, str], history_s: float
+) -> Expr | pl.Expr:
+    """The feature as the registry defines it: null where the interval cannot express it (reason in
+    ``marks``), masked to null on rows with less history than its look-back unless every row has
+    ``history_s``, cast to Float32. A feature Expr (kimp.features.expr) stays one, so that the streaming
+    engine compiles the very definition the batch build lowers to polars."""
     try:
         expr = make()
     except NotRepresentable as err:
         marks.setdefault(spec.name, str(err))
         expr = None
     if expr is None:  # a column of nulls as long as the frame (a bare literal would broadcast to 1 row)
-        expr = pl.repeat(None, pl.len(), dtype=pl.Float64)
+        expr = null_column()
     lb = int(spec.lookback.total_seconds())
+    if isinstance(expr, pl.Expr):
+        if lb > history_s:
+            expr = pl.when(pl.col("_hist_s") >= lb).then(expr)
+        return expr.cast(pl.Float32)
     if lb > history_s:  # warm-up: rows with less history on the grid than declared are null
-        expr = pl.when(pl.col("_hist_s") >= lb).then(expr)
-    return expr.cast(pl.Float32).alias(spec.name)
+        expr = when(col("_hist_s") >= lb).then(expr)
+    return expr.cast(pl.Float32)
+
+
+def feature_expr(
+    spec: FeatureSpec, make: Callable[[], Expr | pl.Expr | None], marks: dict[str, str], history_s: float
+) -> pl.Expr:
+    """The polars expression of ``feature_definition``, named after the feature."""
+    return lowered(feature_definition(spec, make, marks, history_s)).alias(spec.name)
 
 
 def _coin_frame(reg: Registry, base: pl.DataFrame, marks: dict[str, str], start: datetime) -> pl.DataFrame:
@@ -198,7 +234,7 @@ def _coin_frame(reg: Registry, base: pl.DataFrame, marks: dict[str, str], start:
         needed = needed_helpers(exprs, reg.helpers) - set(frame.columns)
         pending = {n: e for n, e in reg.helpers.items() if n in needed}
         for level in helper_levels(pending):
-            frame = frame.with_columns([pending[n].alias(n) for n in level])
+            frame = frame.with_columns([lowered(pending[n]).alias(n) for n in level])
         names = [s.name for s in specs[i:j]]
         part = frame.select(exprs)
         # division by zero and logs of zero make +-inf/NaN; no feature may carry them (documented rule)

@@ -16,10 +16,11 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 
+from kimp.features.expr import Expr
 from kimp.features.garch import GarchParams
 from kimp.features.types import FeatureConfig, FeatureSpec
 
-Maker = Callable[[], pl.Expr | None]
+Maker = Callable[[], Expr | pl.Expr | None]
 
 # Families refreshed on every order-book snapshot by the streaming engine (FeatureSpec.refresh): each of
 # their features reads only closes, premiums, FX and the latest book, never a bar's volume, high or low
@@ -45,7 +46,7 @@ class Registry:
         self.interval_s = interval_s
         self.specs: list[FeatureSpec] = []
         self.makers: list[Maker] = []
-        self.helpers: dict[str, pl.Expr] = {}  # in registration order, which is dependency order
+        self.helpers: dict[str, Expr | pl.Expr] = {}  # in registration order, which is dependency order
         self.cache: dict[str, dict[str, np.ndarray]] = {}  # results shared by helper columns (GARCH)
         # GARCH parameters per series and refit block, kept across evaluations (see garch.py)
         self.garch_fitted: dict[str, dict[int, GarchParams | None]] = {}
@@ -110,15 +111,3 @@ class Registry:
                 raise NotRepresentable(f"helper {name} cannot be computed")
             self.helpers[name] = expr
         return name
-
-
-def numba_map(expr: pl.Expr, fn: Callable[[np.ndarray], np.ndarray]) -> pl.Expr:
-    """Apply a numpy/numba function to a whole column (per-coin frames, so no grouping is needed)."""
-    return (
-        expr.cast(pl.Float64)
-        .map_batches(
-            lambda s: pl.Series(s.name, fn(s.fill_null(np.nan).to_numpy().astype(np.float64, copy=False))),
-            return_dtype=pl.Float64,
-        )
-        .fill_nan(None)
-    )

@@ -6,6 +6,7 @@ import math
 
 import polars as pl
 
+from kimp.features.expr import Expr, col, when
 from kimp.features.families.price import DAY, half
 from kimp.features.inputs import MACRO_MAX_AGE, ONCHAIN_FLOWS, ONCHAIN_LEVELS, ONCHAIN_MAX_AGE
 from kimp.features.registry import Registry
@@ -25,11 +26,7 @@ MACRO_WORDS = {
 }
 
 
-def col(name: str) -> pl.Expr:
-    return pl.col(name)
-
-
-def _roll_sum(e: pl.Expr, reg: Registry, sec: int) -> pl.Expr:
+def _roll_sum(e: Expr, reg: Registry, sec: int) -> Expr:
     w = reg.bars(sec)
     return e.rolling_sum(window_size=w, min_samples=half(w))
 
@@ -68,10 +65,10 @@ def add_onchain(reg: Registry) -> None:
             )
     for wl, sec in FLOW_WINDOWS.items():
 
-        def net(sec: int = sec) -> pl.Expr:
+        def net(sec: int = sec) -> Expr:
             inflow = _roll_sum(col("oc_exchange_inflow"), reg, sec)
             outflow = _roll_sum(col("oc_exchange_outflow"), reg, sec)
-            return pl.when(inflow + outflow > 0).then((inflow - outflow) / (inflow + outflow))
+            return when(inflow + outflow > 0).then((inflow - outflow) / (inflow + outflow))
 
         reg.add(
             f"onchain_netflow_ratio_{wl}",
@@ -149,12 +146,12 @@ def add_news(reg: Registry) -> None:
             make=lambda sec=sec: _roll_sum(col("n_count"), reg, sec),
         )
 
-        def tone(sec: int = sec) -> pl.Expr:
+        def tone(sec: int = sec) -> Expr:
             n = _roll_sum(col("n_count"), reg, sec)
             return (
-                pl.when(n > 0)
+                when(n > 0)
                 .then(_roll_sum(col("n_tone"), reg, sec) / n)
-                .otherwise(pl.when(n.is_not_null()).then(0.0))
+                .otherwise(when(n.is_not_null()).then(0.0))
             )
 
         reg.add(
@@ -177,12 +174,12 @@ def add_news(reg: Registry) -> None:
         make=lambda: _roll_sum(col("n_coin"), reg, DAY),
     )
 
-    def coin_tone() -> pl.Expr:
+    def coin_tone() -> Expr:
         n = _roll_sum(col("n_coin"), reg, DAY)
         return (
-            pl.when(n > 0)
+            when(n > 0)
             .then(_roll_sum(col("n_coin_tone"), reg, DAY) / n)
-            .otherwise(pl.when(n.is_not_null()).then(0.0))
+            .otherwise(when(n.is_not_null()).then(0.0))
         )
 
     reg.add(
@@ -204,7 +201,7 @@ def add_news(reg: Registry) -> None:
 
 
 def add_calendar(reg: Registry) -> None:
-    def frac(unit: str) -> pl.Expr:
+    def frac(unit: str) -> Expr:
         t = col("ts")
         if unit == "day":
             return (t.dt.hour().cast(pl.Float64) * 60 + t.dt.minute().cast(pl.Float64)) / 1440
@@ -228,11 +225,11 @@ def add_calendar(reg: Registry) -> None:
             make=lambda unit=unit: (frac(unit) * 2 * math.pi).cos(),
         )
 
-    def kst_weekday() -> pl.Expr:
+    def kst_weekday() -> Expr:
         return col(reg.helper("_kst_wd", lambda: col("ts").dt.convert_time_zone("Asia/Seoul").dt.weekday()))
 
-    def kst_minute() -> pl.Expr:
-        def make() -> pl.Expr:
+    def kst_minute() -> Expr:
+        def make() -> Expr:
             kst = col("ts").dt.convert_time_zone("Asia/Seoul")
             return kst.dt.hour().cast(pl.Int32) * 60 + kst.dt.minute().cast(pl.Int32)
 

@@ -9,9 +9,9 @@ O'Hara 2012), buy share = Phi(r / sd), since the sources carry no trade tape.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
+from kimp.features.expr import Expr, col, rolling_ols, when
 from kimp.features.families.price import (
     DAY,
     PRICE_SERIES,
@@ -22,7 +22,6 @@ from kimp.features.families.price import (
     reg_min,
     std_min,
 )
-from kimp.features.kernels import rolling_ols_slope
 from kimp.features.registry import Registry
 from kimp.market_data.schemas import BOOK_LEVELS
 
@@ -35,18 +34,14 @@ RATE_WINDOWS = {"1m": 60, "15m": 900, "1h": 3600, "4h": 14400, "1d": DAY}
 PRESSURE_WINDOWS = {"15m": 900, "1h": 3600, "4h": 14400, "1d": DAY}
 
 
-def col(name: str) -> pl.Expr:
-    return pl.col(name)
-
-
-def bvc_vsum(reg: Registry, s: str, w: int) -> pl.Expr:
+def bvc_vsum(reg: Registry, s: str, w: int) -> Expr:
     """Rolling volume over the bars that have a bulk-volume classification (the denominator of VPIN and
     buy pressure: a bar whose buy share is unknown leaves both sums), a helper column."""
 
-    def make() -> pl.Expr:
+    def make() -> Expr:
         v = col(f"{s}_v")
         return (
-            pl.when(col(bvc_buy_fraction(reg, s)).is_not_null())
+            when(col(bvc_buy_fraction(reg, s)).is_not_null())
             .then(v)
             .rolling_sum(window_size=w, min_samples=half(w))
         )
@@ -54,26 +49,26 @@ def bvc_vsum(reg: Registry, s: str, w: int) -> pl.Expr:
     return col(reg.helper(f"_vsum_bvc_{s}_{w}", make))
 
 
-def bvc_flow(reg: Registry, s: str, w: int, weight: pl.Expr) -> pl.Expr:
+def bvc_flow(reg: Registry, s: str, w: int, weight: Expr) -> Expr:
     """sum(weight x volume) / sum(volume) over the window's bars with a buy share (masked alike)."""
     v = col(f"{s}_v")
     buy = col(bvc_buy_fraction(reg, s))
-    flow = pl.when(buy.is_not_null()).then(weight * v).rolling_sum(window_size=w, min_samples=half(w))
+    flow = when(buy.is_not_null()).then(weight * v).rolling_sum(window_size=w, min_samples=half(w))
     return flow / bvc_vsum(reg, s, w)  # no volume in the window: 0/0, nulled by the finite rule
 
 
-def clv(s: str) -> pl.Expr:
+def clv(s: str) -> Expr:
     """Close location value ((c-l) - (h-c)) / (h-l), 0 on a flat bar, null when h, l or c is missing."""
     h, lo, c = col(f"{s}_h"), col(f"{s}_l"), col(f"{s}_c")
     return (
-        pl.when(h > lo)
+        when(h > lo)
         .then(((c - lo) - (h - c)) / (h - lo))
         .when(h.is_not_null() & lo.is_not_null() & c.is_not_null())
         .then(0.0)
     )
 
 
-def vmean(reg: Registry, s: str, w: int) -> pl.Expr:
+def vmean(reg: Registry, s: str, w: int) -> Expr:
     return col(
         reg.helper(f"_vmean_{s}_{w}", lambda: col(f"{s}_v").rolling_mean(window_size=w, min_samples=half(w)))
     )
@@ -82,7 +77,7 @@ def vmean(reg: Registry, s: str, w: int) -> pl.Expr:
 def add_orderbook(reg: Registry) -> None:
     for v, words in BOOK_SIDES.items():
 
-        def ob(name: str, v: str = v) -> pl.Expr:
+        def ob(name: str, v: str = v) -> Expr:
             return col(f"{v}_ob_{name}")
 
         reg.add(
@@ -160,7 +155,7 @@ def add_liquidity(reg: Registry) -> None:
     for s, (what, _) in PRICE_SERIES.items():
         for wl, sec in LIQ_WINDOWS.items():
 
-            def vpin(s: str = s, sec: int = sec) -> pl.Expr:
+            def vpin(s: str = s, sec: int = sec) -> Expr:
                 buy = col(bvc_buy_fraction(reg, s))
                 return bvc_flow(reg, s, reg.bars(sec), (2 * buy - 1).abs())
 
@@ -175,7 +170,7 @@ def add_liquidity(reg: Registry) -> None:
                 make=vpin,
             )
 
-            def kyle(s: str = s, sec: int = sec) -> pl.Expr:
+            def kyle(s: str = s, sec: int = sec) -> Expr:
                 # OLS slope of the 1-bar log return on signed quote volume (buy - sell), per million quote units
                 w = reg.bars(sec)
                 r = col(log_ret1(reg, s))
@@ -185,14 +180,7 @@ def add_liquidity(reg: Registry) -> None:
                         lambda s=s: (2 * col(bvc_buy_fraction(reg, s)) - 1) * col(f"{s}_qv") / 1e6,
                     )
                 )
-                m = reg_min(w)
-
-                def fn(batch: pl.Series) -> pl.Series:
-                    rr = batch.struct.field("r").fill_null(np.nan).to_numpy().astype(np.float64)
-                    qq = batch.struct.field("q").fill_null(np.nan).to_numpy().astype(np.float64)
-                    return pl.Series(rolling_ols_slope(qq, rr, w, m))
-
-                return pl.struct(r=r, q=q).map_batches(fn, return_dtype=pl.Float64).fill_nan(None)
+                return rolling_ols(q, r, window=w, min_count=reg_min(w))
 
             reg.add(
                 f"{s}_kyle_lambda_{wl}",
@@ -205,10 +193,10 @@ def add_liquidity(reg: Registry) -> None:
                 make=kyle,
             )
 
-            def amihud(s: str = s, sec: int = sec) -> pl.Expr:
+            def amihud(s: str = s, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 qv = col(f"{s}_qv")
-                ill = pl.when(qv > 0).then(col(log_ret1(reg, s)).abs() / qv * 1e6)
+                ill = when(qv > 0).then(col(log_ret1(reg, s)).abs() / qv * 1e6)
                 return ill.rolling_mean(window_size=w, min_samples=half(w))
 
             reg.add(
@@ -231,7 +219,7 @@ def add_volume(reg: Registry) -> None:
             # the baseline is always longer than the window (a 1d rate over a 1d baseline is always 0)
             base_wl, base_sec = ("7d", 7 * DAY) if sec >= DAY else ("1d", DAY)
 
-            def rate(s: str = s, sec: int = sec, base_sec: int = base_sec) -> pl.Expr:
+            def rate(s: str = s, sec: int = sec, base_sec: int = base_sec) -> Expr:
                 w, wb = reg.bars(sec), reg.bars(base_sec)
                 return (vmean(reg, s, w) / vmean(reg, s, wb)).log()
 
@@ -246,12 +234,12 @@ def add_volume(reg: Registry) -> None:
                 make=rate,
             )
 
-        def large(s: str = s, v: pl.Expr = v) -> pl.Expr:
-            def make() -> pl.Expr:
+        def large(s: str = s, v: Expr = v) -> Expr:
+            def make() -> Expr:
                 wd = reg.bars(DAY)
                 m = vmean(reg, s, wd).shift(1)
                 sd = v.rolling_std(window_size=wd, min_samples=std_min(wd)).shift(1)
-                return pl.when(m.is_not_null() & v.is_not_null()).then((v > m + 3 * sd).cast(pl.Float64))
+                return when(m.is_not_null() & v.is_not_null()).then((v > m + 3 * sd).cast(pl.Float64))
 
             return col(reg.helper(f"_large_{s}", make))
 
@@ -270,7 +258,7 @@ def add_volume(reg: Registry) -> None:
             )
         for wl, sec in LIQ_WINDOWS.items():
 
-            def cmf(s: str = s, sec: int = sec, v: pl.Expr = v) -> pl.Expr:
+            def cmf(s: str = s, sec: int = sec, v: Expr = v) -> Expr:
                 flow, vol = masked_sums(clv(s) * v, v, reg.bars(sec))
                 return flow / vol
 
@@ -285,11 +273,11 @@ def add_volume(reg: Registry) -> None:
                 make=cmf,
             )
 
-        def ad_1d(s: str = s, v: pl.Expr = v) -> pl.Expr:
+        def ad_1d(s: str = s, v: Expr = v) -> Expr:
             wd = reg.bars(DAY)
             flow = clv(s) * v
             valid = flow.is_not_null()
-            return pl.when(valid).then(flow).rolling_sum(window_size=wd, min_samples=half(wd)) / pl.when(
+            return when(valid).then(flow).rolling_sum(window_size=wd, min_samples=half(wd)) / when(
                 valid
             ).then(v).rolling_mean(window_size=wd, min_samples=half(wd))
 
@@ -304,7 +292,7 @@ def add_volume(reg: Registry) -> None:
         )
         for wl, sec in PRESSURE_WINDOWS.items():
 
-            def pressure(s: str = s, sec: int = sec) -> pl.Expr:
+            def pressure(s: str = s, sec: int = sec) -> Expr:
                 buy = col(bvc_buy_fraction(reg, s))
                 return bvc_flow(reg, s, reg.bars(sec), 2 * buy - 1)
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import polars as pl
 
+from kimp.features.expr import Expr, col, marked_quantile, rolling_ols, when
 from kimp.features.families.price import DAY, WINDOWS, half, masked_sums, mean_min, reg_min, std_min
-from kimp.features.kernels import rolling_ols_slope
 from kimp.features.registry import Registry
 from kimp.features.types import TIMEFRAMES
 
@@ -19,10 +18,6 @@ QUANTILE_WINDOWS = {"1d": DAY, "7d": 7 * DAY}
 AR_WINDOWS = {"4h": 14400, "1d": DAY, "3d": 3 * DAY, "7d": 7 * DAY}
 VOLUME_RATIO_WINDOWS = {"1h": 3600, "4h": 14400, "1d": DAY}
 P = ("premium",)
-
-
-def col(name: str) -> pl.Expr:
-    return pl.col(name)
 
 
 def add_premium(reg: Registry) -> None:
@@ -146,10 +141,10 @@ def add_premium(reg: Registry) -> None:
         "fixing itself (a daily-only FX source: there is no deviation to measure)",
         lookback_s=0,
         sources=("premium", "fx"),
-        make=lambda: pl.when(col("fx_pub") != col("fx_fix_pub")).then(col("usdkrw") / col("fx_fix") - 1),
+        make=lambda: when(col("fx_pub") != col("fx_fix_pub")).then(col("usdkrw") / col("fx_fix") - 1),
     )
 
-    def usd_volume(prefix: str) -> pl.Expr:
+    def usd_volume(prefix: str) -> Expr:
         return col(f"{prefix}_qv") / (col("usdkrw") if prefix == "kr" else 1.0)
 
     reg.add(
@@ -163,7 +158,7 @@ def add_premium(reg: Registry) -> None:
     )
     for wl, sec in VOLUME_RATIO_WINDOWS.items():
 
-        def ratio(sec: int = sec) -> pl.Expr:
+        def ratio(sec: int = sec) -> Expr:
             kr, bn = masked_sums(usd_volume("kr"), usd_volume("bn"), reg.bars(sec))
             return (kr / bn).log()
 
@@ -182,7 +177,7 @@ def add_premium(reg: Registry) -> None:
 QUANTILE_STEP_S = 300
 
 
-def marked_quantile(reg: Registry, c: str, q: float, sec: int) -> str:
+def quantile_helper(reg: Registry, c: str, q: float, sec: int) -> str:
     """Rolling quantile of ``c`` over ``sec`` seconds, sampled at 5-minute marks (a helper column).
 
     A rolling quantile costs O(n log w) per row; on 1-minute bars sampling the window at the bars that
@@ -196,37 +191,18 @@ def marked_quantile(reg: Registry, c: str, q: float, sec: int) -> str:
     w = reg.bars(sec) * iv // step  # window in marks
     hold = step // iv - 1
 
-    def fn(batch: pl.Series) -> pl.Series:
-        close_s = batch.struct.field("close").dt.epoch("s").to_numpy()
-        values = batch.struct.field("x")
-        marks = np.flatnonzero(close_s % step == 0)
-        sampled = values.gather(marks).rolling_quantile(
-            q, interpolation="linear", window_size=w, min_samples=half(w)
+    def make() -> Expr:
+        return marked_quantile(
+            col("_close"), col(c), q=q, step_s=step, window=w, min_samples=half(w), hold=hold
         )
-        out = np.full(values.len(), np.nan)
-        out[marks] = sampled.fill_null(np.nan).to_numpy()
-        return (
-            pl.Series(out).fill_nan(None).fill_null(strategy="forward", limit=hold)
-            if hold
-            else pl.Series(out).fill_nan(None)
-        )
-
-    def make() -> pl.Expr:
-        return pl.struct(close=col("_close"), x=col(c)).map_batches(fn, return_dtype=pl.Float64)
 
     return reg.helper(f"_q{int(q * 100):02d}_{c}_{sec}", make)
 
 
-def _ar_slope(c: str, w: int) -> pl.Expr:
+def _ar_slope(c: str, w: int) -> Expr:
     """OLS slope b of dp_t on p_(t-1) over w bars (pairs with both present), one numba pass."""
-    m = reg_min(w)
-
-    def fn(batch: pl.Series) -> pl.Series:
-        p = batch.fill_null(np.nan).to_numpy().astype(np.float64)
-        x = np.r_[np.nan, p[:-1]]
-        return pl.Series(rolling_ols_slope(x, p - x, w, m))
-
-    return col(c).map_batches(fn, return_dtype=pl.Float64).fill_nan(None)
+    prev = col(c).shift(1)
+    return rolling_ols(prev, col(c) - prev, window=w, min_count=reg_min(w))
 
 
 def add_mean_reversion(reg: Registry) -> None:
@@ -238,7 +214,7 @@ def add_mean_reversion(reg: Registry) -> None:
     for d, (c, words) in PREMIUMS.items():
         for wl, sec in WINDOWS.items():
 
-            def z(c: str = c, sec: int = sec) -> pl.Expr:
+            def z(c: str = c, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 sd = col(c).rolling_std(window_size=w, min_samples=std_min(w))
                 return (col(c) - col(rolling_mean(c, w))) / sd
@@ -264,7 +240,7 @@ def add_mean_reversion(reg: Registry) -> None:
                 make=lambda c=c, sec=sec: col(c) - col(rolling_mean(c, reg.bars(sec))),
             )
 
-            def range_pos(c: str = c, sec: int = sec) -> pl.Expr:
+            def range_pos(c: str = c, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 hi = col(
                     reg.helper(
@@ -277,9 +253,7 @@ def add_mean_reversion(reg: Registry) -> None:
                     )
                 )
                 return (
-                    pl.when(hi > lo)
-                    .then((col(c) - lo) / (hi - lo))
-                    .otherwise(pl.when(hi.is_not_null()).then(0.5))
+                    when(hi > lo).then((col(c) - lo) / (hi - lo)).otherwise(when(hi.is_not_null()).then(0.5))
                 )
 
             reg.add(
@@ -306,11 +280,11 @@ def add_mean_reversion(reg: Registry) -> None:
                     definition=d,
                     window=wl,
                     quantile=q,
-                    make=lambda c=c, sec=sec, q=q: col(c) - col(marked_quantile(reg, c, q, sec)),
+                    make=lambda c=c, sec=sec, q=q: col(c) - col(quantile_helper(reg, c, q, sec)),
                 )
         for wl, sec in AR_WINDOWS.items():
 
-            def ar_coef(c: str = c, sec: int = sec) -> pl.Expr:
+            def ar_coef(c: str = c, sec: int = sec) -> Expr:
                 # OLS slope b of dp_t on p_(t-1) over the window: dp = a + b p_(t-1); AR(1) phi = 1 + b
                 w = reg.bars(sec)
                 return col(reg.helper(f"_ar_{c}_{w}", lambda: _ar_slope(c, w)))
@@ -327,10 +301,10 @@ def add_mean_reversion(reg: Registry) -> None:
                 make=ar_coef,
             )
 
-            def half_life(c: str = c, sec: int = sec, f=ar_coef) -> pl.Expr:
+            def half_life(c: str = c, sec: int = sec, f=ar_coef) -> Expr:
                 b = f(c, sec)
                 iv_h = (reg.interval_s or 0) / 3600
-                return pl.when((b < 0) & (b > -1)).then(-math.log(2) / (1 + b).log() * iv_h)
+                return when((b < 0) & (b > -1)).then(-math.log(2) / (1 + b).log() * iv_h)
 
             reg.add(
                 f"prem_{d}_half_life_{wl}",

@@ -12,11 +12,10 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy.special import ndtr
 
+from kimp.features.expr import Expr, col, ewm, garch, ndtr, when
 from kimp.features.garch import garch_conditional_variance, refit_blocks
-from kimp.features.kernels import windowed_ewm
-from kimp.features.registry import NotRepresentable, Registry, duration_label, numba_map
+from kimp.features.registry import NotRepresentable, Registry, duration_label
 from kimp.features.types import TIMEFRAMES
 
 DAY = 86_400
@@ -29,10 +28,6 @@ PRICE_SERIES: dict[str, tuple[str, tuple[str, ...]]] = {
     "bn": ("Binance USDT close", CLOSE_SOURCES),
 }
 OHLC_SOURCES = ("premium", "candles")
-
-
-def col(name: str) -> pl.Expr:
-    return pl.col(name)
 
 
 def half(w: int) -> int:
@@ -51,14 +46,14 @@ def mean_min(w: int) -> int:
     return half(w)
 
 
-def masked_sums(num: pl.Expr, den: pl.Expr, w: int) -> tuple[pl.Expr, pl.Expr]:
+def masked_sums(num: Expr, den: Expr, w: int) -> tuple[Expr, Expr]:
     """Rolling sums of a ratio's numerator and denominator over the same bars: those where both are
     present (a bar missing from one sum must not stay in the other). The missing-bar rule: a window
     computes on its valid bars when at least half of them are present."""
     valid = num.is_not_null() & den.is_not_null()
     return (
-        pl.when(valid).then(num).rolling_sum(window_size=w, min_samples=half(w)),
-        pl.when(valid).then(den).rolling_sum(window_size=w, min_samples=half(w)),
+        when(valid).then(num).rolling_sum(window_size=w, min_samples=half(w)),
+        when(valid).then(den).rolling_sum(window_size=w, min_samples=half(w)),
     )
 
 
@@ -74,10 +69,6 @@ def reg_min(w: int) -> int:
     if w < 3:
         raise NotRepresentable(f"a regression needs a window of at least 3 bars, got {w}")
     return max(3, half(w))
-
-
-def ewm_np(alpha: float, window: int, min_count: int):
-    return lambda a: windowed_ewm(a, alpha, window, min_count)
 
 
 def log_ret1(reg: Registry, series: str) -> str:
@@ -120,7 +111,7 @@ def add_volatility(reg: Registry) -> None:
     for s, (what, sources) in series.items():
         for wl, sec in WINDOWS.items():
 
-            def make(s: str = s, sec: int = sec) -> pl.Expr:
+            def make(s: str = s, sec: int = sec) -> Expr:
                 x = col(log_ret1(reg, s)) if s != "pfx" else col("p_fx").diff()
                 w = reg.bars(sec)
                 return x.rolling_std(window_size=w, min_samples=std_min(w)) * daily_scale(reg)
@@ -137,7 +128,7 @@ def add_volatility(reg: Registry) -> None:
     for s, (what, _) in PRICE_SERIES.items():
         for wl, sec in WINDOWS.items():
 
-            def make_pk(s: str = s, sec: int = sec) -> pl.Expr:
+            def make_pk(s: str = s, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 hl2 = (col(f"{s}_h") / col(f"{s}_l")).log() ** 2
                 return (
@@ -198,19 +189,17 @@ def add_garch(reg: Registry) -> None:
         fit_days=cfg.garch_fit_days, refit_days=cfg.garch_refit_days, window_days=cfg.garch_window_days
     )
 
-    def r_expr(s: str) -> pl.Expr:
+    def r_expr(s: str) -> Expr:
         return col(log_ret1(reg, s)) if s != "pfx" else col("p_fx").diff()
 
     def garch_col(s: str, what: str) -> str:
-        def make() -> pl.Expr:
+        def make() -> Expr:
             def fn(batch: pl.Series) -> pl.Series:
                 ts_us = batch.struct.field("ts").dt.epoch("us").to_numpy()
                 r = batch.struct.field("r").fill_null(np.nan).to_numpy().astype(np.float64)
                 return pl.Series(_garch_arrays(reg, s, ts_us, r)[what])
 
-            return (
-                pl.struct(ts=col("ts"), r=r_expr(s)).map_batches(fn, return_dtype=pl.Float64).fill_nan(None)
-            )
+            return garch(col("ts"), r_expr(s), output=what, series=s, batch=fn)
 
         return reg.helper(f"_garch_{what}_{s}", make)
 
@@ -249,7 +238,7 @@ def add_garch(reg: Registry) -> None:
         )
         for h_label, h_sec in (("1h", 3600), ("1d", DAY)):
 
-            def fc(s: str = s, h_sec: int = h_sec) -> pl.Expr:
+            def fc(s: str = s, h_sec: int = h_sec) -> Expr:
                 h = reg.bars(h_sec)
                 s2, p, v = col(garch_col(s, "s2")), col(garch_col(s, "pers")), col(garch_col(s, "var"))
                 # sum_{k<h} E[s2_{t+k}] = h v + (s2_t - v) (1 - p^h) / (1 - p)
@@ -273,7 +262,7 @@ def add_momentum(reg: Registry) -> None:
     for s, (what, sources) in PRICE_SERIES.items():
         for wl, sec in WINDOWS.items():
 
-            def sma_dev(s: str = s, sec: int = sec) -> pl.Expr:
+            def sma_dev(s: str = s, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 return (
                     col(f"{s}_c") / col(f"{s}_c").rolling_mean(window_size=w, min_samples=mean_min(w)) - 1.0
@@ -289,11 +278,11 @@ def add_momentum(reg: Registry) -> None:
                 make=sma_dev,
             )
 
-            def up_frac(s: str = s, sec: int = sec) -> pl.Expr:
+            def up_frac(s: str = s, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 r = col(log_ret1(reg, s))
                 return (
-                    pl.when(r.is_not_null())
+                    when(r.is_not_null())
                     .then((r > 0).cast(pl.Float64))
                     .rolling_mean(window_size=w, min_samples=half(w))
                 )
@@ -308,7 +297,7 @@ def add_momentum(reg: Registry) -> None:
                 make=up_frac,
             )
 
-            def tstat(s: str = s, sec: int = sec) -> pl.Expr:
+            def tstat(s: str = s, sec: int = sec) -> Expr:
                 w = reg.bars(sec)
                 r = col(log_ret1(reg, s))
                 n = r.is_not_null().cast(pl.Float64).rolling_sum(window_size=w)  # the returns in the window
@@ -339,7 +328,7 @@ TECH_SERIES: dict[str, tuple[str, str, str, str, tuple[str, ...], bool]] = {
 def ema_helper(reg: Registry, src: str, span: int, tag: str) -> str:
     """Windowed EMA of ``src`` over ``span`` bars (truncated at two spans), a helper column."""
     return reg.helper(
-        f"_ema_{tag}_{span}", lambda: numba_map(col(src), ewm_np(2.0 / (span + 1), 2 * span, span))
+        f"_ema_{tag}_{span}", lambda: ewm(col(src), alpha=2.0 / (span + 1), window=2 * span, min_count=span)
     )
 
 
@@ -351,7 +340,7 @@ def macd_line_helper(reg: Registry, c: str, tsec: int, is_price: bool) -> str:
     closure defined in that loop would see the loop's last series (the bug this replaced)."""
     fast, slow, _ = reg.config.macd
 
-    def make() -> pl.Expr:
+    def make() -> Expr:
         k = reg.bars(tsec)
         f_, s_ = col(ema_helper(reg, c, fast * k, c)), col(ema_helper(reg, c, slow * k, c))
         return (f_ - s_) / s_ if is_price else f_ - s_
@@ -375,7 +364,7 @@ def add_technicals(reg: Registry) -> None:
         for tf, tsec in TIMEFRAMES.items():
             for n in cfg.rsi_periods:
 
-                def rsi(c: str = c, tsec: int = tsec, n: int = n) -> pl.Expr:
+                def rsi(c: str = c, tsec: int = tsec, n: int = n) -> Expr:
                     k = reg.bars(tsec)
                     d = col(c) - col(c).shift(k)
                     w = n * k
@@ -392,9 +381,9 @@ def add_technicals(reg: Registry) -> None:
                         )
                     )
                     return (
-                        pl.when(up + dn > 0)
+                        when(up + dn > 0)
                         .then(100.0 * up / (up + dn))
-                        .otherwise(pl.when((up + dn).is_not_null()).then(50.0))
+                        .otherwise(when((up + dn).is_not_null()).then(50.0))
                     )
 
                 reg.add(
@@ -441,7 +430,7 @@ def add_technicals(reg: Registry) -> None:
                 **common,
             )
 
-            def bands(c: str = c, tsec: int = tsec) -> tuple[pl.Expr, pl.Expr]:
+            def bands(c: str = c, tsec: int = tsec) -> tuple[Expr, Expr]:
                 w = bb_n * reg.bars(tsec)
                 return (
                     col(
@@ -480,7 +469,7 @@ def add_technicals(reg: Registry) -> None:
             )
 
             def stoch_k(c: str = c, h: str = h, lo: str = lo, tsec: int = tsec) -> str:
-                def make() -> pl.Expr:
+                def make() -> Expr:
                     w = st_n * reg.bars(tsec)
                     hh = col(
                         reg.helper(
@@ -493,9 +482,9 @@ def add_technicals(reg: Registry) -> None:
                         )
                     )
                     return (
-                        pl.when(hh > ll)
+                        when(hh > ll)
                         .then(100.0 * (col(c) - ll) / (hh - ll))
-                        .otherwise(pl.when(hh.is_not_null()).then(50.0))
+                        .otherwise(when(hh.is_not_null()).then(50.0))
                     )
 
                 return reg.helper(f"_stk_{c}_{tsec}", make)
@@ -524,7 +513,7 @@ def add_technicals(reg: Registry) -> None:
             if not is_price:
                 continue
 
-            def mid(h: str, lo: str, n: int, tsec: int) -> pl.Expr:
+            def mid(h: str, lo: str, n: int, tsec: int) -> Expr:
                 w = n * reg.bars(tsec)
                 return col(
                     reg.helper(
@@ -539,7 +528,7 @@ def add_technicals(reg: Registry) -> None:
                     )
                 )
 
-            def span_a(h: str = h, lo: str = lo, tsec: int = tsec) -> pl.Expr:
+            def span_a(h: str = h, lo: str = lo, tsec: int = tsec) -> Expr:
                 return col(
                     reg.helper(
                         f"_span_a_{h}_{tsec}",
@@ -549,7 +538,7 @@ def add_technicals(reg: Registry) -> None:
                     )
                 )
 
-            def span_b(h: str = h, lo: str = lo, tsec: int = tsec) -> pl.Expr:
+            def span_b(h: str = h, lo: str = lo, tsec: int = tsec) -> Expr:
                 return mid(h, lo, ich_b, tsec).shift(ich_k * reg.bars(tsec))
 
             ich = dict(
@@ -617,12 +606,12 @@ def add_vwap(reg: Registry) -> None:
         typical = (col(f"{s}_h") + col(f"{s}_l") + col(f"{s}_c")) / 3
         for wl, sec in VWAP_WINDOWS.items():
 
-            def vwap(s: str = s, sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
+            def vwap(s: str = s, sec: int = sec, tp: Expr = typical) -> Expr:
                 w = reg.bars(sec)
                 mean_min(w)
                 v = col(f"{s}_v")
 
-                def make() -> pl.Expr:
+                def make() -> Expr:
                     # only bars with both a price and a volume; a window without volume divides by zero
                     # and the non-finite result becomes null
                     pv, vol = masked_sums(tp * v, v, w)
@@ -630,7 +619,7 @@ def add_vwap(reg: Registry) -> None:
 
                 return col(reg.helper(f"_vwap_{s}_{w}", make))
 
-            def twap(s: str = s, sec: int = sec, tp: pl.Expr = typical) -> pl.Expr:
+            def twap(s: str = s, sec: int = sec, tp: Expr = typical) -> Expr:
                 w = reg.bars(sec)
                 return col(
                     reg.helper(
@@ -665,13 +654,11 @@ def add_vwap(reg: Registry) -> None:
 def bvc_buy_fraction(reg: Registry, s: str) -> str:
     """Bulk volume classification: share of a bar's volume that was buyer-initiated, Phi(r / sd_1d)."""
 
-    def make() -> pl.Expr:
+    def make() -> Expr:
         w = reg.bars(DAY)
         r = col(log_ret1(reg, s))
         z = r / r.rolling_std(window_size=w, min_samples=std_min(w))
-        return z.map_batches(
-            lambda x: pl.Series(ndtr(x.fill_null(np.nan).to_numpy())), return_dtype=pl.Float64
-        ).fill_nan(None)
+        return ndtr(z).fill_nan(None)
 
     return reg.helper(f"_bvc_{s}", make)
 

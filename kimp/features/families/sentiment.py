@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from kimp.features.expr import Expr, col, when
 from kimp.features.families.price import DAY, half
 from kimp.features.registry import Registry
 
@@ -68,14 +69,14 @@ def bar_sums(scored: pl.DataFrame, interval_s: int, coin: str) -> pl.DataFrame:
     )
 
 
-def _sum(reg: Registry, name: str, sec: int) -> pl.Expr:
+def _sum(reg: Registry, name: str, sec: int) -> Expr:
     w = reg.bars(sec)
-    return pl.col(name).rolling_sum(window_size=w, min_samples=half(w))
+    return col(name).rolling_sum(window_size=w, min_samples=half(w))
 
 
-def _ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:
+def _ratio(num: Expr, den: Expr) -> Expr:
     """num / den where there are headlines, 0 where there are none, null where the window is unknown."""
-    return pl.when(den > 0).then(num / den).otherwise(pl.when(den.is_not_null()).then(0.0))
+    return when(den > 0).then(num / den).otherwise(when(den.is_not_null()).then(0.0))
 
 
 def add_sentiment(reg: Registry) -> None:
@@ -99,11 +100,15 @@ def add_sentiment(reg: Registry) -> None:
             make=lambda sec=sec: _ratio(_sum(reg, "s_sum", sec), _sum(reg, "s_n", sec)),
         )
 
-        def dispersion(sec: int = sec) -> pl.Expr:
+        def dispersion(sec: int = sec) -> Expr:
             n = _sum(reg, "s_n", sec)
             mean = _ratio(_sum(reg, "s_sum", sec), n)
-            var = _ratio(_sum(reg, "s_sq", sec), n) - mean * mean
-            return pl.max_horizontal(var, pl.lit(0.0)).sqrt()
+            mean_sq = _ratio(_sum(reg, "s_sq", sec), n)
+            var = mean_sq - mean * mean
+            # a variance below the rounding of the window sums (1e-12 of the mean square) is 0: those sums
+            # round differently depending on where a computation starts (batch day, live stream), and the
+            # square root would magnify that noise to 1e-6 of a score
+            return when(var > 1e-12 * mean_sq).then(var).when(var.is_not_null()).then(0.0).sqrt()
 
         reg.add(
             f"sent_std_{wl}",
@@ -124,11 +129,11 @@ def add_sentiment(reg: Registry) -> None:
             make=lambda sec=sec: _ratio(_sum(reg, "s_neg", sec), _sum(reg, "s_n", sec)),
         )
 
-        def surprise(sec: int = sec) -> pl.Expr:
+        def surprise(sec: int = sec) -> Expr:
             n = _sum(reg, "s_n", sec)
             mean = _ratio(_sum(reg, "s_sum", sec), n)
             trailing = _ratio(_sum(reg, "s_sum", TRAILING_S), _sum(reg, "s_n", TRAILING_S))
-            return pl.when(n > 0).then(mean - trailing).otherwise(pl.when(n.is_not_null()).then(0.0))
+            return when(n > 0).then(mean - trailing).otherwise(when(n.is_not_null()).then(0.0))
 
         reg.add(
             f"sent_surprise_{wl}",
