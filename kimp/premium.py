@@ -22,6 +22,10 @@ from kimp.market_data.schemas import CANDLES, COINS, FX, KR_VENUES, PREMIUM, emp
 from kimp.timeutil import in_day
 
 _BAR_COLS = ["ts", "interval_s", "close", "volume"]
+# A bar uses the latest USD/KRW published by its close. Daily FX closes are published at 00:00 UTC of the
+# next day and are absent on weekends and holidays, so day D reads FX rows from a week back (the
+# ``kimchi_premium`` asset's input window; the streaming engine reads the same one).
+FX_LOOKBACK_DAYS = 7
 
 
 def _bars(candles: pl.DataFrame, base: str, quote: str) -> pl.DataFrame:

@@ -15,17 +15,13 @@ from dagster import (
     asset,
 )
 
-from kimp.premium import compute_premium
+from kimp.premium import FX_LOOKBACK_DAYS, compute_premium
 from kimp.reporting.plots import premium_day_png
 from kimp.timeutil import parse_day
 from kimp_pipelines.assets.checks import check_specs, run_checks
 from kimp_pipelines.assets.metadata import png_markdown, table_metadata
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 from kimp_pipelines.resources.quality import QualityResource
-
-# A bar uses the latest USD/KRW published by its close. Daily FX closes are published at 00:00 UTC of
-# the next day and are absent on weekends and holidays, so day D may need values from a week back.
-FX_LOOKBACK_DAYS = 7
 
 
 def build_premium_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
