@@ -316,45 +316,54 @@ def step(
             else:
                 v = state[si] / cnt
         elif o == R_STD:
-            # state: [count, mean, M2, NaN count] (Welford, values added and removed as the window slides)
-            si = ip2[i]
-            w = ip[i]
-            x = val[a[i]]
-            if not nul[a[i]]:
-                if math.isnan(x):
-                    state[si + 3] += 1.0
-                else:
-                    n1 = state[si] + 1.0
-                    d = x - state[si + 1]
-                    state[si + 1] += d / n1
-                    state[si + 2] += d * (x - state[si + 1])
-                    state[si] = n1
+            # exact two-pass over the ring: a sliding update loses the precision of a small variance
+            # once large deviations have left the window
             r = ring_of[a[i]]
-            _ring_get(rv, rn, ring_off[r], ring_len[r], t, w, tmp)
-            if tmp[1] == 0.0:
-                y = tmp[0]
-                if math.isnan(y):
-                    state[si + 3] -= 1.0
+            off = ring_off[r]
+            length = ring_len[r]
+            w = ip[i]
+            cnt = 0
+            s_sum = 0.0
+            has_nan = False
+            for k in range(w):
+                if t - k < 0:
+                    break
+                p = off + (t - k) % length
+                if k == 0:
+                    x = val[a[i]]
+                    xn = nul[a[i]]
                 else:
-                    n1 = state[si] - 1.0
-                    if n1 <= 0.0:
-                        state[si] = 0.0
-                        state[si + 1] = 0.0
-                        state[si + 2] = 0.0
-                    else:
-                        d = y - state[si + 1]
-                        state[si + 1] -= d / n1
-                        state[si + 2] -= d * (y - state[si + 1])
-                        state[si] = n1
-            cnt = state[si] + state[si + 3]
+                    x = rv[p]
+                    xn = rn[p]
+                if xn:
+                    continue
+                cnt += 1
+                if math.isnan(x):
+                    has_nan = True
+                else:
+                    s_sum += x
             ddof = fp[i]
-            if cnt < ip2_least(fp2, i) or cnt <= 0.0 or cnt - ddof <= 0.0:
+            if cnt < ip2_least(fp2, i) or cnt == 0 or cnt - ddof <= 0:
                 z = True
-            elif state[si + 3] > 0.0:
+            elif has_nan:
                 v = np.nan
             else:
-                m2 = state[si + 2]
-                v = math.sqrt(m2 / (cnt - ddof)) if m2 > 0.0 else 0.0
+                m = s_sum / cnt
+                ss = 0.0
+                for k in range(w):
+                    if t - k < 0:
+                        break
+                    if k == 0:
+                        x = val[a[i]]
+                        xn = nul[a[i]]
+                    else:
+                        p = off + (t - k) % length
+                        x = rv[p]
+                        xn = rn[p]
+                    if not xn:
+                        d = x - m
+                        ss += d * d
+                v = math.sqrt(ss / (cnt - ddof))
         elif o in (R_MIN, R_MAX):
             # state: [head, size, non-null count, NaN count, deque of bar numbers (w + 1 slots)]: the
             # window's candidates in bar order, values monotone (decreasing for a max), read from the ring
