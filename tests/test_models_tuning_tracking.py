@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import optuna
 import polars as pl
 import pytest
@@ -16,7 +17,7 @@ from kimp.models.boosting import fit_boosting, importance_png
 from kimp.models.dataset import training_frame
 from kimp.models.labels import premium_labels
 from kimp.models.synthetic import synthetic_market
-from kimp.models.tracking import log_to_active_run, log_trained_model
+from kimp.models.tracking import log_evaluation, log_to_active_run, log_trained_model, pyfunc_input
 from kimp.models.tuning import best_params, cv_rows, search_space, tune
 
 CONFIG = WalkForwardConfig(window_days=2, cv_folds=3, n_trials=3, tune_max_rows=2_000)
@@ -74,44 +75,70 @@ def test_cv_rows_leave_the_test_split_out_and_are_thinned(frame) -> None:
     assert "num_leaves" not in space and space["num_boost_round"] == 75
 
 
-def test_log_trained_model_nested_run_artifacts_and_registered_version(frame, tmp_path: Path) -> None:
+def test_log_trained_model_registers_a_loadable_pyfunc_model(frame, tmp_path: Path) -> None:
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     exp = mlflow.create_experiment("kimp-test", artifact_location=str(tmp_path / "artifacts"))
     model = fit_boosting("xgboost", frame, CONFIG, {"num_boost_round": 10})
     model_dir = tmp_path / "model"
     model.save(model_dir)
     png = importance_png(model.importance, tmp_path / "importance.png")
+    day = date(2024, 1, 3)
     try:
         with mlflow.start_run(run_name="dagster-run", experiment_id=exp) as parent:
             run_id, version = log_trained_model(
                 mlflow,
                 name="xgboost",
-                day=date(2024, 1, 3),
+                day=day,
                 model_dir=model_dir,
                 params={**model.params, "features": model.features},
                 metrics={"log_loss": 0.9, "macro_f1": 0.5, "confusion": "[[1]]", "nan": float("nan")},
                 artifacts=[png],
                 tags={"partition": "2024-01-03"},
+                window="2024-01-01..2024-01-02",
+                feature_set="abc123",
+                input_example=frame,
             )
             second_run, second = log_trained_model(
                 mlflow, name="xgboost", day=date(2024, 1, 4), model_dir=model_dir
             )
+        # out-of-sample metrics of the day reach the same run and version; unknown models are skipped
+        evaluation = pl.DataFrame(
+            {"model": ["xgboost", "majority"], "accuracy": [0.61, 0.4], "confusion": ["[[1]]", "[[2]]"]}
+        )
+        assert log_evaluation(evaluation, day=day, experiment_ids=[exp]) == {"xgboost": run_id}
+        loaded = mlflow.pyfunc.load_model(f"models:/kimp-xgboost/{version}")
+        by_alias = mlflow.pyfunc.load_model("models:/kimp-xgboost@day-2024-01-03")
     finally:
         mlflow.set_tracking_uri(None)
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.get_experiment(exp).tags["mlflow.experimentKind"] == "custom_model_development"
     run = client.get_run(run_id)
-    assert run.info.experiment_id == exp
+    assert run.info.run_name == "xgboost 2024-01-03" and run.info.experiment_id == exp
     assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    assert run.data.metrics == {"log_loss": 0.9, "macro_f1": 0.5}
+    assert run.data.metrics == {"val_log_loss": 0.9, "val_macro_f1": 0.5, "oos_accuracy": 0.61}
     assert run.data.params["num_boost_round"] == "10"
     assert json.loads(run.data.params["features"])[:1] == model.features[:1]
-    logged = {a.path for a in client.list_artifacts(run_id, "model")}
-    assert {"model/model.json", "model/model.xgb.json"} <= logged
     assert [a.path for a in client.list_artifacts(run_id, "plots")] == ["plots/importance.png"]
-    assert (version, second) == ("1", "2")
+    assert (version, second) == ("1", "2") and second_run != run_id
     mv = client.get_model_version("kimp-xgboost", "1")
-    assert mv.run_id == run_id and mv.source.endswith("model")
-    assert second_run != run_id
+    assert mv.run_id == run_id and "2024-01-01..2024-01-02" in mv.description
+    assert {k: mv.tags[k] for k in ("day", "window", "feature_set", "val_log_loss", "oos_accuracy")} == {
+        "day": "2024-01-03",
+        "window": "2024-01-01..2024-01-02",
+        "feature_set": "abc123",
+        "val_log_loss": "0.9",
+        "oos_accuracy": "0.61",
+    }
+    assert str(client.get_model_version_by_alias("kimp-xgboost", "day-2024-01-04").version) == "2"
+    # the MLflow model: a signature, and kimp's own loader reproducing the model's probabilities
+    assert loaded.metadata.signature.inputs.input_names()[:3] == ["ts", "coin", model.features[0]]
+    assert loaded.metadata.signature.outputs.input_names() == ["p_down", "p_flat", "p_up"]
+    sample = frame.sample(200, seed=1)  # any row order: answers come back in the caller's order
+    expected = model.predict_proba(sample)
+    for pyfunc_model in (loaded, by_alias):
+        got = pyfunc_model.predict(pyfunc_input(sample.select("ts", "coin", *model.features)))
+        assert list(got.columns) == ["p_down", "p_flat", "p_up"]
+        np.testing.assert_allclose(got.to_numpy(), expected, rtol=0, atol=1e-12)
 
 
 def test_log_to_active_run_needs_an_active_run(tmp_path: Path) -> None:
