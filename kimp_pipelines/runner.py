@@ -2,7 +2,8 @@
 
 Stage by stage (market data, features, training, backtests), and within a stage one run per day in date
 order, so that every look-back input exists before the days that need it. Runs execute in process (fast
-on two cores); they still land in the instance, so the UI shows them like any other run.
+on two cores) as runs of the ``kimp`` code location (kimp_pipelines.launch), so the UI shows them in its
+timeline and under their jobs, like runs launched from the UI.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from kimp.settings import Settings
 from kimp.storage import ParquetStore
 from kimp_pipelines.instance import get_instance
+from kimp_pipelines.launch import execute_in_process
 from kimp_pipelines.partitions import Partitions
 
 MAIN_JOB = "market_data_job"
@@ -198,7 +200,9 @@ def _run_one(
         if run_assets is None
         else job.get_subset(asset_selection=set(run_assets), asset_check_selection=set(run_checks or []))  # type: ignore[attr-defined]
     )
-    result = subset.execute_in_process(
+    # A run of the code location (not an ad-hoc one): the UI lists it in the timeline and under its job.
+    result = execute_in_process(
+        subset,
         partition_key=key,
         instance=instance,
         raise_on_error=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-from dagster import RunsFilter
+from dagster import DagsterInstance, RunsFilter
 
 from kimp.settings import Settings
 from kimp_pipelines.cli import main
@@ -23,9 +23,16 @@ def test_materialize_then_sql(kimp_env: Path) -> None:
         "2024-01-01.parquet",
         "2024-01-02.parquet",
     ]
-    # the runs are in the instance the UI reads
+    # the runs are in the instance the UI reads, as runs of the code location: listed by the job's runs
+    # query and placed in the timeline (which drops runs without a repository origin)
     instance = get_instance(Settings.from_env())
-    assert len(instance.get_runs(RunsFilter(tags={"kimp/launched_by": "cli"}))) == 2
+    cli_runs = {r.run_id for r in instance.get_runs(RunsFilter(tags={"kimp/launched_by": "cli"}))}
+    assert len(cli_runs) == 2
+    job_runs, timeline = _ui_queries(instance, "market_data_job")
+    assert set(job_runs) == cli_runs
+    assert {r["id"]: r["repositoryOrigin"] for r in timeline} == {
+        run_id: {"repositoryName": "__repository__", "repositoryLocationName": "kimp"} for run_id in cli_runs
+    }
     out = runner.invoke(
         main,
         ["sql", "SELECT count(DISTINCT CAST(ts AS DATE)) AS days, min(close) > 500 AS sane FROM fx_usdkrw"],
@@ -69,3 +76,34 @@ def test_demo_runs_end_to_end_and_says_where_to_look(kimp_env: Path, monkeypatch
     assert (store / "backtest_summary" / "all.parquet").exists()
     too_short = CliRunner().invoke(main, ["demo", "--start", "2024-03-01", "--end", "2024-03-02"])
     assert too_short.exit_code == 2 and "at least 3 days" in too_short.output
+
+
+JOB_RUNS = """
+query JobRuns($selector: PipelineSelector!) {
+  pipelineOrError(params: $selector) { ... on Pipeline { runs { runId } } ... on PythonError { message } }
+}"""
+TIMELINE = """
+query Timeline {
+  runsOrError { ... on Runs { results { id pipelineName repositoryOrigin { repositoryName repositoryLocationName } } } }
+}"""
+
+
+def _ui_queries(instance: DagsterInstance, job: str) -> tuple[list[str], list[dict]]:
+    """What the Dagster UI asks its GraphQL server: a job's Runs tab and the runs of the timeline."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="kimp_pipelines.definitions"), location_name="kimp"
+    )
+    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(origin)) as process:
+        context = process.create_request_context()
+        selector = {"pipelineName": job, "repositoryName": "__repository__", "repositoryLocationName": "kimp"}
+        runs = execute_dagster_graphql(context, JOB_RUNS, {"selector": selector}).data["pipelineOrError"][
+            "runs"
+        ]
+        timeline = execute_dagster_graphql(context, TIMELINE).data["runsOrError"]["results"]
+    return [r["runId"] for r in runs], [r for r in timeline if r["pipelineName"] == job]
