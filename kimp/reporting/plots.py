@@ -36,27 +36,60 @@ def premium_day_png(premium: pl.DataFrame, title: str) -> bytes:
 
 
 def cumulative_returns_png(daily: pl.DataFrame) -> bytes:
-    """Compounded daily backtest returns over a range, one line per strategy, scenario and engine
-    (returns averaged over coins and venues on each day)."""
+    """Compounded daily backtest returns over a range as small multiples: one panel per strategy (rows) and
+    scenario (columns), one line per coin and Korean venue (event-driven solid, vectorized dashed)."""
     per_day = (
-        daily.group_by("date", "strategy", "scenario", "engine")
+        daily.group_by("date", "strategy", "scenario", "coin", "kr_venue", "engine")
         .agg(r=pl.col("total_return").mean())
         .sort("date")
     )
-    fig, ax = plt.subplots(figsize=(8.5, 3.2), dpi=80)
-    for (strategy, scenario, engine), part in per_day.group_by(
-        ["strategy", "scenario", "engine"], maintain_order=True
+    strategies = sorted(per_day["strategy"].unique().to_list())
+    scenarios = sorted(per_day["scenario"].unique().to_list())
+    fig, axes = plt.subplots(
+        len(strategies),
+        len(scenarios),
+        figsize=(2.9 * len(scenarios) + 0.6, 2.1 * len(strategies) + 0.6),
+        dpi=80,
+        sharex=True,
+        sharey="row",
+        squeeze=False,
+    )
+    markets = sorted({(c, v) for c, v in per_day.select("coin", "kr_venue").iter_rows()})
+    colors = dict(zip(markets, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    for (strategy, scenario, coin, venue, engine), part in per_day.group_by(
+        ["strategy", "scenario", "coin", "kr_venue", "engine"], maintain_order=True
     ):
+        ax = axes[strategies.index(strategy)][scenarios.index(scenario)]
         curve = ((part["r"] + 1).cum_prod() - 1) * 100
         ax.plot(
-            part["date"].to_list(), curve.to_list(), lw=1, marker=".", label=f"{strategy} {scenario} {engine}"
+            part["date"].to_list(),
+            curve.to_list(),
+            lw=1,
+            marker=".",
+            color=colors.get((coin, venue)),
+            ls="-" if engine == "event_driven" else "--",
+            label=f"{coin} {venue} {engine}",
         )
-    ax.set_ylabel("compounded return %")
-    ax.set_title("backtests over the range", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for i, strategy in enumerate(strategies):
+        for j, scenario in enumerate(scenarios):
+            ax = axes[i][j]
+            ax.axhline(0, color="grey", lw=0.5, ls=":")
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{strategy} · {scenario}", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if j == 0:
+                ax.set_ylabel("compounded %", fontsize=7)
+    n_days = per_day["date"].n_unique()
+    for ax in axes[-1]:
+        ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, n_days // 6)))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+        ax.tick_params(axis="x", labelrotation=45)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper right", fontsize=6, frameon=False, ncols=min(4, len(handles)))
+    fig.suptitle("backtests over the range: compounded daily returns", fontsize=9, x=0.02, ha="left")
     buf = io.BytesIO()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()

@@ -5,14 +5,25 @@ from __future__ import annotations
 import polars as pl
 
 
+def day_returns(daily: pl.DataFrame) -> pl.DataFrame:
+    """One row per day, scenario and strategy: the day's return (``day_return``), the mean over its coins,
+    Korean venues and engines (equal capital in each market)."""
+    return (
+        daily.group_by("date", "scenario", "strategy")
+        .agg(day_return=pl.col("total_return").mean())
+        .sort("date", "scenario", "strategy")
+    )
+
+
 def backtest_overview(daily: pl.DataFrame) -> pl.DataFrame:
     """One row per strategy, scenario and engine over the days of ``daily`` (backtest_report rows).
 
-    A day's return is the mean over its coins and venues (equal capital in each); days compound.
+    A day's return is the mean over its coins and venues (equal capital in each); days compound. Figures
+    are per day (mean, spread and worst day, and their ratio ``daily_sharpe``, not annualised): a single
+    day's annualised Sharpe or return says little, and averaging them says less.
     """
     per_day = daily.group_by("strategy", "scenario", "engine", "date").agg(
         pl.col("total_return").mean(),
-        pl.col("sharpe").fill_nan(None).mean(),
         pl.col("max_drawdown").max(),
         pl.col("trades").sum(),
         pl.col("cost_total").sum(),
@@ -23,11 +34,13 @@ def backtest_overview(daily: pl.DataFrame) -> pl.DataFrame:
             days=pl.len(),
             compounded_return=(pl.col("total_return") + 1).product() - 1,
             mean_daily_return=pl.col("total_return").mean(),
-            mean_sharpe=pl.col("sharpe").mean(),
+            sd_daily_return=pl.col("total_return").std(),
+            worst_day_return=pl.col("total_return").min(),
             worst_drawdown=pl.col("max_drawdown").max(),
             trades=pl.col("trades").sum(),
             costs_krw=pl.col("cost_total").sum(),
         )
+        .with_columns(daily_sharpe=pl.col("mean_daily_return") / pl.col("sd_daily_return"))
         .sort("strategy", "scenario", "engine")
     )
 
