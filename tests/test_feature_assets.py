@@ -14,6 +14,7 @@ from kimp_pipelines.assets import build_market_assets
 from kimp_pipelines.assets.features import build_feature_assets
 from kimp_pipelines.partitions import Partitions
 from kimp_pipelines.resources import build_resources
+from tests.ui_checks import rendered_tables
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_hourly"
 DAYS = ["2018-01-02", "2018-01-03", "2018-01-04"]
@@ -43,10 +44,17 @@ def test_feature_day_equals_the_same_day_computed_over_the_whole_range(tmp_path:
     assert result.success
     meta = result.asset_materializations_for_node("features")[0].metadata
     assert meta["feature_set_version"].value == feature_set_version()
-    assert "orderbook" in meta["unavailable"].value  # the real samples have no books: flagged, not zero
+    tables = rendered_tables(meta)  # every table renders and parses as the UI receives it
+    # the real samples have no books: flagged, not zero
+    assert "orderbook" in {r["family/timeframe"] for r in tables["unavailable"]}
     stored = pl.read_parquet(tmp_path / "features" / f"{DAYS[-1]}.parquet")
     catalog = pl.read_parquet(tmp_path / "feature_catalog" / f"{DAYS[-1]}.parquet")
     assert catalog.height >= 500 and set(catalog["name"]) <= set(stored.columns)
+    # the counts are the stored table's: its columns, of which the catalog's features
+    assert meta["columns"].value == stored.width == len(meta["dagster/column_schema"].value.columns)
+    assert meta["features"].value == catalog.height
+    catalog_meta = result.asset_materializations_for_node("feature_catalog")[0].metadata
+    assert len(rendered_tables(catalog_meta)["catalog"]) == catalog.height
 
     # the same day inside one computation over all four days
     def read(table: str) -> pl.DataFrame:

@@ -15,7 +15,6 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     DailyPartitionsDefinition,
-    MetadataValue,
     Output,
     TimeWindowPartitionMapping,
     asset,
@@ -23,8 +22,9 @@ from dagster import (
 
 from kimp.features import FeatureConfig, FeatureInputs, build_features, catalog_frame, feature_set_version
 from kimp.features import lookback_days as feature_lookbacks
+from kimp.features.build import KEY_COLUMNS
 from kimp.timeutil import day_bounds, parse_day
-from kimp_pipelines.assets.metadata import table_metadata
+from kimp_pipelines.assets.metadata import frame_table, mapping_table, table_metadata
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 
 GROUP = "features"
@@ -58,20 +58,13 @@ def _frame_or_none(frame: pl.DataFrame) -> pl.DataFrame | None:
     return frame if frame.height else None
 
 
-def catalog_markdown(catalog: pl.DataFrame) -> str:
-    """Family summary first (500 rows of names are in docs/features.md and in the asset's value)."""
-    families = (
+def catalog_families(catalog: pl.DataFrame) -> pl.DataFrame:
+    """Family summary: how many features each family has and its longest look-back."""
+    return (
         catalog.group_by("family")
         .agg(features=pl.len(), max_lookback_h=(pl.col("lookback_s").max() / 3600).round(2))
         .sort("family")
     )
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=100,
-    ):
-        return str(families)
 
 
 def build_feature_assets(
@@ -118,8 +111,9 @@ def build_feature_assets(
         )
         result = build_features(inputs, start=start, end=end, config=config)
         frame = result.frame
-        n_features = frame.width - 2
-        null_share = frame.drop("ts", "coin").null_count().transpose(column_names=["nulls"]).get_column(
+        feature_names = [c for c in frame.columns if c not in KEY_COLUMNS]  # the catalog's features
+        n_features = len(feature_names)
+        null_share = frame.select(feature_names).null_count().transpose(column_names=["nulls"]).get_column(
             "nulls"
         ).sum() / max(1, frame.height * n_features)
         if result.unavailable:
@@ -133,15 +127,15 @@ def build_feature_assets(
             f"features {day}: {frame.height} rows x {n_features} features at {result.interval_s}s bars, "
             f"{null_share:.1%} null cells, version {version}"
         )
-        meta = table_metadata(frame.select("ts", "coin", *frame.columns[2:8]))
+        # `columns` counts the stored Parquet's columns: the keys (ts, coin, interval_s) plus the features.
+        meta = table_metadata(frame, preview_columns=[*KEY_COLUMNS, *feature_names[:6]])
         meta.update(
             {
-                "dagster/row_count": frame.height,
                 "features": n_features,
                 "interval_s": result.interval_s,
                 "feature_set_version": version,
                 "null_share": round(float(null_share), 4),
-                "unavailable": MetadataValue.json(result.unavailable),
+                "unavailable": mapping_table(result.unavailable, key="family/timeframe", value="why null"),
             }
         )
         yield Output(frame, metadata=meta)
@@ -164,24 +158,14 @@ def build_feature_assets(
             metadata={
                 "dagster/row_count": catalog.height,
                 "feature_set_version": version,
-                "families": MetadataValue.md(catalog_markdown(catalog)),
-                "catalog": MetadataValue.md(_full_table(catalog)),
+                "families": frame_table(catalog_families(catalog)),
+                "catalog": frame_table(_catalog_columns(catalog), max_rows=catalog.height),
             },
         )
 
     return [features, feature_catalog]
 
 
-def _full_table(catalog: pl.DataFrame) -> str:
-    cols = [
-        c for c in ("name", "family", "params", "lookback_s", "sources", "formula") if c in catalog.columns
-    ]
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=-1,
-        tbl_cols=-1,
-        fmt_str_lengths=200,
-    ):
-        return str(catalog.select(cols))
+def _catalog_columns(catalog: pl.DataFrame) -> pl.DataFrame:
+    cols = ("name", "family", "params", "lookback_s", "sources", "formula")
+    return catalog.select([c for c in cols if c in catalog.columns])

@@ -9,7 +9,6 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     DailyPartitionsDefinition,
-    MetadataValue,
     Output,
     TimeWindowPartitionMapping,
     asset,
@@ -19,7 +18,7 @@ from kimp.premium import FX_LOOKBACK_DAYS, compute_premium
 from kimp.reporting.plots import premium_day_png
 from kimp.timeutil import parse_day
 from kimp_pipelines.assets.checks import check_specs, run_checks
-from kimp_pipelines.assets.metadata import png_markdown, table_metadata
+from kimp_pipelines.assets.metadata import frame_table, png_markdown, table_metadata
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 from kimp_pipelines.resources.quality import QualityResource
 
@@ -74,10 +73,7 @@ def build_premium_asset(partitions: DailyPartitionsDefinition) -> AssetsDefiniti
         )
         for row in stats.iter_rows(named=True):
             context.log.info(f"premium {day} {row}")
-        with pl.Config(
-            tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True
-        ):
-            meta["summary"] = MetadataValue.md(str(stats))
+        meta["summary"] = frame_table(stats)
         meta["plot"] = png_markdown(premium_day_png(premium, f"Kimchi premium {day}"), f"premium {day}")
         yield from run_checks(context, "kimchi_premium", "kimchi_premium", premium, day, quality.config())
         yield Output(premium, metadata=meta)
