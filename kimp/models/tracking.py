@@ -320,14 +320,15 @@ def log_trained_model(
     description: str | None = None,
     input_example: Any | None = None,
 ) -> tuple[str, str | None]:
-    """Log one saved model (a folder ``kimp.models.registry.load_model`` reads) in a run nested in the
-    active one, as an MLflow pyfunc model with a signature, and register it as ``kimp-<name>``.
+    """Log one saved model in a run nested in the active one and register it as ``kimp-<name>``.
 
-    ``metrics`` are validation metrics, logged (and tagged on the version) as ``val_<name>`` unless
-    already prefixed (``val_``, ``oos_``, ``test_``); ``window`` says what it was trained on (e.g. ``2024-03-01..2024-03-03``);
-    ``feature_set`` is the feature catalog's hash; ``description`` replaces the generated one;
-    ``input_example`` (a polars frame the model scores, e.g. its training rows) is stored with the model
-    (first rows only) and shown by MLflow's UI.
+    A direction model (a folder ``kimp.models.registry.load_model`` reads) is logged as an MLflow pyfunc
+    model with a signature; its ``metrics`` are validation metrics, logged (and tagged on the version) as
+    ``val_<name>`` unless already prefixed (``val_``, ``oos_``, ``test_``). Any other model folder (e.g.
+    ``kimp-sentiment``, a text model with its own loader) is logged as its files, metrics as given.
+    ``window`` says what it was trained on (e.g. ``2024-03-01..2024-03-03``); ``feature_set`` is the
+    feature catalog's hash; ``description`` replaces the generated one; ``input_example`` (a polars frame
+    the model scores, e.g. its training rows) is stored with the model (first rows only).
     Returns (run_id, registered version or None).
     """
     mlf = _mlflow(mlflow)
@@ -336,7 +337,12 @@ def log_trained_model(
     from kimp.models.registry import load_model
 
     model_dir = Path(model_dir)
-    model = load_model(model_dir)
+    try:
+        model = load_model(model_dir)
+    except (ValueError, FileNotFoundError):
+        model = None  # not a direction model: logged as its files (its own code loads it)
+    if model is None:
+        return _log_files(mlf, name, day, model_dir, params, metrics, artifacts, tags, register, description)
     features = list(model.features)
     parent = mlf.active_run()
     # The child lives in its parent's experiment (MLflow would otherwise use the active/default experiment).
@@ -387,6 +393,45 @@ def log_trained_model(
                 mlflow=mlf,
             )
     return run_id, version
+
+
+def _log_files(
+    mlf: Any,
+    name: str,
+    day: date,
+    model_dir: Path,
+    params: Mapping[str, Any] | None,
+    metrics: Mapping[str, Any] | None,
+    artifacts: Sequence[Path],
+    tags: Mapping[str, str] | None,
+    register: bool,
+    description: str | None,
+) -> tuple[str, str | None]:
+    """A model kimp's direction-model loader does not read: its folder logged under ``model/`` and
+    registered from there (the version's source is that folder)."""
+    parent = mlf.active_run()
+    experiment_id = parent.info.experiment_id if parent is not None else None
+    day_tags = {"model": name, "day": day.isoformat(), **(tags or {})}
+    with mlf.start_run(
+        run_name=run_name(name, day), nested=parent is not None, experiment_id=experiment_id
+    ) as run:
+        mark_experiment(run.info.experiment_id, mlflow=mlf)
+        uri = log_to_active_run(
+            model_dir, params=params, metrics=metrics, artifacts=artifacts, tags=day_tags, mlflow=mlf
+        )
+        version = None
+        if register:
+            version = register_version(
+                registered_name(name),
+                str(uri),
+                run.info.run_id,
+                description=description
+                or f"`{name}` model trained on {day.isoformat()} (files of its folder).",
+                tags=day_tags,
+                alias=day_alias(day),
+                mlflow=mlf,
+            )
+    return run.info.run_id, version
 
 
 def log_evaluation(
