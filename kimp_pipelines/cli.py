@@ -1,4 +1,4 @@
-"""The ``kimp`` command line: demo, materialize, walk-forward, backtest, sql, ui."""
+"""The ``kimp`` command line: demo, materialize, walk-forward, backtest, sql, sentiment, ui."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import click
 
 from kimp.settings import PROJECT_ROOT, Settings
 from kimp.timeutil import days_between
+from kimp_pipelines.sentiment_cli import sentiment
 
 DEMO_RANGE = (date(2024, 3, 1), date(2024, 3, 5))  # simulated: any dates work; fixed so results repeat
 
@@ -344,6 +345,9 @@ def demo(start: date | None, end: date | None) -> None:
         f"  Dagster UI:  .venv/bin/kimp ui   (then http://127.0.0.1:3000 -> Runs, Assets)\n"
         f"  Dagster instance (runs, events): {settings.dagster_home}"
     )
+
+
+main.add_command(sentiment)
 
 
 @main.command()

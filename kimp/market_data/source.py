@@ -49,6 +49,8 @@ def build_source(
     seed: int = 7,
     data_dir: str | None = None,
     orderbook_interval_ms: int = 5_000,
+    news_feeds: tuple[str, ...] = (),
+    news_dir: str | None = None,
 ) -> MarketSource:
     """Build the configured source. Imports lazily so that one source's dependencies never slow another."""
     if kind == "simulated":
@@ -64,5 +66,12 @@ def build_source(
     if kind == "exchange":
         from kimp.market_data.exchange import ExchangeSource
 
-        return ExchangeSource(fx_dir=data_dir)
+        archive = None
+        if news_feeds:
+            from pathlib import Path
+
+            from kimp.market_data.rss import RssArchive
+
+            archive = RssArchive(Path(news_dir or "news"), news_feeds)
+        return ExchangeSource(fx_dir=data_dir, news_archive=archive)
     raise ValueError(f"unknown market-data source {kind!r}: expected simulated, files or exchange")

@@ -12,6 +12,7 @@ from kimp_pipelines.assets.market_data import build_raw_assets
 from kimp_pipelines.assets.models import build_model_assets
 from kimp_pipelines.assets.premium import build_premium_asset
 from kimp_pipelines.assets.reports import backtest_summary, walk_forward_report
+from kimp_pipelines.assets.sentiment import build_sentiment_asset
 from kimp_pipelines.assets.tuning import build_tuning_asset
 from kimp_pipelines.partitions import Partitions
 
@@ -26,6 +27,7 @@ def build_assets(settings: Settings, partitions: Partitions | None = None) -> li
     partitions = partitions or Partitions.from_settings(settings)
     return [
         *build_market_assets(partitions),
+        build_sentiment_asset(partitions.daily),
         *build_feature_assets(settings.feature_config(), partitions.daily),
         *build_model_assets(settings.walk_forward, partitions.daily),
         build_tuning_asset(settings.walk_forward, partitions.daily),

@@ -40,6 +40,7 @@ _INPUTS: dict[str, str] = {
     "onchain_metrics": "onchain",
     "macro_daily": "macro",
     "news_headlines": "news",
+    "news_sentiment": "news_sentiment",
 }
 
 
@@ -93,6 +94,7 @@ def build_feature_assets(
         onchain_metrics: pl.DataFrame,
         macro_daily: pl.DataFrame,
         news_headlines: pl.DataFrame,
+        news_sentiment: pl.DataFrame,
     ) -> Iterator[Any]:
         """The wide feature table: ``ts``, ``coin``, then one column per catalog feature, for the bars of the
         day. A row at ``ts`` uses only data known by the bar's close; families whose source the market lacks
@@ -108,6 +110,7 @@ def build_feature_assets(
             onchain=_frame_or_none(onchain_metrics),
             macro=_frame_or_none(macro_daily),
             news=_frame_or_none(news_headlines),
+            news_sentiment=_frame_or_none(news_sentiment),
         )
         result = build_features(inputs, start=start, end=end, config=config)
         frame = result.frame

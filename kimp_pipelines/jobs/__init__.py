@@ -1,6 +1,6 @@
 """Jobs, schedules and sensors over the asset graph, built from the settings and partitions.
 
-The daily chain runs on staggered UTC schedules (all off by default): market data 00:30, features 01:00,
+The daily chain runs on staggered UTC schedules (all off by default): market data 00:30, news sentiment 00:45, features 01:00,
 retrain 01:30, backtests 03:00; tuning weekly (Sunday 22:00).
 """
 
@@ -14,6 +14,7 @@ from kimp_pipelines.jobs.features import build_features_job
 from kimp_pipelines.jobs.market_data import build_market_data_job
 from kimp_pipelines.jobs.models import build_model_jobs
 from kimp_pipelines.jobs.sensors import MAX_DAYS_PER_TICK, build_new_files_sensor
+from kimp_pipelines.jobs.sentiment import build_sentiment_job
 from kimp_pipelines.partitions import Partitions
 
 
@@ -23,8 +24,9 @@ def build_jobs(settings: Settings, partitions: Partitions) -> tuple[list[Any], l
     features_job, features_schedule = build_features_job(partitions.daily)
     model_jobs, model_schedules = build_model_jobs(partitions.daily)
     backtest_job, backtest_schedule = build_backtest_job(partitions)
-    jobs = [market_data_job, features_job, *model_jobs, backtest_job]
-    schedules = [market_schedule, features_schedule, *model_schedules, backtest_schedule]
+    sentiment_job, sentiment_schedule = build_sentiment_job(partitions.daily)
+    jobs = [market_data_job, sentiment_job, features_job, *model_jobs, backtest_job]
+    schedules = [market_schedule, sentiment_schedule, features_schedule, *model_schedules, backtest_schedule]
     sensors = [build_new_files_sensor(settings, market_data_job, partitions.daily)]
     return jobs, schedules, sensors
 

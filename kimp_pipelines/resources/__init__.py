@@ -21,6 +21,7 @@ from kimp_pipelines.resources.io_manager import ParquetIOManager
 from kimp_pipelines.resources.market_data import MarketDataResource
 from kimp_pipelines.resources.modeling import ModelingResource, kimp_mlflow
 from kimp_pipelines.resources.quality import QualityResource
+from kimp_pipelines.resources.sentiment import SentimentResource
 from kimp_pipelines.resources.store import StoreResource
 
 
@@ -35,7 +36,17 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     # Paths stay resolved values (relative paths must not depend on the code server's working folder).
     return {
         "market_data": MarketDataResource(
-            kind=s.source, data_dir=s.data_dir, seed=s.seed, orderbook_interval_ms=s.orderbook_interval_ms
+            kind=s.source,
+            data_dir=s.data_dir,
+            seed=s.seed,
+            orderbook_interval_ms=s.orderbook_interval_ms,
+            news_feeds=",".join(s.sentiment.news_feeds),
+            news_dir=str(s.home / "news"),
+        ),
+        "sentiment": SentimentResource(
+            mlflow_uri=secret(s, "KIMP_MLFLOW_URI", str(s.mlflow_uri)),
+            cache_dir=str(s.model_dir / "sentiment" / "registry"),
+            threads=s.sentiment.threads,
         ),
         "quality": QualityResource(max_gap_minutes=s.max_gap_minutes, max_fx_age_hours=s.max_fx_age_hours),
         "io_manager": ParquetIOManager(base_uri=str(s.storage_uri)),
@@ -70,5 +81,6 @@ __all__ = [
     "ModelingResource",
     "ParquetIOManager",
     "QualityResource",
+    "SentimentResource",
     "build_resources",
 ]

@@ -15,6 +15,8 @@ class MarketDataResource(ConfigurableResource):
     data_dir: str | None = None
     seed: int
     orderbook_interval_ms: int
+    news_feeds: str = ""  # comma-separated RSS/Atom URLs (exchange source)
+    news_dir: str | None = None  # where the exchange source archives feed items
 
     _source: MarketSource | None = PrivateAttr(default=None)
 
@@ -26,5 +28,7 @@ class MarketDataResource(ConfigurableResource):
                 seed=self.seed,
                 data_dir=self.data_dir,
                 orderbook_interval_ms=self.orderbook_interval_ms,
+                news_feeds=tuple(u.strip() for u in self.news_feeds.split(",") if u.strip()),
+                news_dir=self.news_dir,
             )
         return self._source
