@@ -122,3 +122,26 @@ def test_base_must_be_a_local_model_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         resolve_base(tmp_path / "empty")
     assert (resolve_base(None) / "config.json").exists()
+
+
+def test_does_it_help_study_runs_on_the_real_daily_data() -> None:
+    from datetime import date
+
+    from kimp.sentiment.scoring import Scorer, score_news
+    from kimp.sentiment.study import cryptonews, run_study
+    from tests.conftest import SHARED_REAL
+
+    news = cryptonews(SHARED_REAL / "cryptonews_2021_2022" / "cryptonews.csv.gz")
+    assert news.height == 4766 and news["ts"].min().year == 2021
+    scored = score_news(
+        news.filter(pl.col("ts") >= pl.datetime(2022, 2, 1, time_zone="UTC")), Scorer.for_lexicon("wordlist")
+    )
+    result = run_study(SHARED_REAL, scored, first_test=date(2022, 4, 1), last_test=date(2022, 4, 10))
+    assert result.table["variant"].to_list() == [
+        "premium only",
+        "premium + sentiment",
+        "base rate (no features)",
+    ]
+    assert 5 <= result.table["days"][0] <= 10 and result.predictions["day"].min() >= date(2022, 4, 1)
+    assert any(c.startswith("sent_") for c in result.features["premium + sentiment"])
+    assert not any(c.startswith("sent_") for c in result.features["premium only"])

@@ -6,8 +6,8 @@ transformers folder). Serving an ONNX model imports neither torch nor transforme
 loading under a few seconds.
 
 ``choose_runtime`` exports the fine-tuned model to ONNX (``torch.onnx.export(..., dynamo=False)``: one file),
-quantizes it to int8 (ONNX Runtime dynamic quantization), times the three candidates on the early-stopping
-texts with one thread and keeps the fastest whose macro-F1 there is within ``tolerance`` (1 point) of the
+quantizes it to int8 (ONNX Runtime dynamic quantization), times the three candidates (CPU seconds, one
+thread) on the early-stopping texts and keeps the fastest whose macro-F1 there is within ``tolerance`` (1 point) of the
 PyTorch model's. Its choice and every candidate's figures are written into ``model.json``.
 """
 
@@ -176,12 +176,13 @@ def quantize_int8(fp32: Path, int8: Path) -> Path:
 
 
 def _rate(fn: Any, n: int, repeats: int = 2) -> float:
-    """Texts per second, best of ``repeats`` (the first call also warms up)."""
+    """Texts per CPU second of this process (one thread), best of ``repeats``: CPU time, not wall time, so
+    that what else runs on a shared machine does not decide the choice."""
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return n / best if best > 0 else float("inf")
 
 

@@ -200,3 +200,33 @@ def run_study(
     sent = [c for c in usable if families[c] == "sentiment"]
     days = [first_test + timedelta(days=i) for i in range((last_test - first_test).days + 1)]
     return walk_forward(frame, premium, {"premium only": base, "premium + sentiment": base + sent}, days)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m kimp.sentiment.study MODEL_DIR|lm|vader|wordlist [SHARED_REAL]``: print the comparison."""
+    import sys
+
+    from kimp.sentiment.scoring import Scorer, score_news
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        raise SystemExit(main.__doc__)
+    real = (
+        Path(args[1])
+        if len(args) > 1
+        else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+    )
+    if args[0] in ("lm", "vader", "wordlist"):
+        scorer = Scorer.for_lexicon(args[0])
+    else:
+        from kimp.sentiment.runtime import SentimentModel
+
+        scorer = Scorer.for_model(SentimentModel.load(Path(args[0])))
+    scored = score_news(cryptonews(real / "cryptonews_2021_2022" / "cryptonews.csv.gz"), scorer)
+    result = run_study(real, scored)
+    print(f"headlines scored by {scorer.name}: {scored.height}")
+    print(result.markdown())
+
+
+if __name__ == "__main__":
+    main()
