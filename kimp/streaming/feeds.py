@@ -61,21 +61,27 @@ class Pacer:
     """Releases events at ``speed`` times real time: the first event's time is now, and an event known
     ``dt`` later waits ``dt / speed`` of wall time. ``speed=None`` never waits."""
 
-    def __init__(self, speed: float | None, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        speed: float | None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if speed is not None and speed <= 0:
             raise ValueError(f"speed must be > 0 (times real time), got {speed}")
         self.speed = speed
         self.sleep = sleep
+        self.clock = clock
         self._origin: tuple[datetime, float] | None = None
 
     def wait(self, at: datetime) -> None:
         if self.speed is None:
             return
         if self._origin is None:
-            self._origin = (at, time.monotonic())
+            self._origin = (at, self.clock())
             return
         t0, w0 = self._origin
-        delay = w0 + (at - t0).total_seconds() / self.speed - time.monotonic()
+        delay = w0 + (at - t0).total_seconds() / self.speed - self.clock()
         if delay > 0:
             self.sleep(delay)
 
@@ -141,7 +147,7 @@ def day_events(
         if bar_local:
             frame = frame.filter((pl.col("ts") >= lo) & (pl.col("ts") < hi))
         else:  # known by ``lo``: part of the history the engine warmed up from (stored_history)
-            frame = frame.filter(pl.col(column) > lo)
+            frame = frame.filter((pl.col(column) > lo) & (pl.col(column) <= hi))
         if bar_local and not snapshots:
             epoch = pl.col("ts").dt.epoch("us") // (interval_s * 1_000_000) * (interval_s * 1_000_000)
             close = pl.from_epoch(epoch + interval_s * 1_000_000, time_unit="us").dt.replace_time_zone("UTC")
@@ -173,6 +179,7 @@ class StoredFeed:
         speed: float | None = None,
         snapshots: bool = True,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if start.tzinfo is None or (end is not None and end.tzinfo is None):
             raise ValueError("start and end must be timezone-aware UTC datetimes")
@@ -182,7 +189,7 @@ class StoredFeed:
         self.name = getattr(source, "name", type(source).__name__)
         self.start, self.end = start, end
         self.snapshots = snapshots
-        self.pacer = Pacer(speed, sleep)
+        self.pacer = Pacer(speed, sleep, clock)
         self._interval_s = interval_s
 
     @property
@@ -201,8 +208,19 @@ class StoredFeed:
     def events(self) -> Iterator[Event]:
         iv = self.interval_s
         day = self.start.date()
+        carried: dict[str, pl.DataFrame] = {}  # as-of rows of earlier days published after their day
         while self.end is None or day_start(day) < self.end:
             tables = day_tables(self.source, day)
+            for table, late in carried.items():
+                tables[table] = (
+                    pl.concat([late, tables[table]], how="vertical_relaxed") if table in tables else late
+                )
+            day_end = day_start(day) + timedelta(days=1)
+            carried = {
+                t: tables[t].filter(pl.col(KNOWN_AT[t]) > day_end)
+                for t in ("fx", "onchain", "macro")
+                if t in tables and tables[t].filter(pl.col(KNOWN_AT[t]) > day_end).height
+            }
             for event in day_events(
                 tables, day=day, interval_s=iv, start=self.start, end=self.end, snapshots=self.snapshots
             ):

@@ -1,0 +1,66 @@
+"""The live side's settings (part of kimp.settings.Settings as ``Settings.streaming``).
+
+KIMP_REDIS_URL      online store in Redis (e.g. redis://127.0.0.1:6379/0); unset: SQLite at $KIMP_HOME/online.db
+KIMP_PG_URL         offline time-series store in PostgreSQL (served vectors, predictions, signals); unset: none
+KIMP_STREAM_KR_VENUE  the Korean venue whose premium is streamed and signalled (upbit | bithumb; default upbit)
+KIMP_STREAM_PREFIX  key prefix in Redis / table prefix in PostgreSQL (default kimp), so deployments can share
+KIMP_STALE_AFTER_S  a stored feature vector older than this is stale (default: two bars plus 30 s)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+KR_VENUES = ("upbit", "bithumb")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
+    pg_url: str | None = field(default=None, repr=False)
+    kr_venue: str = "upbit"
+    prefix: str = "kimp"
+    stale_after_s: float | None = None  # None: 2 bars + 30 s
+
+    def __post_init__(self) -> None:
+        if self.kr_venue not in KR_VENUES:
+            raise ValueError(
+                f"kr_venue (KIMP_STREAM_KR_VENUE) is {self.kr_venue!r}: expected upbit or bithumb"
+            )
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", self.prefix):
+            raise ValueError(
+                f"prefix (KIMP_STREAM_PREFIX) is {self.prefix!r}: expected lower-case letters, digits and _ "
+                "(it names Redis keys and PostgreSQL tables)"
+            )
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("KIMP_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        if self.pg_url is not None and not self.pg_url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("KIMP_PG_URL must be a postgresql:// URL")
+        if self.stale_after_s is not None and not self.stale_after_s > 0:
+            raise ValueError(f"stale_after_s (KIMP_STALE_AFTER_S) must be > 0, got {self.stale_after_s}")
+
+    def stale_after(self, interval_s: int) -> float:
+        """Seconds after which a stored vector is stale: the setting, or two bars plus 30 s."""
+        return self.stale_after_s if self.stale_after_s is not None else 2 * interval_s + 30.0
+
+    @classmethod
+    def from_env(cls, read: dict[str, str]) -> StreamSettings:
+        values: dict[str, object] = {}
+        for var, name in (
+            ("KIMP_REDIS_URL", "redis_url"),
+            ("KIMP_PG_URL", "pg_url"),
+            ("KIMP_STREAM_PREFIX", "prefix"),
+        ):
+            if var in read:
+                values[name] = read[var].strip()
+        if "KIMP_STREAM_KR_VENUE" in read:
+            values["kr_venue"] = read["KIMP_STREAM_KR_VENUE"].strip().lower()
+        if "KIMP_STALE_AFTER_S" in read:
+            try:
+                values["stale_after_s"] = float(read["KIMP_STALE_AFTER_S"])
+            except ValueError:
+                raise ValueError(
+                    f"KIMP_STALE_AFTER_S={read['KIMP_STALE_AFTER_S']!r}: expected seconds"
+                ) from None
+        return cls(**values)  # type: ignore[arg-type]
