@@ -246,6 +246,106 @@ def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool
     _print_table(settings, "backtest_summary", "backtest summary (per strategy and scenario over the range)")
 
 
+@main.group()
+def rl() -> None:
+    """Reinforcement-learning agents: PPO and a Dueling DQN, trained on the backtester's own costs."""
+
+
+@rl.command("train")
+@click.option(
+    "--agent",
+    "agents",
+    type=click.Choice(["ppo", "dqn"]),
+    multiple=True,
+    required=True,
+    help="Agent(s) to train.",
+)
+@click.option(
+    "--start", callback=_day, required=True, help="First day whose agent to train (YYYY-MM-DD, UTC)."
+)
+@click.option("--end", callback=_day, required=True, help="Last day, inclusive.")
+@click.option(
+    "--window-days", type=click.IntRange(1, 365), help="Training window per day [KIMP_RL_WINDOW_DAYS]."
+)
+@click.option(
+    "--timesteps", type=click.IntRange(1, 100_000_000), help="Environment steps [KIMP_RL_TIMESTEPS]."
+)
+@click.option(
+    "--max-train-seconds", type=click.FloatRange(1, 86_400), help="Time budget [KIMP_RL_MAX_TRAIN_SECONDS]."
+)
+@click.option("--with-data/--no-data", default=True, help="Materialize the windows' market data first.")
+def rl_train(
+    agents: tuple[str, ...],
+    start: date,
+    end: date,
+    window_days: int | None,
+    timesteps: int | None,
+    max_train_seconds: float | None,
+    with_data: bool,
+) -> None:
+    """Train the agent(s) of each day START..END on the window before the day minus the embargo, over
+    the backtest's markets (its coins and Korean venues), and register them in MLflow (kimp-ppo, kimp-dqn)."""
+    try:
+        settings = _settings().with_rl(
+            window_days=window_days, total_timesteps=timesteps, max_train_seconds=max_train_seconds
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    _run_agents(settings, start, end, agents, with_data=with_data)
+    _print_agents(settings, start, end, agents)
+
+
+def _agent_stages(
+    settings: Settings, start: date, end: date, agents: tuple[str, ...], *, with_data: bool
+) -> tuple[dict[str, list[date]], str]:
+    """The market data of the agents' windows (and their warm-up day) and the agents' own days."""
+    stage_days: dict[str, list[date]] = {}
+    if with_data:  # the window and its warm-up day; day D itself is not read
+        window = settings.rl.window_days + 1
+        stage_days["market_data_job"] = _days(start - timedelta(days=window), end - timedelta(days=1))
+    stage_days["agents_job"] = _days(start, end)
+    return stage_days, " or ".join(f"key:{a}_agent" for a in agents)
+
+
+def _run_agents(
+    settings: Settings, start: date, end: date, agents: tuple[str, ...], *, with_data: bool
+) -> None:
+    rl = settings.rl
+    click.echo(
+        f"kimp: RL agents {', '.join(agents)} for {start}..{end}: window {rl.window_days} d, embargo "
+        f"{rl.embargo_minutes} min, {rl.total_timesteps:,} steps or {rl.max_train_seconds:g} s each, "
+        f"{'/'.join(settings.backtest.coins)} on {'/'.join(settings.backtest.kr_venues)}",
+        err=True,
+    )
+    stage_days, selection = _agent_stages(settings, start, end, agents, with_data=with_data)
+    first = min(min(days) for days in stage_days.values())
+    _materialize(settings, first, end, None, stage_days=stage_days, stage_select={"agents_job": selection})
+
+
+def _print_agents(settings: Settings, start: date, end: date, agents: tuple[str, ...]) -> None:
+    import polars as pl
+
+    from kimp.storage import ParquetStore
+
+    store = ParquetStore(str(settings.storage_uri))
+    rows = [
+        store.read(f"{agent}_agent", day.isoformat())
+        for agent in agents
+        for day in _days(start, end)
+        if store.exists(f"{agent}_agent", day.isoformat())
+    ]
+    if not rows:
+        return
+    frame = pl.concat(rows, how="vertical_relaxed").select(
+        "day", "agent", "train_episodes", "steps", "train_seconds", "budget_hit", "val_total_return",
+        "val_sharpe", "val_kill_switch", "registered_version",
+    )  # fmt: skip
+    with pl.Config(
+        tbl_rows=60, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4
+    ):
+        click.echo(f"\nRL agents (validation on the window's last days):\n{frame}")
+
+
 def _print_table(settings: Settings, table: str, title: str) -> None:
     from kimp.storage import ParquetStore
 

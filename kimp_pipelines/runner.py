@@ -28,6 +28,7 @@ STAGES: tuple[str, ...] = (
     "features_job",
     "tuning_job",
     "training_job",
+    "agents_job",
     "backtest_job",
     "reports_job",
 )
