@@ -440,9 +440,10 @@ def demo(start: date | None, end: date | None) -> None:
         f"  tables (Parquet, one file per day): {settings.storage_uri}\n"
         f"    {', '.join(store.tables())}\n"
         f'  query them:  .venv/bin/kimp sql "SELECT model, macro_f1, log_loss FROM model_evaluation"\n'
-        f"  backtest reports (HTML): {settings.home / 'reports' / 'backtest'}\n"
+        f"  backtest reports (HTML): {settings.home / 'reports' / 'index.html'} (every day and scenario)\n"
         f"  MLflow runs and registered models: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_uri}\n"
-        f"  Dagster UI:  .venv/bin/kimp ui   (then http://127.0.0.1:3000 -> Runs, Assets)\n"
+        f"  Dagster UI:  .venv/bin/kimp ui, then Overview -> Timeline, or the demo's days of an asset:\n"
+        f"    http://127.0.0.1:3000/assets/kimchi_premium?view=partitions&default_range=[{start}...{end}]\n"
         f"  Dagster instance (runs, events): {settings.dagster_home}"
     )
 

@@ -97,3 +97,84 @@ def test_backtests_per_scenario_and_range_reports(walked: Path) -> None:
     assert (walked / "reports" / "backtest" / DAYS[0] / "flash_crash.html").read_text().startswith("<!")
     wf = pl.read_parquet(walked / "store" / "walk_forward_report" / "all.parquet")
     assert {"ensemble", "majority"} <= set(wf["model"])
+
+
+# --- what a researcher reads (issue 12): metadata, runs in the UI, MLflow models, reports --------------
+
+
+def _scoring_input(walked: Path, day: str, inputs: list[str]) -> pl.DataFrame:
+    """The stored features up to the end of ``day`` (its history included, as the predictions asset
+    reads it), with ``last_move`` joined when a model (persistence) reads it."""
+    features = pl.concat(
+        [
+            pl.read_parquet(p)
+            for p in sorted((walked / "store" / "features").glob("*.parquet"))
+            if p.stem <= day
+        ],
+        how="vertical_relaxed",
+    ).sort("coin", "ts")
+    if "last_move" in inputs:
+        from kimp.models.base import WalkForwardConfig
+        from kimp.models.walk_forward import labels_with_last_move
+
+        config = WalkForwardConfig(window_days=5, kr_venue="bithumb")
+        labels = labels_with_last_move(config, premium=_read(walked, "kimchi_premium"))
+        features = features.join(labels.select("ts", "coin", "last_move"), on=["ts", "coin"], how="left")
+    return features
+
+
+def test_registered_models_load_through_mlflow_and_reproduce_the_predictions(walked: Path) -> None:
+    import mlflow
+    import numpy as np
+
+    from kimp.models.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, pyfunc_input
+
+    uri = f"sqlite:///{walked / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    predictions = _read(walked, "predictions")
+    checked = set()
+    mlflow.set_tracking_uri(uri)
+    try:
+        for registered in client.search_registered_models("name LIKE 'kimp-%'"):
+            for mv in client.search_model_versions(f"name = '{registered.name}'"):
+                model, day = mv.tags["model"], mv.tags["day"]
+                assert mv.description and mv.tags["features_hash"]
+                assert str(client.get_model_version_by_alias(registered.name, f"day-{day}").version) == str(
+                    mv.version
+                )
+                loaded = mlflow.pyfunc.load_model(f"models:/{registered.name}/{mv.version}")
+                inputs = loaded.metadata.signature.inputs.input_names()
+                frame = _scoring_input(walked, day, inputs)
+                got = loaded.predict(pyfunc_input(frame))
+                today = (frame["ts"].dt.date().cast(pl.String) == day).to_numpy()
+                expected = (
+                    predictions.filter(
+                        (pl.col("model") == model) & (pl.col("ts").dt.date().cast(pl.String) == day)
+                    )
+                    .sort("coin", "ts")
+                    .select("p_down", "p_flat", "p_up")
+                    .fill_null(float("nan"))
+                    .to_numpy()
+                )
+                np.testing.assert_allclose(got.to_numpy()[today], expected, rtol=0, atol=1e-9, equal_nan=True)
+                checked.add(model)
+    finally:
+        mlflow.set_tracking_uri("")  # leave no global tracking URI behind for other tests
+    assert {"xgboost", "lightgbm", "lstm", "ensemble"} <= checked
+    experiment = client.get_experiment_by_name("kimp")
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.model = 'xgboost'")
+    assert {r.info.run_name for r in runs} == {f"xgboost {d}" for d in DAYS}
+
+
+def test_reports_name_their_strategy_and_the_range_index_links_every_report(walked: Path) -> None:
+    reports = _read(walked, "backtest_report")
+    page = (walked / "reports" / "backtest" / DAYS[0] / "normal.html").read_text()
+    for strategy in set(reports["strategy"]):
+        assert f"<h2 id='{strategy}-" in page  # each section's heading starts with its strategy
+    assert "annualised from 1 day" in page
+    index = (walked / "reports" / "index.html").read_text()
+    for day in DAYS:
+        for scenario in set(reports["scenario"]):
+            link = f"backtest/{day}/{scenario}.html"
+            assert f"href='{link}'" in index and (walked / "reports" / link).exists()

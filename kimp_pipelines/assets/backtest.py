@@ -15,7 +15,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
 
 from kimp.timeutil import parse_day
-from kimp_pipelines.assets.metadata import png_markdown
+from kimp_pipelines.assets.metadata import frame_table, list_table, png_markdown, table_metadata
 from kimp_pipelines.partitions import Partitions
 from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
@@ -115,17 +115,17 @@ def build_backtest_asset(partitions: Partitions) -> AssetsDefinition:
         predictions: pl.DataFrame,
     ) -> Iterator[Output[pl.DataFrame]]:
         """Backtest of day D under one market scenario: one row per strategy, coin, Korean venue and engine
-        with returns, risk ratios, drawdown, trade statistics and costs by kind; plots and an HTML report."""
+        with returns, risk ratios, drawdown, trade statistics and costs by kind; a small-multiples plot (one
+        panel per strategy, coin and venue) and an HTML report."""
         from kimp.backtest import (
             BacktestConfig,
             apply_scenario,
-            equity_png,
             html_report,
             market_from_tables,
-            premium_trades_png,
             run_event_driven,
             run_vectorized,
         )
+        from kimp.backtest.report import small_multiples_png, span_text
 
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
         day, scenario = parse_day(keys["date"]), keys["scenario"]
@@ -187,39 +187,40 @@ def build_backtest_asset(partitions: Partitions) -> AssetsDefinition:
         if not rows:
             raise ValueError(f"backtest_report {day} {scenario}: nothing to backtest ({'; '.join(skipped)})")
         frame = pl.DataFrame(rows).with_columns(pl.col("date").cast(pl.Date))
-        html_path = backtest.write_report(
-            day.isoformat(), scenario, html_report(results, title=f"kimp backtest {day} ({scenario})")
+        strategies = frame["strategy"].to_list()  # one per result, in order
+        page = html_report(
+            results,
+            title=f"kimp backtest {day} ({scenario})",
+            strategies=strategies,
+            index_href="../../index.html",  # the range index page backtest_summary writes
         )
+        html_path = backtest.write_report(day.isoformat(), scenario, page)
+        span = span_text(results[0])
+        # What a row is (strategy, coin, venue, engine) and the run's own figures; a single day's
+        # annualised Sharpe says how far it was extrapolated.
         show = frame.select(
             "strategy",
             "coin",
             "kr_venue",
             "engine",
+            "scenario",
             "total_return",
-            "sharpe",
             "max_drawdown",
+            pl.col("sharpe").alias(f"sharpe (annualised from {span})"),
             "trades",
             "cost_total",
         )
-        with pl.Config(
-            tbl_formatting="MARKDOWN",
-            tbl_hide_column_data_types=True,
-            tbl_hide_dataframe_shape=True,
-            tbl_rows=50,
-            float_precision=5,
-        ):
-            table = str(show)
-        first = next((r for r in results if r.engine != "vectorized"), results[0])
         context.log.info(f"backtest {day} {scenario}: {frame.height} results, report {html_path}")
         yield Output(
             frame,
             metadata={
-                "dagster/row_count": frame.height,
-                "results": MetadataValue.md(table),
-                "equity": png_markdown(equity_png(first), "equity and drawdown"),
-                "premium_trades": png_markdown(premium_trades_png(first), "premium with entries and exits"),
+                **table_metadata(frame, preview_rows=0),
+                "results": frame_table(show),
+                "returns": png_markdown(
+                    small_multiples_png(results, strategies), "return per strategy, coin and venue"
+                ),
                 "html_report": MetadataValue.path(str(html_path)),
-                "skipped": MetadataValue.json(skipped),
+                "skipped": list_table(skipped, column="skipped"),
             },
         )
 

@@ -110,7 +110,7 @@ def table_metadata(
     frame: pl.DataFrame, *, preview_rows: int = 5, preview_columns: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Rows, columns and time coverage of a table as stored, its column schema, and a preview of its first
-    rows (of ``preview_columns`` when the table is too wide to read)."""
+    ``preview_rows`` rows (of ``preview_columns`` when the table is too wide to read; none when 0)."""
     meta: dict[str, Any] = {
         "dagster/row_count": frame.height,
         "columns": frame.width,
@@ -119,7 +119,7 @@ def table_metadata(
     if "ts" in frame.columns and frame.height:
         meta["first_ts"] = frame["ts"].min().isoformat()  # type: ignore[union-attr]
         meta["last_ts"] = frame["ts"].max().isoformat()  # type: ignore[union-attr]
-    if frame.height:
+    if frame.height and preview_rows > 0:
         shown = frame.select(preview_columns) if preview_columns is not None else frame
         meta["preview"] = frame_table(shown, max_rows=preview_rows)
     return meta

@@ -7,7 +7,8 @@ import polars as pl
 from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
 
 from kimp.reporting.summaries import backtest_overview, walk_forward_overview
-from kimp_pipelines.assets.metadata import png_markdown
+from kimp_pipelines.assets.metadata import frame_table, png_markdown
+from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.store import StoreResource
 
 
@@ -33,26 +34,22 @@ def walk_forward_report(
         )
     report = walk_forward_overview(daily)
     context.log.info(f"walk_forward_report over {len(keys)} day(s) {keys[0]}..{keys[-1]}:\n{report}")
-    meta = {"days": len(keys), "first_day": keys[0], "last_day": keys[-1]}
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        float_precision=4,
-    ):
-        meta["summary"] = MetadataValue.md(str(report))
+    meta = {"days": len(keys), "first_day": keys[0], "last_day": keys[-1], "summary": frame_table(report)}
     with tempfile.TemporaryDirectory() as tmp:
         png = metrics_over_time_png(daily, Path(tmp) / "metrics.png")
         meta["metrics_over_time"] = png_markdown(Path(png).read_bytes(), "metrics over time")
     return Output(report, metadata=meta)
 
 
-@asset(group_name="reports", kinds={"polars", "parquet"}, deps=["backtest_report"])
+@asset(group_name="reports", kinds={"polars", "parquet", "html"}, deps=["backtest_report"])
 def backtest_summary(
-    context: AssetExecutionContext, config: RangeConfig, store: StoreResource
+    context: AssetExecutionContext, config: RangeConfig, store: StoreResource, backtest: BacktestResource
 ) -> Output[pl.DataFrame]:
     """Backtests over a range: metrics per day, strategy, scenario, coin, venue and engine as columns
-    (reachable with `kimp sql`), summarised per strategy and scenario, with cumulative returns plotted."""
+    (reachable with `kimp sql`), summarised per strategy and scenario in per-day figures, with compounded
+    returns plotted; rewrites the range index page (``<reports>/index.html``) linking every day's and
+    scenario's HTML report."""
+    from kimp.reporting.index import write_index
     from kimp.reporting.plots import cumulative_returns_png
 
     keys, daily = store.read_range("backtest_report", config.start or None, config.end or None)
@@ -63,14 +60,14 @@ def backtest_summary(
     daily = daily.sort("date", "scenario", "strategy", "coin", "kr_venue", "engine")
     overview = backtest_overview(daily)
     context.log.info(f"backtest_summary over {len(keys)} partition(s):\n{overview}")
-    meta: dict = {"partitions": len(keys), "first_day": keys[0][:10], "last_day": keys[-1][:10]}
-    with pl.Config(
-        tbl_formatting="MARKDOWN",
-        tbl_hide_column_data_types=True,
-        tbl_hide_dataframe_shape=True,
-        tbl_rows=100,
-        float_precision=5,
-    ):
-        meta["overview"] = MetadataValue.md(str(overview))
-    meta["cumulative_returns"] = png_markdown(cumulative_returns_png(daily), "cumulative daily returns")
+    index = write_index(Path(backtest.report_dir).parent, daily)
+    context.log.info(f"backtest_summary: range index {index}")
+    meta: dict = {
+        "partitions": len(keys),
+        "first_day": keys[0][:10],
+        "last_day": keys[-1][:10],
+        "overview": frame_table(overview),
+        "cumulative_returns": png_markdown(cumulative_returns_png(daily), "compounded daily returns"),
+        "html_index": MetadataValue.path(str(index)),
+    }
     return Output(daily, metadata=meta)
