@@ -1,21 +1,24 @@
 """Backtest speed: one year of 1-minute bars (525,600) with a z-score strategy and every cost model.
 
-Side by side on the same synthetic prices, signals, fees and (fixed) slippage:
-- kimp vectorized engine (all costs: fees, sqrt slippage, impact, FX conversion, perp funding, transfers),
+The ratio compares the same work: kimp's vectorized engine and vectorbt ``Portfolio.from_orders`` run the
+same trade (SAME_TRADE: the spread strategy with taker fees and fixed slippage, all that vectorbt models,
+closed at each day's end) on the same synthetic prices and signals, and their fills, fees and equity
+curves are asserted equal (1e-9) before anything is timed. Then, timed alone:
+- kimp vectorized with every cost model (sqrt slippage, impact, FX conversion, perp funding, transfers),
   the run and its metrics (the result's frames are built on first access; their cost is printed too);
-- vectorbt ``Portfolio.from_signals`` (two columns, Korean leg and Binance leg; fees and fixed slippage,
-  which is all it models), timed after its numba compilation;
 - kimp event-driven engine with 1-minute L10 books on both legs (market orders, 200 ms latency).
 Data is synthesized with NumPy (seeded). Timings: median of ``--repeat`` runs after three warm-up runs;
 the machine's load average is printed with them (other processes on the cores inflate every timing).
 The LAST line is machine-readable:
-``bars=<n> kimp_s=<x> vectorbt_s=<y> ratio=<y/x> event_driven_s=<z> events_per_s=<e>``.
+``bars=<n> kimp_s=<x> vectorbt_s=<y> ratio=<y/x> kimp_all_costs_s=<c> event_driven_s=<z>
+events_per_s=<e>``.
 Run: ``.venv/bin/python benchmarks/bench_backtest.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -29,6 +32,7 @@ from kimp.backtest import (
     FundingModel,
     SlippageModel,
     TransferModel,
+    VenueFees,
     run_event_driven,
     run_vectorized,
     zscore_signals,
@@ -103,41 +107,88 @@ def timed(fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float
     return statistics.median(times), out
 
 
-def vectorbt_run(
-    market: Market, target: np.ndarray, fees: tuple[float, float], slip: float
-) -> Callable[[], object]:
-    import vectorbt as vbt  # benchmark-only dependency, never imported by kimp
+# The trade both sides run for the speed ratio: the spread strategy (long the Korean leg, short the
+# Binance perp, the same coins on both legs), taker fees and fixed slippage (all vectorbt models), a
+# position changed only when the target changes (rebalance threshold 0.99: kimp does not resize a held
+# position as prices move), closed at the last bar of each UTC day, capital and inventory large enough
+# that no order is cut (asserted: no rejections, no transfers).
+SAME_COSTS = dataclasses.replace(
+    CostConfig.free(),
+    upbit=VenueFees(0.0005, 0.0005),
+    binance_perp=VenueFees(0.0002, 0.0005),
+    slippage=SlippageModel(kind="fixed", fixed_bps=0.5, coef=0.0),
+)
+SAME_TRADE = BacktestConfig(
+    capital_usdt=200_000.0, hedge="perp", inventory_fraction=10.0, rebalance_threshold=0.99, costs=SAME_COSTS
+)
 
-    prev = np.concatenate([[0.0], target[:-1]])
-    long_in = (target > 0) & (prev <= 0)
-    short_in = (target < 0) & (prev >= 0)
-    long_out = (prev > 0) & (target <= 0)
-    short_out = (prev < 0) & (target >= 0)
-    close = np.column_stack([market.kr_close, market.bn_close * market.conv])
-    entries = np.column_stack([long_in, short_in])  # the Binance leg mirrors the Korean one
-    exits = np.column_stack([long_out, short_out])
-    short_entries = np.column_stack([short_in, long_in])
-    short_exits = np.column_stack([short_out, long_out])
-    fee_arr = np.array([fees])
-    slip_arr = np.array([[slip, slip]])
 
-    def run() -> object:
-        pf = vbt.Portfolio.from_signals(
+LEGS = {"spread": (1.0, -1.0), "kr_only": (1.0, 0.0), "binance_only": (0.0, 1.0)}
+
+
+def vectorbt_run(market: Market, target: np.ndarray, cfg: BacktestConfig) -> Callable[[], dict[str, object]]:
+    """vectorbt ``Portfolio.from_orders`` running kimp's trade ``cfg`` (SAME_TRADE, any mode): one column
+    per traded leg, the Korean leg in KRW and the Binance leg in USDT, each order a target amount of coins
+    sized by kimp's documented rule (``|s| x base / Korean price`` at the decision bar, ``base`` the KRW
+    capital, or the smaller of the two capitals when both legs trade), at the bars where kimp's target
+    changes (the day-end close-out included). The Binance leg's PnL is converted at each bar's rate, as
+    kimp marks it. Returns a function giving the fills, the fees in KRW and the combined equity curve.
+    Also used by tests/test_reference_backtest.py, which checks it against the engine in CI."""
+    import vectorbt as vbt  # benchmark and reference-test dependency, never imported by kimp
+
+    legs = [i for i, w in enumerate(LEGS[cfg.mode]) if w != 0]
+    weights = np.array([LEGS[cfg.mode][i] for i in legs])
+    fee_of = (
+        cfg.costs.kr_fees(market.kr_venue).taker,
+        (cfg.costs.binance_perp if cfg.hedge == "perp" else cfg.costs.binance_spot).taker,
+    )
+    fees = np.array([[fee_of[i] for i in legs]])
+    slip = np.full((1, len(legs)), cfg.costs.slippage.fixed_bps / 1e4)
+    close = np.column_stack([market.kr_close, market.bn_close])[:, legs]
+    # cash never limits an order (kimp lets a venue's cash go negative: the run's losses are in its PnL)
+    init = np.array([100 * cfg.capital_krw, 100 * cfg.capital_usdt])[legs]
+    to_krw = np.column_stack([np.ones(market.n), market.conv])[:, legs]  # KRW per unit of a leg's currency
+
+    def run() -> dict[str, object]:
+        s = np.where(market.day_end, 0.0, target)  # the day-end close-out
+        change = np.flatnonzero(s != np.concatenate([[0.0], s[:-1]]))
+        if len(legs) == 2:
+            base = np.minimum(cfg.capital_krw, cfg.capital_usdt * market.conv[change])
+        else:
+            base = cfg.capital_krw if legs[0] == 0 else cfg.capital_usdt * market.conv[change]
+        price = market.kr_close if legs[0] == 0 else market.bn_close * market.conv
+        size = np.full(close.shape, np.nan)  # NaN: no order on that bar
+        size[change] = (s[change] * base / price[change])[:, None] * weights[None, :]
+        pf = vbt.Portfolio.from_orders(
             close,
-            entries,
-            exits,
-            short_entries=short_entries,
-            short_exits=short_exits,
-            size=100_000_000.0,
-            size_type="value",
-            fees=fee_arr,
-            slippage=slip_arr,
-            init_cash=1e9,
+            size,
+            size_type="targetamount",
+            direction="both",
+            fees=fees,
+            slippage=slip,
+            init_cash=init,
             freq="1min",
         )
-        return pf.final_value()
+        value = pf.value().to_numpy().reshape(market.n, len(legs))
+        orders = pf.orders.values
+        fees_krw = (orders["fees"] * to_krw[orders["idx"], orders["col"]]).sum()
+        capital = cfg.capital_krw + cfg.capital_usdt * market.conv[0]
+        equity = capital + ((value - init) * to_krw).sum(axis=1)
+        return {"fills": int(orders.shape[0]), "fees": float(fees_krw), "equity": equity}
 
     return run
+
+
+def assert_same_results(kimp: object, vbt_out: dict[str, object]) -> None:
+    """Both sides booked the same trade: fills, fees and the equity curve to 1e-9."""
+    m = kimp.metrics  # type: ignore[attr-defined]
+    assert m["rejections"] == 0 and m["transfers"] == 0, "an order was cut: not the same trade"
+    assert int(m["fills"]) == vbt_out["fills"], (m["fills"], vbt_out["fills"])
+    fees = kimp.costs["fees"]  # type: ignore[attr-defined]
+    assert abs(fees - vbt_out["fees"]) <= 1e-9 * abs(fees), (fees, vbt_out["fees"])
+    ours = kimp.equity["equity"].to_numpy()  # type: ignore[attr-defined]
+    # relative to the capital too: a losing year crosses zero equity, where a relative error means nothing
+    np.testing.assert_allclose(vbt_out["equity"], ours, rtol=1e-9, atol=1e-9 * ours[0])
 
 
 def main() -> None:
@@ -152,21 +203,38 @@ def main() -> None:
     print(
         f"synthesized {market.n:,} bars with 1-minute L10 books on both legs in {time.perf_counter() - t0:.2f} s"
     )
+    signals = zscore_signals(market, window=240, entry_z=2.0, exit_z=0.5)
+    target = signals["target"].to_numpy()
+
+    # The ratio: both engines on the same trade, checked equal before anything is timed.
+    kimp_s, same = timed(lambda: run_vectorized(market, signals, SAME_TRADE), args.repeat)
+    t0 = time.perf_counter()
+    vbt_fn = vectorbt_run(market, target, SAME_TRADE)
+    vbt_out = vbt_fn()
+    print(f"vectorbt first call (compilation): {time.perf_counter() - t0:.1f} s")
+    assert_same_results(same, vbt_out)
+    sm = same.metrics  # type: ignore[attr-defined]
+    print(
+        f"same trade on both sides (fills, fees and equity equal to 1e-9): fills={sm['fills']:.0f} "
+        f"fees={same.costs['fees']:,.0f} KRW total_return={sm['total_return']:.4f}"  # type: ignore[attr-defined]
+    )
+    vbt_s, _ = timed(vbt_fn, args.repeat)
+    print(f"kimp vectorized: {kimp_s * 1e3:.2f} ms")
+    print(f"vectorbt Portfolio.from_orders (+ its value curve): {vbt_s * 1e3:.2f} ms")
+    print(f"ratio vectorbt / kimp: {vbt_s / kimp_s:.1f}x")
+
+    # kimp's own workload: every cost model (vectorbt has no equivalent of the sqrt slippage, impact,
+    # funding, FX conversion or transfers), timed alone.
     costs = CostConfig(
         slippage=SlippageModel(kind="sqrt", fixed_bps=0.5, coef=0.001),
         funding=FundingModel(rate=0.0001),
         transfer=TransferModel(delay_s=1800),
     )
     cfg = BacktestConfig(hedge="perp", inventory_fraction=0.6, costs=costs)  # transfers happen too
-    t0 = time.perf_counter()
-    signals = zscore_signals(market, window=240, entry_z=2.0, exit_z=0.5)
-    print(f"zscore_signals: {time.perf_counter() - t0:.4f} s (first call includes loading the numba cache)")
-    target = signals["target"].to_numpy()
-
-    kimp_s, res = timed(lambda: run_vectorized(market, signals, cfg), args.repeat)
+    full_s, res = timed(lambda: run_vectorized(market, signals, cfg), args.repeat)
     m = res.metrics  # type: ignore[attr-defined]
     print(
-        f"kimp vectorized (all costs): {kimp_s * 1e3:.2f} ms  fills={m['fills']:.0f} round_trips="
+        f"kimp vectorized, all costs: {full_s * 1e3:.2f} ms  fills={m['fills']:.0f} round_trips="
         f"{m['round_trips']:.0f} transfers={m['transfers']:.0f} total_return={m['total_return']:.4f}"
     )
 
@@ -178,14 +246,6 @@ def main() -> None:
     print(
         f"kimp vectorized with the result frames built (they are built on first access): {framed_s * 1e3:.2f} ms"
     )
-    fee_kr, fee_bn = cfg.costs.upbit.taker, cfg.costs.binance_perp.taker
-    t0 = time.perf_counter()
-    vbt_fn = vectorbt_run(market, target, (fee_kr, fee_bn), 0.5 / 1e4)
-    vbt_fn()
-    print(f"vectorbt first call (compilation): {time.perf_counter() - t0:.1f} s")
-    vbt_s, _ = timed(vbt_fn, args.repeat)
-    print(f"vectorbt Portfolio.from_signals (fees + fixed slippage): {vbt_s * 1e3:.2f} ms")
-    print(f"ratio vectorbt / kimp: {vbt_s / kimp_s:.1f}x")
 
     ev_cfg = BacktestConfig(
         hedge="perp", inventory_fraction=0.6, costs=costs, fill="book", order_type="market"
@@ -200,7 +260,7 @@ def main() -> None:
     print("load average (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(
         f"bars={market.n} kimp_s={kimp_s:.6f} vectorbt_s={vbt_s:.6f} ratio={vbt_s / kimp_s:.2f} "
-        f"event_driven_s={ev_s:.4f} events_per_s={events / ev_s:.0f}"
+        f"kimp_all_costs_s={full_s:.6f} event_driven_s={ev_s:.4f} events_per_s={events / ev_s:.0f}"
     )
 
 
