@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "kimp needs Python 3.11 (set PYTHON=...)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev]'
+	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[dev,ref]'
 	@touch $(STAMP)
 
 demo: setup
@@ -37,7 +37,7 @@ ui: setup
 	$(BIN)/kimp ui
 
 bench: setup
-	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,bench]'
+	UV_FIND_LINKS=$(FIND_LINKS) $(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[dev,ref,bench]'
 	$(BIN)/python benchmarks/bench_market_data.py
 	$(BIN)/python benchmarks/bench_features.py
 	$(BIN)/python benchmarks/bench_models.py

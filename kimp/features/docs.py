@@ -34,6 +34,25 @@ RULES = """## Rules
 """
 
 
+# Where a definition differs from TA-Lib's function of the same name. tests/test_reference_indicators.py
+# checks the rest against TA-Lib and `ta` to 1e-6, and pins each difference listed here.
+TALIB_DIFFERENCES = """## Definitions checked against TA-Lib and `ta`
+
+On hourly bars without gaps (a 1h timeframe is one bar, TA-Lib's unit), these equal the libraries to
+1e-6 (tests/test_reference_indicators.py): returns and log returns (`ROCP`, `ROCR`), the SMA distance
+(`SMA`), Bollinger %B and bandwidth (`BBANDS`, population sd), stochastic %K and %D (`STOCHF`), and,
+from `ta`, VWAP distance, Chaikin money flow and the Ichimoku tenkan and kijun distances.
+
+| feature | kimp | TA-Lib |
+|---|---|---|
+| RSI | Cutler's: 100 x mean gain / (mean gain + mean loss), simple means over n periods; 50 when flat (tested equal to this built from TA-Lib's `SMA`) | `RSI` uses Wilder's recursive smoothing (infinite memory): a different indicator |
+| MACD line, signal | EMAs are normalized exponential means (pandas `adjust=True`) truncated at 2 spans and valid from one span of values; the price MACD is divided by the slow EMA (a fraction, comparable across KRW and USDT) | `MACD`: EMAs seeded with a simple mean and recursive over the whole history, in price units (kimp's line correlates above 0.99 with `MACD / EMA(26)`) |
+| stochastic when the range is flat | 50 | 0 |
+| accumulation/distribution | over the last day only, in units of the mean bar volume | `AD` is cumulative from the first bar |
+| any window with missing bars | computes on its valid bars (at least half) | NaN propagates through the window |
+"""
+
+
 def render_markdown(config: FeatureConfig | None = None) -> str:
     config = config or FeatureConfig()
     specs = catalog(config)
@@ -52,6 +71,7 @@ def render_markdown(config: FeatureConfig | None = None) -> str:
         + ".",
         "",
         RULES,
+        TALIB_DIFFERENCES,
         "| family | features |",
         "|---|---|",
         *[f"| {f} | {n} |" for f, n in families.items()],
