@@ -12,6 +12,7 @@ from kimp.features import FeatureInputs, build_features, feature_set_version
 from kimp.settings import Settings
 from kimp_pipelines.assets import build_market_assets
 from kimp_pipelines.assets.features import build_feature_assets
+from kimp_pipelines.assets.sentiment import build_sentiment_asset
 from kimp_pipelines.partitions import Partitions
 from kimp_pipelines.resources import build_resources
 from tests.ui_checks import rendered_tables
@@ -24,7 +25,11 @@ def test_feature_day_equals_the_same_day_computed_over_the_whole_range(tmp_path:
     settings = Settings(home=tmp_path, storage_uri=str(tmp_path), source="files", data_dir=str(FIXTURE))
     partitions = Partitions.from_settings(settings)
     market_assets = build_market_assets(partitions)
-    feature_assets = build_feature_assets(settings.feature_config(), partitions.daily)
+    # features read news_sentiment (never materialized here: the sentiment family stays null and flagged)
+    feature_assets = [
+        build_sentiment_asset(partitions.daily),
+        *build_feature_assets(settings.feature_config(), partitions.daily),
+    ]
     resources = build_resources(settings)
     instance = DagsterInstance.ephemeral()
     for day in ("2017-12-28", "2017-12-29"):  # USD/KRW look-back of the first premium day
