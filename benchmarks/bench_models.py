@@ -2,7 +2,8 @@
 
 1. retrain: one daily retrain of XGBoost and LightGBM on a 30-day window of 1-minute features
    (2 coins x 30 days x 1440 bars ~ 86,000 rows x 520 features, synthetic), default (= given) params,
-   early stopping on the validation split. Target: both in < 3 min.
+   early stopping on the validation split, as the daily assets run it (walk_forward.fit_member: fit,
+   validation scores, calibration). Target: both in < 3 min.
 2. predict: batch prediction of one day (2 x 1440 rows) by each model, and the whole prediction step
    (predictions_frame: both models, persistence, majority and the ensemble, long format, labels joined).
    Target: < 1 s.
@@ -28,14 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from kimp.models import registry
 from kimp.models.base import WalkForwardConfig
-from kimp.models.baselines import fit_majority, fit_persistence
-from kimp.models.boosting import fit_boosting
-from kimp.models.dataset import scoring_frame, training_frame
-from kimp.models.ensemble import fit_ensemble
+from kimp.models.dataset import scoring_frame
 from kimp.models.synthetic import synthetic_market, wide_features
 from kimp.models.tuning import tune
-from kimp.models.walk_forward import labels_with_last_move, predictions_frame
+from kimp.models.walk_forward import fit_day_ensemble, fit_member, predictions_frame, training_dataset
 
 
 def _progress(label: str, value: object) -> None:
@@ -64,8 +63,7 @@ def main() -> None:
     out["generate_s"] = round(time.perf_counter() - t, 2)
 
     t = time.perf_counter()
-    labels = labels_with_last_move(config, premium=premium)
-    frame = training_frame(features, labels, day=day, config=config)
+    frame = training_dataset(features, premium, day=day, config=config)
     out["training_frame_s"] = round(time.perf_counter() - t, 2)
     out["rows"] = frame.height
     out["split_rows"] = dict(frame.group_by("split").len().iter_rows())
@@ -75,11 +73,11 @@ def main() -> None:
     retrain = {}
     for kind in ("xgboost", "lightgbm"):
         t, cpu = time.perf_counter(), time.process_time()
-        models[kind] = fit_boosting(kind, frame, config)
+        models[kind] = fit_member(registry.get(kind), frame, config).model
         retrain[kind] = {
             "seconds": round(time.perf_counter() - t, 1),
             "cpu_seconds": round(time.process_time() - cpu, 1),  # all threads; wall >> cpu/2 = shared cores
-            "best_round": models[kind].best_iteration + 1,
+            "best_round": models[kind].best_iteration + 1,  # type: ignore[attr-defined]
         }
         _progress(f"retrain {kind}", retrain[kind])
     out["retrain"] = retrain
@@ -97,12 +95,11 @@ def main() -> None:
     _progress("predict", predict)
 
     # The whole prediction step of a day: every model's rows in the PREDICTIONS schema, labels attached.
-    valid = frame.filter(frame["split"] == "validation")
     all_models = {
         **models,
-        "persistence": fit_persistence(frame),
-        "majority": fit_majority(frame),
-        "ensemble": fit_ensemble(dict(models), valid),
+        "persistence": fit_member(registry.get("persistence"), frame, config).model,
+        "majority": fit_member(registry.get("majority"), frame, config).model,
+        "ensemble": fit_day_ensemble(dict(models), frame, config).model,
     }
     t = time.perf_counter()
     preds = predictions_frame(all_models, features, premium, day=day, config=config)
@@ -115,7 +112,7 @@ def main() -> None:
             url = f"sqlite:///{tmp}/optuna.db"
             for kind in ("xgboost", "lightgbm"):
                 t = time.perf_counter()
-                tune(kind, frame, config, url, f"bench-{kind}")
+                tune(registry.get(kind), frame, config, url, f"bench-{kind}")
                 seconds = time.perf_counter() - t
                 optuna_out[kind] = {
                     "trials": args.trials,

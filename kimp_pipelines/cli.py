@@ -10,6 +10,7 @@ from datetime import date, timedelta
 
 import click
 
+from kimp.models import registry
 from kimp.settings import PROJECT_ROOT, Settings
 from kimp.timeutil import days_between
 from kimp_pipelines.sentiment_cli import sentiment
@@ -121,7 +122,11 @@ def _report_config(asset: str, start: date, end: date) -> dict[str, dict]:
     "--horizon", type=click.IntRange(60, 1440), help="Horizon in minutes [KIMP_WF_HORIZON_MINUTES]."
 )
 @click.option("--trials", type=click.IntRange(1, 1000), help="Optuna trials per study [KIMP_WF_TRIALS].")
-@click.option("--models", help="Comma-separated subset of xgboost,lightgbm,lstm [KIMP_WF_MODELS].")
+@click.option(
+    "--models",
+    help=f"Comma-separated members to train, of {','.join(registry.names(role='member'))} and any a plugin "
+    "registers (`kimp models` lists them) [KIMP_WF_MODELS].",
+)
 @click.option("--lstm-size", type=click.Choice(["cpu", "prd"]), help="LSTM size [KIMP_WF_LSTM_SIZE].")
 @click.option(
     "--kr-venue", type=click.Choice(["upbit", "bithumb"]), help="Korean venue to predict [KIMP_WF_KR_VENUE]."
@@ -162,7 +167,19 @@ def walk_forward(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    _check_models(settings)
     _run_walk_forward(settings, start, end, retune=retune, feature_warmup=feature_warmup)
+
+
+def _check_models(settings: Settings) -> None:
+    """The configured members must be registered (after the plugins have registered theirs)."""
+    from kimp_pipelines.definitions import load_plugins
+
+    try:
+        load_plugins(settings)
+        registry.members(settings.walk_forward.models)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--models / KIMP_WF_MODELS") from None
 
 
 def _names(raw: str) -> tuple[str, ...]:
@@ -368,6 +385,46 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
         float_precision=4,
     ):
         click.echo(f"\n{title}:\n{frame}")
+
+
+@main.command("models")
+def models_command() -> None:
+    """List the registered models: what each is, how its features are chosen, whether it is tuned, and
+    whether the walk-forward trains it (KIMP_WF_MODELS; baselines always)."""
+    from kimp_pipelines.definitions import load_plugins
+
+    settings = _settings()
+    try:
+        load_plugins(settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    import polars as pl
+
+    configured = set(settings.walk_forward.models)
+    rows = [
+        {
+            "model": s.name,
+            "kind": s.kind,
+            "role": s.role,
+            "trained daily": "yes" if s.role == "baseline" or s.name in configured else "no",
+            "features": s.features.mode
+            if s.features.mode != "top_k"
+            else f"top {s.features.k} by {'/'.join(s.features.ranked_by)}",
+            "tuned": "yes" if s.tunable else "no",
+            "calibrated": "yes" if s.calibrate else "no",
+            "description": s.description,
+        }
+        for s in registry.specs()
+    ]
+    with pl.Config(
+        tbl_rows=100,
+        tbl_cols=10,
+        tbl_width_chars=200,
+        fmt_str_lengths=90,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+    ):
+        click.echo(pl.DataFrame(rows))
 
 
 @main.command()

@@ -11,9 +11,10 @@ import pytest
 
 from kimp.models.base import DOWN, FLAT, UP, FittedModel, WalkForwardConfig
 from kimp.models.baselines import fit_logistic, fit_majority, fit_persistence
-from kimp.models.ensemble import EnsembleModel, combine, fit_ensemble, fit_weights
+from kimp.models.ensemble import EnsembleModel, combine, fit_weights
 from kimp.models.labels import LAST_MOVE
-from kimp.models.registry import load_model
+from kimp.models.registry import load_model, save_model
+from kimp.models.walk_forward import fit_day_ensemble
 
 T0 = datetime(2024, 2, 1, tzinfo=UTC)
 
@@ -41,15 +42,20 @@ def _frame(n: int, seed: int = 0) -> pl.DataFrame:
     )
 
 
+def _first_validation_rows(frame: pl.DataFrame, n: int) -> np.ndarray:
+    """The first ``n`` validation rows (like a sequence model warming up at the start of validation)."""
+    return np.flatnonzero((frame["split"] == "validation").fill_null(False).to_numpy())[:n]
+
+
 class _Const:
-    """A fake member: constant probabilities, NaN on the first ``nan_rows`` rows."""
+    """A fake member: constant probabilities, NaN on the first ``nan_rows`` validation rows."""
 
     def __init__(self, name: str, p: list[float], nan_rows: int = 0) -> None:
         self.name, self.features, self.p, self.nan_rows = name, [], np.array(p), nan_rows
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         out = np.tile(self.p, (frame.height, 1))
-        out[: self.nan_rows] = np.nan
+        out[_first_validation_rows(frame, self.nan_rows)] = np.nan
         return out
 
     def save(self, path: Path) -> None:  # pragma: no cover - not saved in these tests
@@ -62,7 +68,7 @@ class _Oracle(_Const):
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         out = np.full((frame.height, 3), 0.1)
         out[np.arange(frame.height), frame["label"].to_numpy()] = 0.8
-        out[: self.nan_rows] = np.nan
+        out[_first_validation_rows(frame, self.nan_rows)] = np.nan
         return out
 
 
@@ -107,33 +113,61 @@ def test_logistic_keeps_three_columns_when_a_class_is_missing() -> None:
     assert p.shape == (300, 3) and (p[:, UP] == 0).all()
 
 
-def test_ensemble_weights_come_from_validation_and_favour_the_better_member(tmp_path: Path) -> None:
+class _Spy(_Const):
+    """Records the splits of every frame it is asked to score."""
+
+    def __init__(self, name: str, p: list[float]) -> None:
+        super().__init__(name, p)
+        self.seen: set[str | None] = set()
+
+    def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        self.seen |= set(frame["split"].to_list())
+        return super().predict_proba(frame)
+
+
+def test_ensemble_weights_come_from_validation_and_favour_the_better_member() -> None:
     frame = _frame(300)
-    valid = frame.filter(pl.col("split") == "validation")
-    members = {"oracle": _Oracle("oracle", []), "flat": _Const("flat", [0.3, 0.4, 0.3])}
-    model = fit_ensemble(members, valid)
-    assert isinstance(model, FittedModel)
-    assert model.weights["oracle"] > 0.9 and abs(sum(model.weights.values()) - 1) < 1e-9
-    with pytest.raises(ValueError, match="validation rows only"):
-        fit_ensemble(members, frame)
+    test_rows = _frame(60, seed=1).with_columns(ts=pl.col("ts") + timedelta(days=1), split=pl.lit("test"))
+    frame = pl.concat([frame, test_rows])
+    spy = _Spy("flat", [0.3, 0.4, 0.3])
+    fit = fit_day_ensemble({"oracle": _Oracle("oracle", []), "flat": spy}, frame, WalkForwardConfig())
+    assert isinstance(fit.model, FittedModel)
+    assert fit.model.weights["oracle"] > 0.9 and abs(sum(fit.model.weights.values()) - 1) < 1e-9
+    assert fit.rows == 90 and fit.left_out == {}  # the 30% validation rows of 300
+    assert "test" not in spy.seen  # never scored beyond the validation split
 
 
-def test_members_without_a_score_are_left_out_and_the_rest_renormalised() -> None:
+def test_a_member_that_scores_too_few_validation_rows_is_left_out_the_rest_share_rows() -> None:
     a = np.array([[0.2, 0.3, 0.5], [np.nan, np.nan, np.nan], [np.nan] * 3])
     b = np.array([[0.6, 0.2, 0.2], [0.1, 0.1, 0.8], [np.nan] * 3])
     out = combine([a, b], np.array([0.5, 0.5]))
     np.testing.assert_allclose(out[0], [0.4, 0.25, 0.35])
     np.testing.assert_allclose(out[1], [0.1, 0.1, 0.8])  # only b scored: its probabilities, not half of them
     assert np.isnan(out[2]).all()
-    # a member that is NaN on most rows (an LSTM warming up) still gets a weight from the rows it scored
-    frame = _frame(300)
+    frame = _frame(300)  # 90 validation rows
+    members = {
+        "warming": _Oracle("warming", [], nan_rows=10),  # a sequence model short of history: 89% scored
+        "sparse": _Oracle("sparse", [], nan_rows=60),  # 33% scored: left out
+        "flat": _Const("flat", [0.3, 0.4, 0.3]),
+    }
+    fit = fit_day_ensemble(members, frame, WalkForwardConfig(ensemble_min_coverage=0.8))
+    assert set(fit.model.weights) == {"warming", "flat"} and "sparse" in fit.left_out
+    assert fit.rows == 80  # every weight fitted on the rows all kept members scored
+    assert fit.coverage["sparse"] == pytest.approx(30 / 90) and fit.model.weights["warming"] > 0.5
     valid = frame.filter(pl.col("split") == "validation")
-    members = {"lstm": _Oracle("lstm", [], nan_rows=60), "flat": _Const("flat", [0.3, 0.4, 0.3])}
-    model = fit_ensemble(members, valid)
-    p = model.predict_proba(valid)
-    assert np.isfinite(p).all()
-    np.testing.assert_allclose(p[:60], np.tile([0.3, 0.4, 0.3], (60, 1)))
-    assert model.weights["lstm"] > 0.5
+    assert np.isfinite(fit.model.predict_proba(valid)).all()
+
+
+def test_with_no_qualified_member_the_fallback_stands_in() -> None:
+    frame = _frame(300)
+    config = WalkForwardConfig()
+    fit = fit_day_ensemble(
+        {"sparse": _Oracle("sparse", [], nan_rows=60)},
+        frame,
+        config,
+        fallback={"logistic": fit_logistic(frame, config, features=["x"])},
+    )
+    assert set(fit.model.weights) == {"logistic"} and "(fallback)" in fit.left_out
 
 
 def test_fit_weights_is_on_the_simplex() -> None:
@@ -151,7 +185,12 @@ def test_ensemble_saves_and_loads_its_members(tmp_path: Path) -> None:
         "logistic": fit_logistic(frame, config, features=["x"]),
         "majority": fit_majority(frame),
     }
-    model = fit_ensemble(members, valid)
+    model = fit_day_ensemble(members, frame, config).model
+    for name, member in members.items():
+        save_model(name, member, tmp_path / name)
+        np.testing.assert_allclose(
+            load_model(tmp_path / name).predict_proba(valid), member.predict_proba(valid)
+        )
     model.save(tmp_path / "ens")
     loaded = load_model(tmp_path / "ens")
     assert isinstance(loaded, EnsembleModel) and loaded.weights == model.weights

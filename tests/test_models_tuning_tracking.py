@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -12,13 +13,14 @@ import optuna
 import polars as pl
 import pytest
 
+from kimp.models import registry
 from kimp.models.base import WalkForwardConfig
-from kimp.models.boosting import fit_boosting, importance_png
+from kimp.models.boosting import fit_boosting, importance_png, xgboost_space
 from kimp.models.dataset import training_frame
 from kimp.models.labels import premium_labels
 from kimp.models.synthetic import synthetic_market
 from kimp.models.tracking import log_evaluation, log_to_active_run, log_trained_model, pyfunc_input
-from kimp.models.tuning import best_params, cv_rows, search_space, tune
+from kimp.models.tuning import best_params, cv_rows, tune
 
 CONFIG = WalkForwardConfig(window_days=2, cv_folds=3, n_trials=3, tune_max_rows=2_000)
 
@@ -31,19 +33,23 @@ def frame() -> pl.DataFrame:
 
 def test_tune_persists_a_seeded_study_and_reads_it_back(frame, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/optuna.db"
-    best = tune("lightgbm", frame, CONFIG, url, "kimp-lightgbm-test")
+    lightgbm = registry.get("lightgbm")
+    best = tune(lightgbm, frame, CONFIG, url, "kimp-lightgbm-test")
     assert set(best) >= {"learning_rate", "num_leaves", "num_boost_round"}
     assert best_params(url, "kimp-lightgbm-test") == best
     study = optuna.load_study(study_name="kimp-lightgbm-test", storage=url)
-    assert len(study.trials) == 3
-    assert isinstance(study.sampler, optuna.samplers.TPESampler) or study.user_attrs["kind"] == "lightgbm"
+    assert len(study.trials) == 3 and study.user_attrs["kind"] == "lightgbm"
     assert "log-loss" in study.user_attrs["objective"]
+    tried = [t.params for t in study.trials]
+    assert len({json.dumps(p, sort_keys=True) for p in tried}) == 3  # a search, not one point thrice
     # a second call completes the same budget instead of adding trials
-    assert tune("lightgbm", frame, CONFIG, url, "kimp-lightgbm-test") == best
+    assert tune(lightgbm, frame, CONFIG, url, "kimp-lightgbm-test") == best
     assert len(optuna.load_study(study_name="kimp-lightgbm-test", storage=url).trials) == 3
-    # same seed, same data, a fresh study: the same parameters are tried
-    again = tune("lightgbm", frame, CONFIG, url, "kimp-lightgbm-again")
+    # same seed, same data, a fresh study: the same parameters are tried; another seed tries others
+    again = tune(lightgbm, frame, CONFIG, url, "kimp-lightgbm-again")
     assert again == best
+    reseeded = tune(lightgbm, frame, replace(CONFIG, seed=8), url, "kimp-lightgbm-reseeded")
+    assert reseeded != best
     # the tuned params feed the daily fit
     model = fit_boosting("lightgbm", frame, CONFIG, best)
     assert model.params["num_leaves"] == best["num_leaves"]
@@ -58,7 +64,7 @@ def test_cv_rows_leave_the_test_split_out_and_are_thinned(frame) -> None:
     rows = cv_rows(frame, CONFIG)
     assert "test" not in rows["split"].unique().to_list()
     assert rows.height <= 2_000
-    space = search_space(
+    space = xgboost_space(
         optuna.trial.FixedTrial(
             {
                 "learning_rate": 0.1,
@@ -69,8 +75,7 @@ def test_cv_rows_leave_the_test_split_out_and_are_thinned(frame) -> None:
                 "reg_lambda": 1.0,
                 "num_boost_round": 75,
             }
-        ),
-        "xgboost",
+        )
     )
     assert "num_leaves" not in space and space["num_boost_round"] == 75
 

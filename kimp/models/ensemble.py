@@ -1,4 +1,5 @@
-"""Weighted average of member models' probabilities, the weights learnt on VALIDATION rows only.
+"""Weighted average of member models' probabilities, the weights learnt on VALIDATION rows only
+(kimp.models.walk_forward.fit_day_ensemble chooses the members and the rows; this module combines).
 
 The weights minimise the validation multi-class log-loss over the simplex (non-negative, summing to one;
 scipy SLSQP from equal weights). A member that cannot score a row (NaN probabilities, e.g. the LSTM before
@@ -93,10 +94,13 @@ class EnsembleModel:
         return self.combine({n: m.predict_proba(frame) for n, m in self.members.items()})
 
     def save(self, path: Path) -> None:
+        """Its weights, and a copy of each member (loadable through the registry, calibration included)."""
+        from kimp.models.registry import save_model
+
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for n, member in self.members.items():
-            member.save(path / "members" / n)
+            save_model(n, member, path / "members" / n)
         (path / SIDECAR).write_text(
             json.dumps({"type": "ensemble", "name": self.name, "weights": self.weights})
         )
@@ -111,33 +115,3 @@ class EnsembleModel:
         return cls(
             members=members, weights={k: float(v) for k, v in meta["weights"].items()}, name=meta["name"]
         )
-
-
-def fit_ensemble(
-    members: dict[str, FittedModel],
-    validation_frame: pl.DataFrame,
-    *,
-    member_probas: dict[str, np.ndarray] | None = None,
-    name: str = "ensemble",
-) -> EnsembleModel:
-    """Learn the weights on ``validation_frame`` (its ``label`` column; pass only validation rows).
-
-    ``member_probas`` may hold already computed validation probabilities per member.
-    """
-    if not members:
-        raise ValueError("fit_ensemble needs at least one member")
-    if "split" in validation_frame.columns and set(validation_frame["split"].unique().to_list()) != {
-        "validation"
-    }:
-        raise ValueError("fit_ensemble must see validation rows only (the weights would otherwise overfit)")
-    names = list(members)
-    probas = [
-        member_probas[n]
-        if member_probas and n in member_probas
-        else members[n].predict_proba(validation_frame)
-        for n in names
-    ]
-    weights = fit_weights(probas, validation_frame["label"].to_numpy())
-    return EnsembleModel(
-        members=dict(members), weights=dict(zip(names, map(float, weights), strict=True)), name=name
-    )

@@ -1,52 +1,326 @@
-"""Load any saved direction model from its folder: the ``type`` in its ``model.json`` picks the loader.
+"""The model registry: one :class:`ModelSpec` per model, and everything per model generated from it.
 
-Every model here saves into a folder with a ``model.json`` sidecar naming its type. The LSTM
-(kimp.models.sequence, built separately) writes ``lstm_config.json`` instead and is read by its module's
-``load_lstm``, imported lazily so that loading any other model never imports torch.
+A model is one module plus one registration. The module holds the model (a ``FittedModel``: ``name``,
+``features``, ``predict_proba(frame)``, ``save(path)``), a ``fit`` function and a ``load`` function; the
+registration is one ``register(ModelSpec(...))`` call, either in the list of built-in models at the end
+of this file or in the model's own module named in ``Settings.plugins`` (KIMP_PLUGINS). From the registry
+come the Dagster model assets (one per configured member; the baselines share ``baseline_models``), the
+ensemble's candidates, the Optuna studies (specs with a search space), MLflow registration (``kimp-<name>``),
+the CLI's ``--models`` choices and ``kimp models``.
+
+Functions are given as callables or as ``"module:attribute"`` strings, imported on first use, so that
+registering the LSTM does not import torch.
+
+The contract of a spec's functions:
+
+- ``fit(frame, config, *, features, params) -> FittedModel``: ``frame`` is a training frame
+  (kimp.models.dataset.training_frame: ``split`` train/validation/test, null for history bars; ``label``;
+  every feature column); fit on ``split == "train"`` rows, may early-stop on ``"validation"`` rows, never
+  reads ``"test"`` rows. ``features`` is the column list the spec's feature policy chose; ``params`` are
+  tuned parameters (the newest Optuna study's best) or None. Seed every random draw from ``config.seed``.
+- ``load(path) -> FittedModel``: read what ``FittedModel.save(path)`` wrote.
+- ``search_space(trial) -> dict``: the parameters an Optuna trial tries (passed to ``fit`` as ``params``).
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kimp.models.base import FittedModel
 
+KINDS: tuple[str, ...] = ("direction", "text", "agent")
+ROLES: tuple[str, ...] = ("member", "baseline")
+SPEC_FILE = "spec.json"  # written next to every saved model: which spec loads it
+
+
+@dataclass(frozen=True)
+class FeaturePolicy:
+    """Which feature columns a model is fitted on.
+
+    - ``all``: every usable feature column of the training rows (numeric, not all-null);
+    - ``top_k``: the ``k`` features ranked highest (``importance`` frame, column ``feature``, best first) by
+      the first model of ``ranked_by`` trained the same day; when none is, every feature, said so;
+    - ``named``: exactly ``names`` (a column the day lacks is all-null for the model).
+    """
+
+    mode: str = "all"
+    k: int = 0
+    ranked_by: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("all", "top_k", "named"):
+            raise ValueError(f"feature policy mode must be all, top_k or named, got {self.mode!r}")
+        if self.mode == "top_k" and (self.k < 1 or not self.ranked_by):
+            raise ValueError("a top_k feature policy needs k >= 1 and the models whose importance ranks")
+        if self.mode == "named" and not self.names:
+            raise ValueError("a named feature policy needs the feature names")
+
+    def resolve(self, available: list[str], fitted: Mapping[str, FittedModel]) -> tuple[list[str], str]:
+        """(features, how they were chosen) given the day's usable columns and the models fitted so far."""
+        if self.mode == "named":
+            return list(self.names), f"{len(self.names)} named features"
+        if self.mode == "top_k":
+            for name in self.ranked_by:
+                importance = getattr(fitted.get(name), "importance", None)
+                if importance is not None and importance.height:
+                    ranked = [f for f in importance["feature"].to_list() if f in set(available)]
+                    return ranked[: self.k], f"top {self.k} features by {name} importance"
+            return list(available), f"all {len(available)} features (none of {list(self.ranked_by)} trained)"
+        return list(available), f"all {len(available)} features"
+
+
+ALL_FEATURES = FeaturePolicy()
+
+
+def top_k(k: int, *ranked_by: str) -> FeaturePolicy:
+    return FeaturePolicy(mode="top_k", k=k, ranked_by=tuple(ranked_by))
+
+
+def named(*names: str) -> FeaturePolicy:
+    return FeaturePolicy(mode="named", names=tuple(names))
+
+
+Ref = Callable[..., Any] | str
+
+
+def _resolve(ref: Ref) -> Callable[..., Any]:
+    if callable(ref):
+        return ref
+    module, _, attr = ref.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        target = getattr(target, part)
+    return target  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model (module docstring for the functions' contract).
+
+    ``kind``: ``direction`` (3-class premium direction, scored in ``predictions``; the only kind the
+    walk-forward trains today), ``text`` and ``agent`` (later kinds, each with its own asset factory in
+    kimp_pipelines.assets.models). ``role``: ``member`` (its own daily asset ``<name>_model``; an ensemble
+    candidate when configured in ``WalkForwardConfig.models``) or ``baseline`` (trained every day in
+    ``baseline_models`` and reported beside every model). ``calibrate``: temperature-scale it on the
+    validation rows when ``WalkForwardConfig.calibrate``. ``asset_kinds``: Dagster kind tags shown in the UI.
+    """
+
+    name: str
+    fit: Ref
+    load: Ref
+    kind: str = "direction"
+    role: str = "member"
+    features: FeaturePolicy = ALL_FEATURES
+    search_space: Ref | None = None
+    calibrate: bool = True
+    asset_kinds: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").isalnum() or self.name != self.name.lower():
+            raise ValueError(f"model name must be lower-case letters, digits and _, got {self.name!r}")
+        if self.name == "ensemble":
+            raise ValueError("'ensemble' is the name of the day's combination of members")
+        if self.kind not in KINDS or self.role not in ROLES:
+            raise ValueError(f"{self.name}: kind must be one of {KINDS} and role one of {ROLES}")
+
+    @property
+    def tunable(self) -> bool:
+        return self.search_space is not None
+
+    @property
+    def depends_on(self) -> tuple[str, ...]:
+        """Models that must be fitted first (their importance ranks this model's features)."""
+        return self.features.ranked_by
+
+    def fit_model(
+        self,
+        frame: Any,
+        config: Any,
+        *,
+        features: list[str],
+        params: dict[str, Any] | None = None,
+    ) -> FittedModel:
+        return _resolve(self.fit)(frame, config, features=features, params=params)  # type: ignore[no-any-return]
+
+    def load_model(self, path: Path) -> FittedModel:
+        return _resolve(self.load)(Path(path))  # type: ignore[no-any-return]
+
+    def suggest(self, trial: Any) -> dict[str, Any]:
+        if self.search_space is None:
+            raise ValueError(f"{self.name} has no search space: it is not tuned")
+        return _resolve(self.search_space)(trial)  # type: ignore[no-any-return]
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
+    """Add a model; registering a name twice is an error unless ``replace`` (e.g. reloading a plugin)."""
+    if spec.name in _REGISTRY and not replace and _REGISTRY[spec.name] != spec:
+        raise ValueError(f"a model named {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def get(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}: registered models are {', '.join(names())}") from None
+
+
+def specs(*, kind: str | None = None, role: str | None = None) -> list[ModelSpec]:
+    """Registered specs in registration order, optionally of one kind and/or role."""
+    return [
+        s for s in _REGISTRY.values() if (kind is None or s.kind == kind) and (role is None or s.role == role)
+    ]
+
+
+def names(*, kind: str | None = None, role: str | None = None) -> list[str]:
+    return [s.name for s in specs(kind=kind, role=role)]
+
+
+def members(models: tuple[str, ...] | list[str]) -> list[ModelSpec]:
+    """The configured members in fitting order (a model after those that rank its features); validates
+    that each is a registered direction member."""
+    chosen = []
+    for name in models:
+        spec = get(name)
+        if spec.role != "member" or spec.kind != "direction":
+            raise ValueError(
+                f"{name!r} is a {spec.kind} {spec.role}, not a direction model to train as a member "
+                f"(members: {', '.join(names(kind='direction', role='member'))})"
+            )
+        chosen.append(spec)
+    order: list[ModelSpec] = []
+    pending = list(chosen)
+    while pending:
+        ready = [s for s in pending if not set(s.depends_on) & {p.name for p in pending if p is not s}]
+        if not ready:
+            raise ValueError(f"feature rankings of {[s.name for s in pending]} depend on each other")
+        order.append(ready[0])
+        pending.remove(ready[0])
+    return order
+
+
+# --- saving and loading any model -------------------------------------------------------------------
+
+
+def save_model(spec_name: str, model: FittedModel, path: Path) -> Path:
+    """``model.save(path)`` (a calibrated model also writes its temperature) plus ``spec.json`` naming
+    the spec that loads it."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    (path / SPEC_FILE).write_text(json.dumps({"spec": spec_name}))
+    return path
+
 
 def load_model(path: Path) -> FittedModel:
+    """Any saved model: the spec named in ``spec.json`` loads it, with the temperature it was saved with.
+
+    Folders written before ``spec.json`` existed are read by their own sidecar (``model.json`` type, or the
+    LSTM's ``lstm_config.json``)."""
+    from kimp.models.calibration import with_saved_calibration
+
     path = Path(path)
-    sidecar = path / "model.json"
-    if not sidecar.exists() and (path / "lstm_config.json").exists():  # kimp.models.sequence's own format
-        return _load_lstm(path)
-    if not sidecar.exists():
-        raise FileNotFoundError(f"{path}: no model.json; expected a folder written by a model's save()")
-    kind = json.loads(sidecar.read_text()).get("type")
-    if kind == "boosting":
-        from kimp.models.boosting import BoostingModel
-
-        return BoostingModel.load(path)
-    if kind in ("majority", "persistence", "logistic"):
-        from kimp.models import baselines
-
-        cls = {
-            "majority": baselines.MajorityModel,
-            "persistence": baselines.PersistenceModel,
-            "logistic": baselines.LogisticModel,
-        }[kind]
-        return cls.load(path)
+    sidecar = path / SPEC_FILE
+    if sidecar.exists():
+        spec = get(json.loads(sidecar.read_text())["spec"])
+        return with_saved_calibration(spec.load_model(path), path)
+    if (path / "lstm_config.json").exists():
+        return get("lstm").load_model(path)
+    legacy = path / "model.json"
+    if not legacy.exists():
+        raise FileNotFoundError(
+            f"{path}: no {SPEC_FILE} or model.json; expected a folder written by save_model()"
+        )
+    kind = json.loads(legacy.read_text()).get("type")
     if kind == "ensemble":
         from kimp.models.ensemble import EnsembleModel
 
         return EnsembleModel.load(path)
-    if kind == "lstm":
-        return _load_lstm(path)
-    raise ValueError(f"{path}: unknown model type {kind!r} in model.json")
+    by_type = {
+        "boosting": "xgboost",
+        "majority": "majority",
+        "persistence": "persistence",
+        "logistic": "logistic",
+    }
+    if kind not in by_type:
+        raise ValueError(f"{path}: unknown model type {kind!r} in model.json")
+    return get(by_type[kind]).load_model(path)
 
 
-def _load_lstm(path: Path) -> FittedModel:
-    module = importlib.import_module("kimp.models.sequence")
-    loader = getattr(module, "load_lstm", None) or getattr(module, "load", None)
-    if loader is None:
-        raise ValueError(f"{path}: kimp.models.sequence has no load_lstm() to read an LSTM")
-    return loader(path)  # type: ignore[no-any-return]
+# --- the built-in models: one registration each -----------------------------------------------------
+
+register(
+    ModelSpec(
+        name="xgboost",
+        fit="kimp.models.boosting:fit_xgboost",
+        load="kimp.models.boosting:BoostingModel.load",
+        search_space="kimp.models.boosting:xgboost_space",
+        asset_kinds=("xgboost",),
+        description="XGBoost (hist, 63 bins), early-stopped on validation; tuned weekly",
+    )
+)
+register(
+    ModelSpec(
+        name="lightgbm",
+        fit="kimp.models.boosting:fit_lightgbm",
+        load="kimp.models.boosting:BoostingModel.load",
+        search_space="kimp.models.boosting:lightgbm_space",
+        asset_kinds=("lightgbm",),
+        description="LightGBM (deterministic), early-stopped on validation; tuned weekly",
+    )
+)
+register(
+    ModelSpec(
+        name="lstm",
+        fit="kimp.models.sequence:fit_spec",
+        load="kimp.models.sequence:load_lstm",
+        features=top_k(50, "lightgbm", "xgboost"),
+        asset_kinds=("pytorch",),
+        description="LSTM with attention over the last bars of the 50 features the boosting model ranks highest",
+    )
+)
+register(
+    ModelSpec(
+        name="persistence",
+        fit="kimp.models.baselines:fit_persistence_spec",
+        load="kimp.models.baselines:PersistenceModel.load",
+        role="baseline",
+        calibrate=False,
+        description="the last move over the horizon repeats (with its training hit rate)",
+    )
+)
+register(
+    ModelSpec(
+        name="majority",
+        fit="kimp.models.baselines:fit_majority_spec",
+        load="kimp.models.baselines:MajorityModel.load",
+        role="baseline",
+        calibrate=False,
+        description="the training class frequencies for every bar",
+    )
+)
+register(
+    ModelSpec(
+        name="logistic",
+        fit="kimp.models.baselines:fit_logistic_spec",
+        load="kimp.models.baselines:LogisticModel.load",
+        role="baseline",
+        asset_kinds=("scikitlearn",),
+        description="multinomial logistic regression on the same features (scaled, L2 chosen on validation)",
+    )
+)

@@ -40,9 +40,16 @@ def latest_study(storage_url: str, kind: str, day: date, config: WalkForwardConf
     return usable[max(usable)] if usable else None
 
 
+def tunable_models(config: WalkForwardConfig) -> list[str]:
+    """The configured members that have a search space (kimp.models.registry)."""
+    from kimp.models import registry
+
+    return [s.name for s in registry.members(config.models) if s.tunable]
+
+
 def latest_study_day(storage_url: str, day: date, config: WalkForwardConfig) -> date | None:
-    """The newest day on or before ``day`` for which every configured boosting model has a study."""
-    kinds = [k for k in config.models if k in ("xgboost", "lightgbm")]
+    """The newest day on or before ``day`` for which every configured tunable model has a study."""
+    kinds = tunable_models(config)
     if not kinds:
         return day  # nothing to tune
     per_kind = [{d for d in _study_days(storage_url, k, config) if d <= day} for k in kinds]

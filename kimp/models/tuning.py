@@ -1,13 +1,16 @@
-"""Optuna search of the boosting parameters: seeded TPE, median pruning, purged k-fold CV.
+"""Optuna search of a model's parameters: seeded TPE, median pruning, purged k-fold CV.
 
+Any registered model with a search space is tuned the same way (kimp.models.registry): each trial fits
+the model with ``spec.fit`` on the training rows of each fold and scores the fold's test rows.
 Objective: the mean multi-class log-loss over ``config.cv_folds`` purged folds (kimp.models.splits) of the
 training frame's train + validation rows (the test split stays unseen). Log-loss rather than macro-F1
 because it scores the probabilities the ensemble and the sizing use, and it is smooth, so the median pruner
 can compare trials fold by fold: after each fold the running mean is reported and a trial worse than the
 median of earlier trials at the same fold is pruned.
 
-Inside CV there is no early stopping (it would tune on the test fold); ``num_boost_round`` is searched
-instead and becomes the cap of the daily fit, which then early-stops on its own validation split.
+Inside CV a fold has no validation rows, so nothing early-stops on the test fold; the boosting models
+search ``num_boost_round`` instead, which becomes the cap of the daily fit (that fit early-stops on its own
+validation split).
 
 Cost control on 2 cores: the rows are thinned evenly in time to ``config.tune_max_rows`` (default
 12,000). On 1-minute bars with a 1-hour horizon neighbouring rows share 59 of 60 minutes of their label, so
@@ -28,28 +31,11 @@ import numpy as np
 import polars as pl
 
 from kimp.models.base import WalkForwardConfig
-from kimp.models.boosting import DEFAULT_PARAMS, KINDS, threads_for, train_arrays
-from kimp.models.dataset import feature_columns, feature_matrix
+from kimp.models.dataset import feature_columns
+from kimp.models.registry import ModelSpec
 from kimp.models.splits import purged_kfold
 
 _EPS = 1e-12
-
-
-def search_space(trial: Any, kind: str) -> dict[str, Any]:
-    """The parameters a trial tries, in boosting.DEFAULT_PARAMS' vocabulary."""
-    params: dict[str, Any] = {
-        "learning_rate": trial.suggest_float("learning_rate", 0.03, 0.3, log=True),
-        # XGBoost grows depth-wise (up to 2^depth leaves per class and round): capped at 6 to bound a trial.
-        "max_depth": trial.suggest_int("max_depth", 3, 6 if kind == "xgboost" else 8),
-        "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 100.0, log=True),
-        "subsample": trial.suggest_float("subsample", 0.5, 1.0),
-        "colsample": trial.suggest_float("colsample", 0.2, 0.6),
-        "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-        "num_boost_round": trial.suggest_int("num_boost_round", 50, 150, step=25),
-    }
-    if kind == "lightgbm":
-        params["num_leaves"] = trial.suggest_int("num_leaves", 15, 63)
-    return params
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:
@@ -66,16 +52,8 @@ def cv_rows(frame: pl.DataFrame, config: WalkForwardConfig) -> pl.DataFrame:
     return rows
 
 
-def _predict(kind: str, booster: Any, x: np.ndarray) -> np.ndarray:
-    if kind == "xgboost":
-        import xgboost as xgb
-
-        return np.asarray(booster.predict(xgb.DMatrix(x, missing=np.nan))).reshape(-1, 3)
-    return np.asarray(booster.predict(x)).reshape(-1, 3)
-
-
 def tune(
-    kind: str,
+    spec: ModelSpec,
     frame: pl.DataFrame,
     config: WalkForwardConfig,
     storage_url: str,
@@ -86,29 +64,26 @@ def tune(
     """Run the study to ``n_trials`` (default config.n_trials) finished trials; return the best params."""
     import optuna
 
-    if kind not in KINDS:
-        raise ValueError(f"unknown boosting kind {kind!r}: expected one of {KINDS}")
+    if not spec.tunable:
+        raise ValueError(f"{spec.name} has no search space: nothing to tune")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna").setLevel(logging.WARNING)
-    rows = cv_rows(frame, config)
+    rows = cv_rows(frame, config).drop("split", strict=False)
     features = feature_columns(rows)
-    x = feature_matrix(rows, features)
     y = rows["label"].to_numpy().astype(np.int64)
     folds = purged_kfold(
         rows["ts"], rows["label_known_at"], config.cv_folds, timedelta(minutes=config.embargo)
     )
-    threads = threads_for(config)
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**DEFAULT_PARAMS, **search_space(trial, kind)}
+        params = spec.suggest(trial)
         losses = []
         for step, (train_idx, test_idx) in enumerate(folds):
             if train_idx.size == 0 or test_idx.size == 0:
                 continue
-            booster, _ = train_arrays(
-                kind, x[train_idx], y[train_idx], None, None, params, seed=config.seed, threads=threads
-            )
-            losses.append(log_loss(_predict(kind, booster, x[test_idx]), y[test_idx]))
+            train = rows[train_idx].with_columns(split=pl.lit("train"))
+            model = spec.fit_model(train, config, features=features, params=params)
+            losses.append(log_loss(np.asarray(model.predict_proba(rows[test_idx])), y[test_idx]))
             trial.report(float(np.mean(losses)), step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -122,7 +97,7 @@ def tune(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1),
         load_if_exists=True,
     )
-    study.set_user_attr("kind", kind)
+    study.set_user_attr("kind", spec.name)
     study.set_user_attr("objective", f"mean multi-class log-loss, {config.cv_folds}-fold purged CV")
     study.set_user_attr("horizon_minutes", config.horizon_minutes)
     study.set_user_attr("rows", rows.height)

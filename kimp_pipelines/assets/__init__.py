@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetsDefinition
 
+from kimp.features import feature_set_version
 from kimp.settings import Settings
 from kimp_pipelines.assets.agents import build_agent_assets
 from kimp_pipelines.assets.backtest import build_backtest_asset
@@ -29,7 +30,9 @@ def build_assets(settings: Settings, partitions: Partitions | None = None) -> li
         *build_market_assets(partitions),
         build_sentiment_asset(partitions.daily),
         *build_feature_assets(settings.feature_config(), partitions.daily),
-        *build_model_assets(settings.walk_forward, partitions.daily),
+        *build_model_assets(
+            settings.walk_forward, partitions.daily, feature_set_version(settings.feature_config())
+        ),
         build_tuning_asset(settings.walk_forward, partitions.daily),
         *build_agent_assets(settings, partitions.daily),
         build_backtest_asset(partitions),

@@ -1,26 +1,33 @@
-"""The modeling layer's daily assets: a walk-forward step per UTC day.
+"""The modeling layer's daily assets, generated from the model registry (kimp.models.registry).
 
-training_dataset(D) -> xgboost_model, lightgbm_model, lstm_model, baseline_models -> ensemble(D)
--> predictions(D) -> model_evaluation(D); optuna_study(D) is tuned weekly and read by later retrains.
+training_dataset(D) -> one ``<name>_model`` per configured member (``WalkForwardConfig.models``; a member
+whose features another ranks reads that one's card) and ``baseline_models`` (every registered baseline)
+-> ensemble(D) -> predictions(D) -> model_evaluation(D); optuna_study(D) (kimp_pipelines.assets.tuning) is
+tuned weekly and read by later retrains of tunable models.
 
-Each model asset stores its model under ``$KIMP_HOME/models/<model>/<day>/`` (loaded by path later),
-logs params, metrics and artifacts to MLflow in a nested run of the Dagster run's MLflow run, registers
-the model version, and returns a one-row "model card" (what was trained, on what, how it validated).
+Each asset runs one step of the walk-forward in kimp.models.walk_forward (the only implementation; the
+tests materialize these assets). Each model asset saves its model under ``$KIMP_HOME/models/<model>/<day>/``
+(loaded by path later, through the registry), logs params, validation metrics and files to MLflow in a run
+nested in the Dagster run's MLflow run, registers a version of ``kimp-<model>``, and returns a one-row
+model card (what was trained, on what, how it validated).
+
+A model kind other than ``direction`` gets its assets from the factory registered for its kind
+(:func:`register_asset_factory`).
 """
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetIn,
+    AssetsDefinition,
     DailyPartitionsDefinition,
     MetadataValue,
     Output,
@@ -28,16 +35,19 @@ from dagster import (
     asset,
 )
 
+from kimp.models import registry
 from kimp.models.base import CLASSES, WalkForwardConfig
-from kimp.timeutil import day_bounds, parse_day
+from kimp.models.registry import ModelSpec
+from kimp.timeutil import parse_day
 from kimp_pipelines.assets.metadata import png_markdown, table_metadata
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
-from kimp_pipelines.resources.modeling import ModelingResource
+from kimp_pipelines.resources.modeling import MlflowResource, ModelingResource
 
 GROUP = "models"
+# Sequence models score a bar from the bars before it: 4 days covers the LSTM's 50 steps on hourly bars
+# (gaps included); the premium of D-1 gives the first bars of D their last move.
 PREDICTION_HISTORY_DAYS = 4
-BOOSTING = ("xgboost", "lightgbm")
-MLFLOW = {"mlflow", "modeling"}  # legacy mlflow resource: both via context.resources
+STUDY_LOOKBACK_DAYS = 7  # a retrain reads the newest study of the last week (a soft dependency)
 
 
 def _window(start_offset: int, end_offset: int) -> AssetIn:
@@ -49,7 +59,19 @@ def _window(start_offset: int, end_offset: int) -> AssetIn:
     )
 
 
-def _card(
+def _md(frame: pl.DataFrame) -> str:
+    with pl.Config(
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+        tbl_hide_dataframe_shape=True,
+        tbl_rows=50,
+        tbl_cols=20,
+        float_precision=4,
+    ):
+        return str(frame)
+
+
+def card(
     model: str,
     day: date,
     config: WalkForwardConfig,
@@ -62,6 +84,7 @@ def _card(
     run_id: str | None = None,
     version: str | None = None,
 ) -> pl.DataFrame:
+    """The one-row model card every model asset returns."""
     m = metrics or {}
     return pl.DataFrame(
         {
@@ -82,423 +105,368 @@ def _card(
     )
 
 
-def _validation_scores(model: Any, frame: pl.DataFrame) -> dict[str, float]:
-    """Log-loss, macro-F1 and accuracy on the validation rows (rows a model cannot score are skipped)."""
-    from kimp.models.evaluation import scores
-
-    valid = frame.filter(pl.col("split") == "validation")
-    p = model.predict_proba(valid)
-    y = valid["label"].to_numpy()
-    ok = ~np.isnan(p).any(axis=1)
-    if not ok.any():
-        return {}
-    s = scores(p[ok], y[ok])
-    return {k: float(s[k]) for k in ("log_loss", "macro_f1", "accuracy") if k in s}  # type: ignore[arg-type]
+def trained_models(*cards: pl.DataFrame) -> dict[str, Any]:
+    """The models of the cards' trained rows, loaded from their folders through the registry."""
+    out = {}
+    for frame in cards:
+        for row in frame.iter_rows(named=True):
+            if row["status"] == "trained" and row["path"]:
+                out[row["model"]] = registry.load_model(Path(row["path"]))
+    return out
 
 
-def _track(
+def _fit_and_log(
     context: AssetExecutionContext,
-    model: Any,
-    name: str,
-    day: date,
-    path: Path,
+    spec: ModelSpec,
+    frame: pl.DataFrame,
+    config: WalkForwardConfig,
+    modeling: ModelingResource,
+    mlflow: MlflowResource,
     *,
-    params: dict[str, Any],
-    metrics: dict[str, float],
-    artifacts: list[Path] = (),  # type: ignore[assignment]
-) -> tuple[str | None, str | None]:
-    """Log one trained model to MLflow (nested under the Dagster run's MLflow run) and register it."""
-    from kimp.models.tracking import log_trained_model
+    fitted: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    extra_params: dict[str, Any] | None = None,
+    feature_set: str | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """One model of day D: fit (walk_forward.fit_member), save, log to MLflow; its card and metadata."""
+    from kimp.models.boosting import importance_png
+    from kimp.models.walk_forward import fit_member
 
-    mlflow = context.resources.mlflow
-    run_id, version = log_trained_model(
-        mlflow,
-        name=name,
+    day = parse_day(context.partition_key)
+    fit = fit_member(spec, frame, config, fitted=fitted, params=params)
+    path = registry.save_model(spec.name, fit.model, modeling.model_path(spec.name, day.isoformat()))
+    metrics = {k: v for k, v in fit.validation.items() if k in ("log_loss", "macro_f1", "accuracy")}
+    logged = {
+        **(getattr(fit.model, "params", None) or {}),
+        **(extra_params or {}),
+        "features": len(fit.features),
+        "feature_rule": fit.feature_rule,
+        "temperature": round(fit.temperature, 4),
+    }
+    meta: dict[str, Any] = {
+        **{f"val_{k}": round(v, 4) for k, v in fit.validation.items()},
+        "temperature": round(fit.temperature, 4),
+        "feature_rule": fit.feature_rule,
+        "features_used": MetadataValue.json(fit.features),
+        "model_path": str(path),
+    }
+    artifacts = []
+    importance = getattr(fit.model, "importance", None)
+    if isinstance(importance, pl.DataFrame) and importance.height:
+        png = importance_png(importance, path / "importance.png", title=f"{spec.name} {day}: importance")
+        artifacts.append(png)
+        meta["importance"] = png_markdown(Path(png).read_bytes(), f"{spec.name} importance")
+        meta["top_features"] = MetadataValue.md(_md(importance.head(10)))
+    train = frame.filter(pl.col("split") == "train")
+    run_id, version = mlflow.log_model(
+        context,
+        name=spec.name,
         day=day,
         model_dir=path,
-        params=params,
+        params=logged,
         metrics=metrics,
-        artifacts=list(artifacts),
-        tags={"dagster_run_id": context.run_id, "partition": context.partition_key},
+        artifacts=artifacts,
+        window=f"{train['ts'].min():%Y-%m-%d %H:%M}..{train['ts'].max():%Y-%m-%d %H:%M} UTC",
+        feature_set=feature_set,
+        input_example=train.head(3),
     )
-    context.log.info(f"{name} {day}: MLflow run {run_id}, registered kimp-{name} version {version}")
-    return run_id, version
+    meta["mlflow_run_id"] = run_id or ""
+    context.log.info(
+        f"{spec.name} {day}: {fit.feature_rule}, validation {metrics}, T={fit.temperature:.3f}; "
+        f"MLflow run {run_id}, kimp-{spec.name} version {version}"
+    )
+    frame_card = card(
+        spec.name,
+        day,
+        config,
+        path=path,
+        train_rows=fit.train_rows,
+        metrics=metrics,
+        params=logged,
+        run_id=run_id,
+        version=version,
+    )
+    return frame_card, meta
 
 
-def build_model_assets(wf: WalkForwardConfig, partitions: DailyPartitionsDefinition) -> list:
-    """The modeling layer's assets for the walk-forward ``wf`` over the given daily partitions (the training
-    window's partition mapping is fixed when the Definitions are built)."""
-
-    def build_training_dataset(window_days: int):  # type: ignore[no-untyped-def]
-        """The asset reads ``window_days + 1`` days of features and premium before its day (partition
-        mappings are fixed when the Definitions are built, from KIMP_WF_WINDOW_DAYS)."""
-
-        @asset(
-            partitions_def=partitions,
-            group_name=GROUP,
-            kinds={"polars", "parquet"},
-            ins={
-                "features": _window(-(window_days + 1), -1),
-                "kimchi_premium": _window(-(window_days + 1), -1),
-            },
+def direction_member_asset(
+    spec: ModelSpec,
+    config: WalkForwardConfig,
+    partitions: DailyPartitionsDefinition,
+    feature_set: str | None = None,
+) -> AssetsDefinition:
+    """``<name>_model``: the member fitted on training_dataset(D), with the newest study's parameters when
+    it is tunable, and the cards of the models that rank its features as inputs."""
+    rankers = [n for n in spec.depends_on if n in config.models]
+    deps = []
+    if spec.tunable:
+        deps.append(
+            AssetDep(
+                "optuna_study",
+                partition_mapping=TimeWindowPartitionMapping(
+                    start_offset=-STUDY_LOOKBACK_DAYS,
+                    end_offset=0,
+                    allow_nonexistent_upstream_partitions=True,
+                ),
+            )
         )
-        def training_dataset(
-            context: AssetExecutionContext,
-            modeling: ModelingResource,
-            features: pl.DataFrame,
-            kimchi_premium: pl.DataFrame,
-        ) -> Output[pl.DataFrame]:
-            """Features joined with labels for the window that ends before D minus the embargo, split train /
-            validation / test (70/15/15, purged, embargoed). Never holds a label known on or after the cutoff."""
-            from kimp.models.dataset import cutoff, training_frame
-            from kimp.models.labels import LAST_MOVE, last_move, make_labels
-
-            config = wf
-            day = parse_day(context.partition_key)
-            if not features.width or not kimchi_premium.width:
-                raise ValueError(
-                    f"training_dataset {day}: no features or premium stored for the {config.window_days} days before "
-                    "it; materialize market data and features for the window first (kimp walk-forward does)"
-                )
-            labels = make_labels(config, premium=kimchi_premium)
-            frame = training_frame(features, labels, day=day, config=config)
-            frame = (
-                frame.join(last_move(labels), on=["ts", "coin"], how="left")
-                if LAST_MOVE not in frame.columns
-                else frame
-            )
-            end = cutoff(day, config)
-            latest = frame["label_known_at"].max()
-            # Asserted from the data itself, not from the code that made it.
-            if latest is not None and latest >= end:  # type: ignore[operator]
-                raise AssertionError(
-                    f"training_dataset {day}: a label known at {latest} is not before the cutoff {end}"
-                )
-            balance = (
-                frame.filter(pl.col("split").is_not_null())
-                .group_by("split", "label")
-                .len()
-                .sort("split", "label")
-                .with_columns(
-                    label=pl.col("label").replace_strict(
-                        list(range(3)), list(CLASSES), return_dtype=pl.String
-                    )
-                )
-            )
-            with pl.Config(
-                tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True
-            ):
-                balance_md = str(balance.pivot(on="label", index="split", values="len"))
-            context.log.info(
-                f"training_dataset {day}: {frame.height} rows, cutoff {end}, last label known {latest}; {balance_md}"
-            )
-            meta = table_metadata(frame.select("ts", "coin", "label", "label_known_at", "split"))
-            meta.update(
-                {
-                    "cutoff": end.isoformat(),
-                    "last_label_known_at": latest.isoformat() if latest else None,  # type: ignore[union-attr]
-                    "window_days": config.window_days,
-                    "embargo_minutes": config.embargo,
-                    "horizon_minutes": config.horizon_minutes,
-                    "class_balance": MetadataValue.md(balance_md),
-                }
-            )
-            meta.update(_stationarity(frame))
-            return Output(frame, metadata=meta)
-
-        return training_dataset
-
-    def _stationarity(frame: pl.DataFrame) -> dict[str, Any]:
-        """ADF report of the training window's features (kimp.features.adf_report), summarised for metadata."""
-        from kimp.features import adf_report
-        from kimp.models.dataset import feature_columns
-
-        train = frame.filter(pl.col("split") == "train")
-        with warnings.catch_warnings():  # near-constant features make statsmodels warn once per column
-            warnings.simplefilter("ignore")
-            report = adf_report(train, feature_columns(train))
-        if report.height == 0:
-            return {}
-        share = float(report["stationary"].mean() or 0.0)  # type: ignore[arg-type]
-        worst = report.sort("p_value", descending=True, nulls_last=True).head(15)
-        with pl.Config(
-            tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True
-        ):
-            return {
-                "adf_stationary_share": round(share, 4),
-                "adf_least_stationary": MetadataValue.md(str(worst)),
-            }
-
-    def _boosting_asset(kind: str):  # type: ignore[no-untyped-def]
-        @asset(
-            name=f"{kind}_model",
-            partitions_def=partitions,
-            group_name=GROUP,
-            kinds={kind, "mlflow"},
-            required_resource_keys=MLFLOW,
-            deps=[
-                AssetDep(
-                    "optuna_study",
-                    partition_mapping=TimeWindowPartitionMapping(
-                        start_offset=-7, end_offset=0, allow_nonexistent_upstream_partitions=True
-                    ),
-                )
-            ],
-            description=f"{kind} direction model of day D: fitted on the train rows of training_dataset(D), early "
-            "stopped on its validation rows, with the newest Optuna study's parameters tuned on or before D.",
-        )
-        def _model(
-            context: AssetExecutionContext, training_dataset: pl.DataFrame
-        ) -> Iterator[Output[pl.DataFrame]]:
-            from kimp.models.boosting import fit_boosting, importance_png
-            from kimp.models.studies import latest_study
-            from kimp.models.tuning import best_params
-
-            modeling: ModelingResource = context.resources.modeling
-            config = wf
-            day = parse_day(context.partition_key)
-            if kind not in config.models:
-                context.log.info(f"{kind} is not among the configured models ({config.models}); skipped")
-                yield Output(_card(kind, day, config, path=None, status="disabled"))
-                return
-            study = latest_study(modeling.optuna_storage, kind, day, config)
-            tuned = best_params(modeling.optuna_storage, study) if study else None
-            context.log.info(
-                f"{kind} {day}: {'parameters of study ' + study if tuned else 'default parameters'}"
-            )
-            model = fit_boosting(kind, training_dataset, config, tuned)
-            path = modeling.model_path(kind, day.isoformat())
-            model.save(path)
-            png = importance_png(
-                model.importance, path / "importance.png", title=f"{kind} {day}: gain importance"
-            )
-            metrics = _validation_scores(model, training_dataset)
-            params = {**model.params, "best_iteration": model.best_iteration, "study": study or "defaults"}
-            run_id, version = _track(
-                context, model, kind, day, path, params=params, metrics=metrics, artifacts=[png]
-            )
-            card = _card(
-                kind,
-                day,
-                config,
-                path=path,
-                train_rows=int((training_dataset["split"] == "train").sum()),
-                metrics=metrics,
-                params=params,
-                run_id=run_id,
-                version=version,
-            )
-            top = model.importance.head(10)
-            with pl.Config(
-                tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, tbl_hide_dataframe_shape=True
-            ):
-                top_md = str(top)
-            yield Output(
-                card,
-                metadata={
-                    **{f"val_{k}": round(v, 4) for k, v in metrics.items()},
-                    "importance": png_markdown(Path(png).read_bytes(), f"{kind} importance"),
-                    "top_features": MetadataValue.md(top_md),
-                    "model_path": str(path),
-                    "mlflow_run_id": run_id or "",
-                    "tuned_by": study or "defaults",
-                },
-            )
-
-        return _model
-
-    xgboost_model = _boosting_asset("xgboost")
-    lightgbm_model = _boosting_asset("lightgbm")
 
     @asset(
+        name=f"{spec.name}_model",
         partitions_def=partitions,
         group_name=GROUP,
-        kinds={"pytorch", "mlflow"},
-        required_resource_keys=MLFLOW,
+        kinds={*spec.asset_kinds, "mlflow"},
+        ins={"training_dataset": AssetIn(), **{f"{n}_model": AssetIn() for n in rankers}},
+        deps=deps,
+        description=f"{spec.description or spec.name}: the member of day D, fitted on the train rows of "
+        "training_dataset(D), scored and calibrated on its validation rows, registered in MLflow.",
     )
-    def lstm_model(
+    def _model(
         context: AssetExecutionContext,
+        modeling: ModelingResource,
+        mlflow: MlflowResource,
         training_dataset: pl.DataFrame,
-        lightgbm_model: pl.DataFrame,
-        xgboost_model: pl.DataFrame,
+        **ranking_cards: pl.DataFrame,
     ) -> Output[pl.DataFrame]:
-        """LSTM with attention over the last bars of the 50 features the boosting model ranked highest."""
-        modeling: ModelingResource = context.resources.modeling
-        config = wf
+        from kimp.models.studies import latest_study
+        from kimp.models.tuning import best_params
+
         day = parse_day(context.partition_key)
-        if "lstm" not in config.models:
-            return Output(_card("lstm", day, config, path=None, status="disabled"))
-        from kimp.models.dataset import feature_columns
-        from kimp.models.registry import load_model
-        from kimp.models.sequence import fit_lstm
-
-        ranked: list[str] = []
-        for card in (lightgbm_model, xgboost_model):
-            if card["status"][0] == "trained":
-                ranked = load_model(Path(card["path"][0])).importance["feature"].to_list()  # type: ignore[attr-defined]
-                break
-        n_features = 50  # the PRD's input width, for both sizes
-        chosen = ranked[:n_features] if ranked else feature_columns(training_dataset)[:n_features]
-        model = fit_lstm(training_dataset, config, features=chosen)
-        path = modeling.model_path("lstm", day.isoformat())
-        model.save(path)
-        metrics = _validation_scores(model, training_dataset)
-        history = model.history
-        params = {
-            "features": len(chosen),
-            "size": config.lstm_size,
-            **getattr(history, "summary", lambda: {})(),
-        }
-        run_id, version = _track(context, model, "lstm", day, path, params=params, metrics=metrics)
-        return Output(
-            _card(
-                "lstm",
-                day,
-                config,
-                path=path,
-                train_rows=int((training_dataset["split"] == "train").sum()),
-                metrics=metrics,
-                params=params,
-                run_id=run_id,
-                version=version,
-            ),
-            metadata={
-                **{f"val_{k}": round(v, 4) for k, v in metrics.items()},
-                "model_path": str(path),
-                "features_used": MetadataValue.json(chosen),
-            },
+        study = latest_study(modeling.optuna_storage, spec.name, day, config) if spec.tunable else None
+        tuned = best_params(modeling.optuna_storage, study) if study else None
+        fitted = trained_models(*ranking_cards.values())
+        frame_card, meta = _fit_and_log(
+            context,
+            spec,
+            training_dataset,
+            config,
+            modeling,
+            mlflow,
+            fitted=fitted,
+            params=tuned,
+            extra_params={"study": study or "defaults"} if spec.tunable else None,
+            feature_set=feature_set,
         )
+        if spec.tunable:
+            meta["tuned_by"] = study or "defaults"
+        return Output(frame_card, metadata=meta)
 
-    @asset(partitions_def=partitions, group_name=GROUP, kinds={"scikitlearn"})
-    def baseline_models(
-        context: AssetExecutionContext, modeling: ModelingResource, training_dataset: pl.DataFrame
-    ) -> Output[pl.DataFrame]:
-        """Baselines every model is reported beside: persistence of the last move, majority class, logistic
-        regression on the same features, all fitted on the same train rows."""
-        from kimp.models.baselines import fit_logistic, fit_majority, fit_persistence
+    return _model
 
-        config = wf
-        day = parse_day(context.partition_key)
-        cards = []
-        for name, fitted in (
-            ("persistence", fit_persistence(training_dataset)),
-            ("majority", fit_majority(training_dataset)),
-            ("logistic", fit_logistic(training_dataset, config)),
-        ):
-            path = modeling.model_path(name, day.isoformat())
-            fitted.save(path)
-            metrics = _validation_scores(fitted, training_dataset)
-            cards.append(
-                _card(
-                    name,
-                    day,
-                    config,
-                    path=path,
-                    metrics=metrics,
-                    train_rows=int((training_dataset["split"] == "train").sum()),
-                )
-            )
-            context.log.info(f"baseline {name} {day}: validation {metrics}")
-        frame = pl.concat(cards)
-        return Output(
-            frame,
-            metadata={
-                "baselines": MetadataValue.md(
-                    _md(frame.select("model", "val_log_loss", "val_macro_f1", "val_accuracy"))
-                )
-            },
-        )
 
-    def _md(frame: pl.DataFrame) -> str:
-        with pl.Config(
-            tbl_formatting="MARKDOWN",
-            tbl_hide_column_data_types=True,
-            tbl_hide_dataframe_shape=True,
-            tbl_rows=50,
-            tbl_cols=20,
-            float_precision=4,
-        ):
-            return str(frame)
+# factory(spec, config, partitions, feature_set) -> the member's asset
+AssetFactory = Callable[
+    [ModelSpec, WalkForwardConfig, DailyPartitionsDefinition, str | None], AssetsDefinition
+]
+ASSET_FACTORIES: dict[str, AssetFactory] = {"direction": direction_member_asset}
 
-    @asset(partitions_def=partitions, group_name=GROUP, kinds={"mlflow"}, required_resource_keys=MLFLOW)
-    def ensemble(
-        context: AssetExecutionContext,
-        training_dataset: pl.DataFrame,
-        xgboost_model: pl.DataFrame,
-        lightgbm_model: pl.DataFrame,
-        lstm_model: pl.DataFrame,
-    ) -> Output[pl.DataFrame]:
-        """Weighted ensemble of the day's models; weights minimise log-loss on the VALIDATION rows only."""
-        from kimp.models.ensemble import fit_ensemble
-        from kimp.models.registry import load_model
 
-        modeling: ModelingResource = context.resources.modeling
-        config = wf
-        day = parse_day(context.partition_key)
-        members = {
-            card["model"][0]: load_model(Path(card["path"][0]))
-            for card in (xgboost_model, lightgbm_model, lstm_model)
-            if card["status"][0] == "trained"
-        }
-        if not members:
-            raise ValueError(f"ensemble {day}: no trained model among {config.models}")
-        validation = training_dataset.filter(pl.col("split") == "validation")
-        model = fit_ensemble(members, validation)
-        path = modeling.model_path("ensemble", day.isoformat())
-        model.save(path)
-        metrics = _validation_scores(model, training_dataset)
-        run_id, version = _track(context, model, "ensemble", day, path, params=model.weights, metrics=metrics)
-        context.log.info(f"ensemble {day}: weights {model.weights}")
-        return Output(
-            _card(
-                "ensemble",
-                day,
-                config,
-                path=path,
-                metrics=metrics,
-                params=model.weights,
-                run_id=run_id,
-                version=version,
-            ),
-            metadata={
-                "weights": MetadataValue.json(model.weights),
-                **{f"val_{k}": round(v, 4) for k, v in metrics.items()},
-            },
-        )
+def register_asset_factory(kind: str, factory: AssetFactory) -> None:
+    """The asset of each member of ``kind`` (a later model kind: text, agent) comes from ``factory``."""
+    ASSET_FACTORIES[kind] = factory
+
+
+def _training_dataset_asset(
+    config: WalkForwardConfig, partitions: DailyPartitionsDefinition
+) -> AssetsDefinition:
+    # The window's partition mapping is fixed when the Definitions are built, from config.window_days.
+    window = _window(-(config.window_days + 1), -1)
 
     @asset(
         partitions_def=partitions,
         group_name=GROUP,
         kinds={"polars", "parquet"},
-        # Sequence models score a bar from the bars before it: 4 days covers the LSTM's 50 steps on hourly bars
-        # (gaps included); the premium of D-1 gives the first bars of D their last move.
-        ins={"features": _window(-PREDICTION_HISTORY_DAYS, 0), "kimchi_premium": _window(-1, 0)},
+        ins={"features": window, "kimchi_premium": window},
+    )
+    def training_dataset(
+        context: AssetExecutionContext, features: pl.DataFrame, kimchi_premium: pl.DataFrame
+    ) -> Output[pl.DataFrame]:
+        """Features joined with labels for the window that ends before D minus the embargo, split train /
+        validation / test (70/15/15, purged, embargoed). Never holds a label known on or after the cutoff."""
+        from kimp.models.dataset import cutoff
+        from kimp.models.walk_forward import training_dataset as make
+
+        day = parse_day(context.partition_key)
+        frame = make(features, kimchi_premium, day=day, config=config)
+        end, latest = cutoff(day, config), frame["label_known_at"].max()
+        balance = (
+            frame.filter(pl.col("split").is_not_null())
+            .group_by("split", "label")
+            .len()
+            .sort("split", "label")
+            .with_columns(
+                label=pl.col("label").replace_strict(list(range(3)), list(CLASSES), return_dtype=pl.String)
+            )
+        )
+        balance_md = _md(balance.pivot(on="label", index="split", values="len"))
+        context.log.info(
+            f"training_dataset {day}: {frame.height} rows, cutoff {end}, last label known {latest}; {balance_md}"
+        )
+        meta = table_metadata(frame.select("ts", "coin", "label", "label_known_at", "split"))
+        meta.update(
+            {
+                "cutoff": end.isoformat(),
+                "last_label_known_at": latest.isoformat() if latest else None,  # type: ignore[union-attr]
+                "window_days": config.window_days,
+                "embargo_minutes": config.embargo,
+                "horizon_minutes": config.horizon_minutes,
+                "class_balance": MetadataValue.md(balance_md),
+            }
+        )
+        meta.update(_stationarity(frame))
+        return Output(frame, metadata=meta)
+
+    return training_dataset
+
+
+def _stationarity(frame: pl.DataFrame) -> dict[str, Any]:
+    """ADF report of the training window's features (kimp.features.adf_report), summarised for metadata."""
+    from kimp.features import adf_report
+    from kimp.models.dataset import feature_columns
+
+    train = frame.filter(pl.col("split") == "train")
+    with warnings.catch_warnings():  # near-constant features make statsmodels warn once per column
+        warnings.simplefilter("ignore")
+        report = adf_report(train, feature_columns(train))
+    if report.height == 0:
+        return {}
+    share = float(report["stationary"].mean() or 0.0)  # type: ignore[arg-type]
+    worst = report.sort("p_value", descending=True, nulls_last=True).head(15)
+    return {"adf_stationary_share": round(share, 4), "adf_least_stationary": MetadataValue.md(_md(worst))}
+
+
+def _baselines_asset(
+    config: WalkForwardConfig, partitions: DailyPartitionsDefinition, feature_set: str | None
+) -> AssetsDefinition:
+    baselines = registry.specs(kind="direction", role="baseline")
+
+    @asset(
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"scikitlearn", "mlflow"},
+        description="Baselines every model is reported beside ("
+        + "; ".join(f"{s.name}: {s.description}" for s in baselines)
+        + "), fitted on the same train rows, calibrated like the members.",
+    )
+    def baseline_models(
+        context: AssetExecutionContext,
+        modeling: ModelingResource,
+        mlflow: MlflowResource,
+        training_dataset: pl.DataFrame,
+    ) -> Output[pl.DataFrame]:
+        cards = [
+            _fit_and_log(context, spec, training_dataset, config, modeling, mlflow, feature_set=feature_set)[
+                0
+            ]
+            for spec in baselines
+        ]
+        frame = pl.concat(cards)
+        summary = frame.select("model", "val_log_loss", "val_macro_f1", "val_accuracy")
+        return Output(frame, metadata={"baselines": MetadataValue.md(_md(summary))})
+
+    return baseline_models
+
+
+def _ensemble_asset(
+    config: WalkForwardConfig, members: list[str], partitions: DailyPartitionsDefinition
+) -> AssetsDefinition:
+    @asset(
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"mlflow"},
+        ins={
+            "training_dataset": AssetIn(),
+            "baseline_models": AssetIn(),
+            **{f"{n}_model": AssetIn() for n in members},
+        },
+    )
+    def ensemble(
+        context: AssetExecutionContext,
+        modeling: ModelingResource,
+        mlflow: MlflowResource,
+        training_dataset: pl.DataFrame,
+        baseline_models: pl.DataFrame,
+        **member_cards: pl.DataFrame,
+    ) -> Output[pl.DataFrame]:
+        """Weighted ensemble of the day's members; weights minimise log-loss on the VALIDATION rows all its
+        members scored. A member that scores too few validation rows is left out (metadata says why)."""
+        from kimp.models.walk_forward import FALLBACK, fit_day_ensemble
+
+        day = parse_day(context.partition_key)
+        candidates = trained_models(*member_cards.values())
+        baselines = trained_models(baseline_models)
+        fallback = {FALLBACK: baselines[FALLBACK]} if FALLBACK in baselines else None
+        fit = fit_day_ensemble(candidates, training_dataset, config, fallback=fallback)
+        path = modeling.model_path("ensemble", day.isoformat())
+        fit.model.save(path)
+        metrics = {k: v for k, v in fit.validation.items() if k in ("log_loss", "macro_f1", "accuracy")}
+        params = {**fit.model.weights, "validation_rows": fit.rows}
+        run_id, version = mlflow.log_model(
+            context,
+            name="ensemble",
+            day=day,
+            model_dir=path,
+            params=params,
+            metrics=metrics,
+            input_example=training_dataset.filter(pl.col("split") == "train").head(3),
+        )
+        for name, why in fit.left_out.items():
+            context.log.warning(f"ensemble {day}: {name} left out: {why}")
+        context.log.info(f"ensemble {day}: weights {fit.model.weights} on {fit.rows} validation rows")
+        return Output(
+            card(
+                "ensemble",
+                day,
+                config,
+                path=path,
+                metrics=metrics,
+                params=params,
+                run_id=run_id,
+                version=version,
+            ),
+            metadata={
+                "weights": MetadataValue.json(fit.model.weights),
+                "validation_rows": fit.rows,
+                "coverage": MetadataValue.json({k: round(v, 4) for k, v in fit.coverage.items()}),
+                "left_out": MetadataValue.json(fit.left_out),
+                **{f"val_{k}": round(v, 4) for k, v in fit.validation.items()},
+            },
+        )
+
+    return ensemble
+
+
+def _predictions_asset(
+    config: WalkForwardConfig, members: list[str], partitions: DailyPartitionsDefinition
+) -> AssetsDefinition:
+    @asset(
+        partitions_def=partitions,
+        group_name=GROUP,
+        kinds={"polars", "parquet"},
+        ins={
+            "features": _window(-PREDICTION_HISTORY_DAYS, 0),
+            "kimchi_premium": _window(-1, 0),
+            "ensemble": AssetIn(),
+            "baseline_models": AssetIn(),
+            **{f"{n}_model": AssetIn() for n in members},
+        },
     )
     def predictions(
         context: AssetExecutionContext,
-        modeling: ModelingResource,
         features: pl.DataFrame,
         kimchi_premium: pl.DataFrame,
         ensemble: pl.DataFrame,
         baseline_models: pl.DataFrame,
+        **member_cards: pl.DataFrame,
     ) -> Output[pl.DataFrame]:
         """Out-of-sample class probabilities for every bar of day D from models trained before D: one row per
-        bar, coin, horizon and model (the ensemble, its members and the baselines). ``label`` is the realized
-        class where the day's data already holds it, null until known."""
-        from kimp.models.registry import load_model
+        bar, coin, horizon and model (the ensemble, every member and the baselines). ``label`` is the
+        realized class where the day's data already holds it, null until known."""
         from kimp.models.walk_forward import predictions_frame
 
-        config = wf
         day = parse_day(context.partition_key)
-        ens = load_model(Path(ensemble["path"][0]))
-        models = {"ensemble": ens, **ens.members}  # type: ignore[attr-defined]
-        for row in baseline_models.iter_rows(named=True):
-            models[row["model"]] = load_model(Path(row["path"]))
+        models = {**trained_models(*member_cards.values(), baseline_models), **trained_models(ensemble)}
         frame = predictions_frame(models, features, kimchi_premium, day=day, config=config)
-        # A model that cannot score a bar (no full window yet) leaves it null, not NaN.
-        frame = frame.with_columns(pl.col("p_down", "p_flat", "p_up").fill_nan(None))
-        lo, hi = day_bounds(day)
-        assert frame.filter((pl.col("ts") < lo) | (pl.col("ts") >= hi)).height == 0
         known = frame["label"].is_not_null().sum()
         context.log.info(
             f"predictions {day}: {frame.height} rows for {len(models)} models, {known} with a known label"
@@ -508,10 +476,17 @@ def build_model_assets(wf: WalkForwardConfig, partitions: DailyPartitionsDefinit
             metadata={**table_metadata(frame), "models": ", ".join(models), "labelled_rows": int(known)},
         )
 
+    return predictions
+
+
+def _evaluation_asset(partitions: DailyPartitionsDefinition) -> AssetsDefinition:
     @asset(partitions_def=partitions, group_name=GROUP, kinds={"polars", "parquet"})
-    def model_evaluation(context: AssetExecutionContext, predictions: pl.DataFrame) -> Output[pl.DataFrame]:
+    def model_evaluation(
+        context: AssetExecutionContext, mlflow: MlflowResource, predictions: pl.DataFrame
+    ) -> Output[pl.DataFrame]:
         """Metrics of day D per model, side by side with the baselines: accuracy, precision, recall, F1
-        (macro and per class), log-loss, confusion matrix and calibration error."""
+        (macro and per class), log-loss, confusion matrix and calibration error; also logged to each
+        model's MLflow run and version of the day (``oos_*``)."""
         import tempfile
 
         from kimp.models.evaluation import calibration_png, confusion_png, evaluate
@@ -531,15 +506,30 @@ def build_model_assets(wf: WalkForwardConfig, partitions: DailyPartitionsDefinit
                 meta["calibration"] = png_markdown(Path(png).read_bytes(), "calibration")
         for row in metrics.select(cols).iter_rows(named=True):
             context.log.info(f"model_evaluation {day}: {row}")
+        if predictions["label"].is_not_null().any():
+            logged = mlflow.log_evaluation(metrics, day=day)
+            context.log.info(f"model_evaluation {day}: out-of-sample metrics logged to {sorted(logged)}")
         return Output(metrics, metadata=meta)
 
+    return model_evaluation
+
+
+def build_model_assets(
+    config: WalkForwardConfig, partitions: DailyPartitionsDefinition, feature_set: str | None = None
+) -> list[AssetsDefinition]:
+    """The modeling layer for the walk-forward ``config``: the configured members' assets come from the
+    registry (through the factory of their kind), then the baselines, the ensemble, predictions and
+    their evaluation. ``feature_set``: the feature catalog's hash, recorded with every registered model."""
+    members = registry.members(config.models)
+    names = [s.name for s in members]
     return [
-        build_training_dataset(wf.window_days),
-        xgboost_model,
-        lightgbm_model,
-        lstm_model,
-        baseline_models,
-        ensemble,
-        predictions,
-        model_evaluation,
+        _training_dataset_asset(config, partitions),
+        *(ASSET_FACTORIES[s.kind](s, config, partitions, feature_set) for s in members),
+        _baselines_asset(config, partitions, feature_set),
+        _ensemble_asset(config, names, partitions),
+        _predictions_asset(config, names, partitions),
+        _evaluation_asset(partitions),
     ]
+
+
+__all__ = ["ASSET_FACTORIES", "build_model_assets", "card", "register_asset_factory", "trained_models"]

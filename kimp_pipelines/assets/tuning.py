@@ -1,4 +1,4 @@
-"""The Optuna study asset: a weekly (and on demand) search of the boosting models' parameters."""
+"""The Optuna study asset: a weekly (and on demand) search of the tunable members' parameters."""
 
 import json
 
@@ -12,35 +12,36 @@ from dagster import (
     asset,
 )
 
+from kimp.models import registry
 from kimp.models.base import WalkForwardConfig
 from kimp.models.studies import study_name
 from kimp.timeutil import parse_day
 from kimp_pipelines.resources.modeling import ModelingResource
 
 
-def build_tuning_asset(wf: WalkForwardConfig, partitions: DailyPartitionsDefinition) -> AssetsDefinition:
-    """The study asset for the walk-forward ``wf``."""
+def build_tuning_asset(config: WalkForwardConfig, partitions: DailyPartitionsDefinition) -> AssetsDefinition:
+    """``optuna_study``: one study per configured member with a search space (kimp.models.registry)."""
+    tunable = [s for s in registry.members(config.models) if s.tunable]
 
     @asset(partitions_def=partitions, group_name="models", kinds={"optuna"})
     def optuna_study(
         context: AssetExecutionContext, modeling: ModelingResource, training_dataset: pl.DataFrame
     ) -> Output[pl.DataFrame]:
-        """TPE search with median pruning over 5-fold purged time-series CV on the training window of D, per
-        boosting model; studies persist in Optuna storage (SQLite under KIMP_HOME, or any RDB URL shared by
+        """TPE search with median pruning over purged time-series CV on the training window of D, per
+        tunable model; studies persist in Optuna storage (SQLite under KIMP_HOME, or any RDB URL shared by
         workers). Daily retrains of day >= D use the newest such study."""
         from kimp.models.tuning import tune
 
-        config = wf
         day = parse_day(context.partition_key)
         rows = []
-        for kind in (k for k in config.models if k in ("xgboost", "lightgbm")):
-            name = study_name(kind, day, config)
+        for spec in tunable:
+            name = study_name(spec.name, day, config)
             context.log.info(f"optuna {name}: {config.n_trials} trials, {config.cv_folds}-fold purged CV")
-            best = tune(kind, training_dataset, config, modeling.optuna_storage, name)
+            best = tune(spec, training_dataset, config, modeling.optuna_storage, name)
             rows.append(
                 {
                     "day": day,
-                    "model": kind,
+                    "model": spec.name,
                     "study": name,
                     "trials": config.n_trials,
                     "best_params": json.dumps(best, default=str, sort_keys=True),

@@ -16,7 +16,7 @@ from dagster import (
     schedule,
 )
 
-from kimp_pipelines.resources.modeling import end_mlflow_run
+from kimp_pipelines.resources.modeling import mlflow_run_failed
 
 
 def build_model_jobs(partitions: DailyPartitionsDefinition) -> tuple[list[Any], list[ScheduleDefinition]]:
@@ -32,7 +32,7 @@ def build_model_jobs(partitions: DailyPartitionsDefinition) -> tuple[list[Any], 
         tags={"kimp/layer": "models"},
         # Two cores: models take turns, each with both threads, instead of competing for them.
         executor_def=in_process_executor,
-        hooks={end_mlflow_run},
+        hooks={mlflow_run_failed},
     )
     tuning_job = define_asset_job(
         name="tuning_job",
@@ -42,7 +42,6 @@ def build_model_jobs(partitions: DailyPartitionsDefinition) -> tuple[list[Any], 
         "daily retrains use the newest study tuned on data before their own day.",
         tags={"kimp/layer": "tuning"},
         executor_def=in_process_executor,
-        hooks={end_mlflow_run},
     )
     reports_job = define_asset_job(
         name="reports_job",

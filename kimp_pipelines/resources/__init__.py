@@ -19,7 +19,7 @@ from kimp.settings import Settings
 from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.io_manager import ParquetIOManager
 from kimp_pipelines.resources.market_data import MarketDataResource
-from kimp_pipelines.resources.modeling import ModelingResource, kimp_mlflow
+from kimp_pipelines.resources.modeling import MlflowResource, ModelingResource
 from kimp_pipelines.resources.quality import QualityResource
 from kimp_pipelines.resources.sentiment import SentimentResource
 from kimp_pipelines.resources.store import StoreResource
@@ -62,22 +62,20 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             model_dir=str(s.model_dir),
             optuna_storage=secret(s, "KIMP_OPTUNA_STORAGE", str(s.optuna_storage)),
         ),
-        # MLflow through dagster-mlflow: one MLflow run per Dagster run, nested runs per model and day.
-        "mlflow": kimp_mlflow.configured(
-            {
-                "experiment_name": "kimp",
-                "mlflow_tracking_uri": s.mlflow_uri,
-                # local tracking keeps artifacts next to the database; a server decides for itself
-                "artifact_location": str(s.home / "mlflow-artifacts")
-                if str(s.mlflow_uri).startswith("sqlite")
-                else None,
-            }
+        # One MLflow run per Dagster run, a nested run per model and day (kimp_pipelines.resources.modeling).
+        "mlflow": MlflowResource(
+            tracking_uri=secret(s, "KIMP_MLFLOW_URI", str(s.mlflow_uri)),
+            # local tracking keeps artifacts next to the database; a server decides for itself
+            artifact_location=str(s.home / "mlflow-artifacts")
+            if str(s.mlflow_uri).startswith("sqlite")
+            else None,
         ),
     }
 
 
 __all__ = [
     "MarketDataResource",
+    "MlflowResource",
     "ModelingResource",
     "ParquetIOManager",
     "QualityResource",

@@ -1,22 +1,21 @@
-"""Resources of the modeling layer: the walk-forward config, where models and Optuna studies live, and
-MLflow through dagster-mlflow (one MLflow run per Dagster run, a nested run per model and day)."""
+"""Resources of the modeling layer: where models and Optuna studies live, and MLflow tracking.
 
-from __future__ import annotations
+MLflow: one MLflow run per Dagster run (tagged ``kimp.dagster_run`` with its run id, named after its
+job), and a run nested in it per model and day with params, validation metrics, the model's files and
+plots, registered as a version of ``kimp-<model>`` (kimp.models.tracking). The Dagster run's MLflow run
+is resumed by each model asset and ends FINISHED; the ``mlflow_run_failed`` hook ends it FAILED when a
+step fails. MLflow is imported only when a run logs something (seconds of import otherwise paid by
+every load of the definitions).
+"""
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dagster import (
-    ConfigurableResource,
-    Field,
-    HookContext,
-    InitResourceContext,
-    Noneable,
-    Permissive,
-    StringSource,
-    resource,
-)
-from dagster._core.definitions.decorators.hook_decorator import event_list_hook  # what dagster-mlflow uses
+from dagster import ConfigurableResource, HookContext, failure_hook
+
+EXPERIMENT = "kimp"
+PARENT_TAG = "kimp.dagster_run"
 
 
 class ModelingResource(ConfigurableResource):
@@ -31,53 +30,91 @@ class ModelingResource(ConfigurableResource):
         return path
 
 
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> None:
-    """Create the experiment with an explicit artifact location (MLflow's default is ./mlruns under the
-    current folder, which would scatter artifacts wherever a run happens to start)."""
-    import mlflow
+class MlflowResource(ConfigurableResource):
+    """MLflow tracking for the model assets (module docstring). ``artifact_location``: where a new
+    experiment keeps its artifacts (MLflow's default, ./mlruns under whatever folder a run starts in,
+    would scatter them); None lets a tracking server decide."""
 
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(name) is None:
-        if artifact_location:
-            Path(artifact_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        mlflow.create_experiment(name, artifact_location=artifact_location)
+    tracking_uri: str
+    artifact_location: str | None = None
+    experiment_name: str = EXPERIMENT
+
+    def _client(self) -> Any:
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        from kimp.models.tracking import ensure_experiment
+
+        return ensure_experiment(self.tracking_uri, self.experiment_name, self.artifact_location)
+
+    def dagster_run(self, run_id: str, job_name: str | None = None, *, create: bool = True) -> str | None:
+        """The MLflow run of Dagster run ``run_id`` (created when missing and ``create``)."""
+        client = self._client()
+        experiment = self.experiment_id()
+        found = client.search_runs(
+            [experiment], filter_string=f"tags.`{PARENT_TAG}` = '{run_id}'", max_results=1
+        )
+        if found:
+            return str(found[0].info.run_id)
+        if not create:
+            return None
+        run = client.create_run(
+            experiment, run_name=job_name or run_id[:8], tags={PARENT_TAG: run_id, "dagster_run_id": run_id}
+        )
+        return str(run.info.run_id)
+
+    def log_model(
+        self,
+        context: Any,
+        *,
+        name: str,
+        day: date,
+        model_dir: Path,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        artifacts: list[Path] | tuple[Path, ...] = (),
+        **details: Any,
+    ) -> tuple[str, str | None]:
+        """Log one saved model in a run nested in the Dagster run's MLflow run; register it as
+        ``kimp-<name>`` (kimp.models.tracking.log_trained_model; ``details``: its window, feature_set,
+        input_example). Returns (run id, registered version)."""
+        import mlflow
+
+        from kimp.models.tracking import log_trained_model
+
+        parent = self.dagster_run(context.run_id, getattr(context, "job_name", None))
+        with mlflow.start_run(run_id=parent):
+            return log_trained_model(
+                mlflow,
+                name=name,
+                day=day,
+                model_dir=model_dir,
+                params=params,
+                metrics=metrics,
+                artifacts=list(artifacts),
+                tags={"dagster_run_id": context.run_id, "partition": str(context.partition_key)},
+                **details,
+            )
+
+    def log_evaluation(self, metrics: Any, *, day: date) -> dict[str, str]:
+        """The day's out-of-sample metrics to each model's run and version of that day."""
+        import mlflow
+
+        from kimp.models.tracking import log_evaluation
+
+        experiment = self.experiment_id()
+        return log_evaluation(metrics, day=day, mlflow=mlflow, experiment_ids=[experiment])
+
+    def end_dagster_run(self, run_id: str, status: str) -> None:
+        parent = self.dagster_run(run_id, create=False)
+        if parent is not None:
+            self._client().set_terminated(parent, status=status)
 
 
-# The subset of dagster-mlflow's config kimp sets, plus the artifact location. Declared here so that
-# loading the Definitions does not import MLflow (seconds); the resource imports it when a run needs it.
-_MLFLOW_CONFIG = {
-    "experiment_name": Field(StringSource, description="MLflow experiment name."),
-    "mlflow_tracking_uri": Field(Noneable(StringSource), default_value=None, is_required=False),
-    "artifact_location": Field(Noneable(StringSource), default_value=None, is_required=False),
-    "extra_tags": Field(Permissive(), is_required=False),
-}
-
-
-@resource(
-    config_schema=_MLFLOW_CONFIG,
-    description="dagster-mlflow's MlFlow tracking, with the experiment's artifact location made explicit.",
-)
-def kimp_mlflow(context: InitResourceContext) -> Any:
-    from dagster_mlflow.resources import MlFlow
-
-    cfg = context.resource_config
-    if cfg.get("mlflow_tracking_uri"):
-        ensure_experiment(cfg["mlflow_tracking_uri"], cfg["experiment_name"], cfg.get("artifact_location"))
-    return MlFlow(context)
-
-
-@event_list_hook(required_resource_keys={"mlflow"})
-def end_mlflow_run(context: HookContext, event_list: list) -> Any:
-    """dagster-mlflow's end-of-run hook, importing MLflow only when it runs: the MLflow run of a Dagster
-    run ends FAILED with the first failed step, FINISHED after the job's last step."""
-    from dagster import HookExecutionResult
-    from mlflow.entities.run_status import RunStatus
-
-    for event in event_list:
-        if event.is_step_failure:
-            context.resources.mlflow.end_run(status=RunStatus.to_string(RunStatus.FAILED))
-        elif event.is_step_success:
-            job = context._step_execution_context.job_def  # same access dagster-mlflow's hook uses
-            if context.op.name == job.nodes_in_topological_order[-1].name:
-                context.resources.mlflow.end_run()
-    return HookExecutionResult(hook_name="end_mlflow_run", is_skipped=False)
+@failure_hook(required_resource_keys={"mlflow"})
+def mlflow_run_failed(context: HookContext) -> None:
+    """A failed step ends the Dagster run's MLflow run FAILED (model assets end it FINISHED as they log)."""
+    context.resources.mlflow.end_dagster_run(context.run_id, "FAILED")
