@@ -14,8 +14,8 @@ from dagster import BetaWarning, PreviewWarning
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # kimp uses a few Dagster features marked beta or preview on purpose (time-window mappings that tolerate
-# missing upstream days, partitioned asset checks, dagster-mlflow; docs/decisions.md): the warnings they
+# missing upstream days, partitioned asset checks; docs/decisions.md): the warnings they
 # raise where kimp's own modules call them say nothing to a user, so they are silenced for those call
 # sites only. Dagster's warnings about anyone else's code still show.
 for _category in (BetaWarning, PreviewWarning):
-    warnings.filterwarnings("ignore", category=_category, module=r"(kimp_pipelines|dagster_mlflow)(\.|$)")
+    warnings.filterwarnings("ignore", category=_category, module=r"kimp_pipelines(\.|$)")

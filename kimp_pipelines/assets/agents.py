@@ -75,7 +75,6 @@ def _agent_asset(kind: str, settings: Settings, partitions: DailyPartitionsDefin
         bithumb_candles: pl.DataFrame,
         binance_candles: pl.DataFrame,
     ) -> Iterator[Output[pl.DataFrame]]:
-        from kimp.models.tracking import log_trained_model
         from kimp.rl.walk_forward import RLWalkForward, train_day
 
         day = parse_day(context.partition_key)
@@ -112,14 +111,14 @@ def _agent_asset(kind: str, settings: Settings, partitions: DailyPartitionsDefin
             "coins": ",".join(wf.coins),
             "kr_venues": ",".join(wf.kr_venues),
         }
-        run_id, version = log_trained_model(
-            context.resources.mlflow,
+        run_id, version = context.resources.mlflow.log_model(
+            context,
             name=kind,
             day=day,
             model_dir=path,
             params=params,
             metrics={k: v for k, v in card.items() if isinstance(v, int | float) and not isinstance(v, bool)},
-            tags={"dagster_run_id": context.run.run_id, "partition": context.partition_key, "kind": "agent"},
+            tags={"kind": "agent"},
         )
         context.log.info(
             f"{kind}_agent {day}: {card['steps']:,} steps in {card['train_seconds']} s"

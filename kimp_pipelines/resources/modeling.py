@@ -76,6 +76,7 @@ class MlflowResource(ConfigurableResource):
         params: dict[str, Any] | None = None,
         metrics: dict[str, float] | None = None,
         artifacts: list[Path] | tuple[Path, ...] = (),
+        tags: dict[str, str] | None = None,
         **details: Any,
     ) -> tuple[str, str | None]:
         """Log one saved model in a run nested in the Dagster run's MLflow run; register it as
@@ -95,7 +96,11 @@ class MlflowResource(ConfigurableResource):
                 params=params,
                 metrics=metrics,
                 artifacts=list(artifacts),
-                tags={"dagster_run_id": context.run_id, "partition": str(context.partition_key)},
+                tags={
+                    "dagster_run_id": context.run_id,
+                    "partition": str(context.partition_key),
+                    **(tags or {}),
+                },
                 **details,
             )
 
