@@ -86,7 +86,8 @@ class MlflowResource(ConfigurableResource):
 
         from kimp.models.tracking import log_trained_model
 
-        parent = self.dagster_run(context.run_id, getattr(context, "job_name", None))
+        run = context.run
+        parent = self.dagster_run(run.run_id, run.job_name)
         with mlflow.start_run(run_id=parent):
             return log_trained_model(
                 mlflow,
@@ -97,7 +98,7 @@ class MlflowResource(ConfigurableResource):
                 metrics=metrics,
                 artifacts=list(artifacts),
                 tags={
-                    "dagster_run_id": context.run_id,
+                    "dagster_run_id": run.run_id,
                     "partition": str(context.partition_key),
                     **(tags or {}),
                 },
