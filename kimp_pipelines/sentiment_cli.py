@@ -61,10 +61,10 @@ def train(
     """Fine-tune, export, evaluate beside the baselines and register a new kimp-sentiment version."""
     import mlflow
 
+    from kimp.models.tracking import ensure_experiment
     from kimp.sentiment.data import default_data_dir, parse_label_map
     from kimp.sentiment.finetune import FineTuneConfig
     from kimp.sentiment.training import train_sentiment
-    from kimp_pipelines.resources.modeling import ensure_experiment
 
     settings = _settings()
     try:

@@ -11,7 +11,7 @@ from dagster import (
     in_process_executor,
 )
 
-from kimp_pipelines.resources.modeling import end_mlflow_run
+from kimp_pipelines.resources.modeling import mlflow_run_failed
 
 
 def build_agents_job(partitions: DailyPartitionsDefinition) -> tuple[Any, ScheduleDefinition]:
@@ -25,7 +25,7 @@ def build_agents_job(partitions: DailyPartitionsDefinition) -> tuple[Any, Schedu
         tags={"kimp/layer": "agents"},
         # One agent at a time, each with the machine's threads to itself (torch runs on one thread).
         executor_def=in_process_executor,
-        hooks={end_mlflow_run},
+        hooks={mlflow_run_failed},
     )
     # 02:00 UTC: after yesterday's market data (00:30), before the backtests (03:00).
     schedule = build_schedule_from_partitioned_job(
