@@ -102,6 +102,8 @@ class Settings:
     orderbook_interval_ms: int = 5_000
     max_gap_minutes: int = 360
     max_fx_age_hours: int = 120
+    # Accept partitions holding less than the stored ones (`kimp materialize --allow-shrink`; no variable).
+    allow_shrink: bool = False
     # URLs that may hold a password are left out of the repr (logs, error messages).
     mlflow_uri: str | None = field(default=None, repr=False)  # None: sqlite under home
     optuna_storage: str | None = field(default=None, repr=False)  # None: sqlite under home

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -55,11 +56,16 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @click.option(
     "--select", default=None, help="Dagster asset selection, e.g. 'kimchi_premium' or '+kimchi_premium'."
 )
-def materialize(start: date | None, end: date | None, select: str | None) -> None:
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Replace stored partitions even with less data (fewer series, rows or hours); refused otherwise.",
+)
+def materialize(start: date | None, end: date | None, select: str | None, allow_shrink: bool) -> None:
     """Materialize a range of daily partitions through Dagster, one run per day."""
     if start is None or end is None:
         raise click.UsageError("--start and --end are required")
-    _materialize(_settings(), start, end, select)
+    _materialize(dataclasses.replace(_settings(), allow_shrink=allow_shrink), start, end, select)
 
 
 def _days(start: date, end: date) -> list[date]:

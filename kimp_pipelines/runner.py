@@ -17,9 +17,10 @@ from tqdm import tqdm
 
 from kimp.settings import Settings
 from kimp.storage import ParquetStore
-from kimp_pipelines.instance import get_instance
+from kimp_pipelines.instance import get_instance, process_tag
 from kimp_pipelines.launch import execute_in_process
 from kimp_pipelines.partitions import Partitions
+from kimp_pipelines.resources.io_manager import COMMIT_ON_SUCCESS, COMMIT_TAG
 
 MAIN_JOB = "market_data_job"
 # Jobs in dependency order; a range runs them stage by stage.
@@ -95,6 +96,7 @@ def materialize_range(
     ``stage_select`` narrows one job to some of its assets.
     """
     instance = get_instance(settings)
+    _discard_dead_stages(instance, ParquetStore(settings.storage_uri))
     from kimp_pipelines.definitions import build_definitions
 
     defs = build_definitions(settings)
@@ -161,6 +163,17 @@ def materialize_range(
     return outcome
 
 
+def _discard_dead_stages(instance: object, store: ParquetStore) -> None:
+    """Drop outputs staged by runs that will never commit them (killed, crashed, or already failed)."""
+    from dagster import DagsterRunStatus
+
+    live = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
+    for stage in store.stages():
+        run = instance.get_run_by_id(stage)  # type: ignore[attr-defined]
+        if run is None or run.status not in live:
+            store.discard(stage)
+
+
 def _partition_keys(job: object, day: date) -> list[str | None]:
     """The job's partitions for ``day``: the day itself, one per scenario for (date, scenario) jobs, or
     none for the unpartitioned range reports."""
@@ -202,19 +215,27 @@ def _run_one(
         else job.get_subset(asset_selection=set(run_assets), asset_check_selection=set(run_checks or []))  # type: ignore[attr-defined]
     )
     # A run of the code location (not an ad-hoc one): the UI lists it in the timeline and under its job.
+    # All or nothing: the run's outputs are staged under its id and committed only if the whole run
+    # succeeds, so a failing day never replaces any stored partition (candles, FX or premium).
     result = execute_in_process(
         subset,
         partition_key=key,
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}, **extra_config},
-        tags={"kimp/launched_by": "cli"},
+        tags={"kimp/launched_by": "cli", COMMIT_TAG: COMMIT_ON_SUCCESS, **process_tag()},
     )
+    store = ParquetStore(settings.storage_uri)
+    if result.success:
+        store.commit(result.run_id)
+    else:
+        store.discard(result.run_id)
     outcome.runs.append(result.run_id)
     events = result.all_events
-    outcome.materializations += sum(
-        1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
-    )
+    if result.success:  # a failed run's outputs were discarded: nothing of it is stored
+        outcome.materializations += sum(
+            1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        )
     for evaluation in result.get_asset_check_evaluations():
         if evaluation.passed:
             outcome.checks_passed += 1

@@ -18,7 +18,7 @@ def test_materialize_then_sql(kimp_env: Path) -> None:
         main, ["materialize", "--start", "2024-01-01", "--end", "2024-01-02", "--select", "fx_usdkrw"]
     )
     assert result.exit_code == 0, result.output
-    assert "2 run(s)" in result.output and "6 checks passed" in result.output
+    assert "2 run(s)" in result.output and "8 checks passed" in result.output
     assert sorted(p.name for p in (kimp_env / "store" / "fx_usdkrw").iterdir()) == [
         "2024-01-01.parquet",
         "2024-01-02.parquet",

@@ -39,7 +39,7 @@ def test_definitions_load_with_every_part(defs: Definitions) -> None:
     assert job.partitions_def is not None
     assert job.partitions_def.timezone == "UTC"
     checks = defs.resolve_asset_graph().asset_check_keys
-    assert len(checks) == 33 and all(defs.resolve_asset_graph().get_check_spec(k).blocking for k in checks)
+    assert len(checks) == 41 and all(defs.resolve_asset_graph().get_check_spec(k).blocking for k in checks)
 
 
 def test_daily_schedule_requests_yesterday(defs: Definitions) -> None:

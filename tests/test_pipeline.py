@@ -49,7 +49,7 @@ def test_whole_graph_two_days_with_fx_lookback(tmp_path: Path) -> None:
     second = _run(tmp_path, "2024-01-02", instance)
     assert second.success
     evaluations = second.get_asset_check_evaluations()
-    assert len(evaluations) == 33 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 41 and all(e.passed for e in evaluations)
     premium = pl.read_parquet(tmp_path / "kimchi_premium" / "2024-01-02.parquet")
     assert premium.height == 96
     assert premium["usdkrw"].drop_nulls().unique().to_list() == [
@@ -113,7 +113,7 @@ def test_source_errors_fail_the_asset_without_writing(tmp_path: Path) -> None:
 
 
 def test_whole_market_data_graph_on_the_simulated_market(tmp_path: Path) -> None:
-    """Every raw table and the premium for one day of the embedded default, all 33 checks passing."""
+    """Every raw table and the premium for one day of the embedded default, all 41 checks passing."""
     settings = Settings(home=tmp_path, storage_uri=str(tmp_path), seed=7, orderbook_interval_ms=60_000)
     result = materialize(
         MARKET_ASSETS,

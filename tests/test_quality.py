@@ -29,6 +29,7 @@ def test_good_candles_pass_every_check(candles: pl.DataFrame) -> None:
         "timestamps": True,
         "gaps": True,
         "prices": True,
+        "coverage": True,
     }
 
 

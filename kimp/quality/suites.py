@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from kimp.market_data import schemas
+from kimp.quality.coverage import incomplete_day, series_coverage, shrinkage
 from kimp.timeutil import day_bounds
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """Thresholds of the blocking checks (env: KIMP_MAX_GAP_MINUTES, KIMP_MAX_FX_AGE_HOURS)."""
+    """Thresholds of the blocking checks (env: KIMP_MAX_GAP_MINUTES, KIMP_MAX_FX_AGE_HOURS; --allow-shrink)."""
 
-    max_gap_s: int = 6 * 3600  # a missing stretch longer than this (beyond one bar) fails 'gaps'
+    max_gap_s: int = 6 * 3600  # a missing stretch longer than this (beyond one bar) fails 'gaps', 'coverage'
     max_fx_age_s: int = 5 * 86400  # weekend + a holiday; older FX fails 'fx_freshness'
     premium_bounds: tuple[float, float] = (-0.25, 0.75)  # real extremes: -6.4% .. +57.6% (2017-2026)
     fx_bounds: tuple[float, float] = (500.0, 3000.0)  # KRW per USD
     max_rows_shown: int = 20
+    allow_shrink: bool = False  # accept a partition that holds less than the stored one ('coverage')
 
 
 @dataclass
@@ -52,10 +54,14 @@ class CheckOutcome:
     description: str
     failures: list[Failure] = field(default_factory=list)
     row_count: int = 0
+    notes: list[str] = field(
+        default_factory=list
+    )  # what was measured (coverage per series), accepted shrinkage
 
     def summary(self) -> str:
         if self.passed:
-            return f"{self.table}.{self.check}: passed on {self.row_count} rows"
+            note = f" ({'; '.join(self.notes)})" if self.notes else ""
+            return f"{self.table}.{self.check}: passed on {self.row_count} rows{note}"
         lines = [f"{self.table}.{self.check}: FAILED on {self.row_count} rows"]
         for f in self.failures:
             n = f" ({f.unexpected_count} rows)" if f.unexpected_count is not None else ""
@@ -77,15 +83,22 @@ class TableRules:
 
 RULES: dict[str, TableRules] = {
     "candles": TableRules(
-        schemas.CANDLES, ("symbol", "interval_s"), "interval_s", ("schema", "timestamps", "gaps", "prices")
+        schemas.CANDLES,
+        ("symbol", "interval_s"),
+        "interval_s",
+        ("schema", "timestamps", "gaps", "prices", "coverage"),
     ),
-    "fx": TableRules(schemas.FX, ("series",), "interval_s", ("schema", "timestamps", "values")),
+    "fx": TableRules(schemas.FX, ("series",), "interval_s", ("schema", "timestamps", "values", "coverage")),
     "orderbook": TableRules(
-        schemas.ORDERBOOK, ("venue", "symbol"), None, ("schema", "timestamps", "gaps", "prices")
+        schemas.ORDERBOOK, ("venue", "symbol"), None, ("schema", "timestamps", "gaps", "prices", "coverage")
     ),
-    "onchain": TableRules(schemas.ONCHAIN, ("coin",), 600, ("schema", "timestamps", "gaps", "values")),
-    "macro": TableRules(schemas.MACRO, ("series",), None, ("schema", "timestamps", "values")),
-    "news": TableRules(schemas.NEWS, (), None, ("schema", "timestamps", "values"), strictly_increasing=False),
+    "onchain": TableRules(
+        schemas.ONCHAIN, ("coin",), 600, ("schema", "timestamps", "gaps", "values", "coverage")
+    ),
+    "macro": TableRules(schemas.MACRO, ("series",), None, ("schema", "timestamps", "values", "coverage")),
+    "news": TableRules(
+        schemas.NEWS, (), None, ("schema", "timestamps", "values", "coverage"), strictly_increasing=False
+    ),
     "kimchi_premium": TableRules(
         schemas.PREMIUM,
         ("coin", "kr_venue", "interval_s"),
@@ -104,6 +117,8 @@ DESCRIPTIONS = {
     "values": "values present, positive where they must be, published no earlier than observed",
     "premium_bounds": "premiums within plausible bounds",
     "fx_freshness": "every bar with prices has a USD/KRW value published within the freshness limit",
+    "coverage": "every series covers the whole day (no stretch over the gap threshold missing at its start or "
+    "end) and the partition holds at least the series, rows and hours of the stored one",
 }
 
 
@@ -284,8 +299,12 @@ def validate(
     day: date | None = None,
     checks: tuple[str, ...] | None = None,
     config: QualityConfig | None = None,
+    stored: pl.DataFrame | None = None,
 ) -> dict[str, CheckOutcome]:
-    """Run the quality checks of ``table`` on one partition and return an outcome per check."""
+    """Run the quality checks of ``table`` on one partition and return an outcome per check.
+
+    ``stored``: the partition this one would replace (None when there is none), the floor of 'coverage'.
+    """
     cfg = config or QualityConfig()
     rules = RULES[table]
     wanted = checks or rules.checks
@@ -296,6 +315,10 @@ def validate(
     pandas_view = None
     for check in wanted:
         outcome = CheckOutcome(table, check, True, DESCRIPTIONS[check], row_count=frame.height)
+        if check == "coverage":
+            _coverage(outcome, rules, frame, day, cfg, stored)
+            outcomes[check] = outcome
+            continue
         if check == "schema":
             for problem in schemas.schema_problems(frame, rules.schema):
                 outcome.failures.append(Failure("schema (exact polars dtypes)", problem))
@@ -314,6 +337,44 @@ def validate(
         outcome.passed = not outcome.failures
         outcomes[check] = outcome
     return outcomes
+
+
+def _coverage(
+    outcome: CheckOutcome,
+    rules: TableRules,
+    frame: pl.DataFrame,
+    day: date | None,
+    cfg: QualityConfig,
+    stored: pl.DataFrame | None,
+) -> None:
+    """The coverage rule (kimp.quality.coverage): a whole day per series, and nothing less than stored."""
+    new = series_coverage(frame, rules.group, rules.interval)
+    outcome.notes = [c.describe() for c in new.values()] or ["no rows"]
+    if day is not None:
+        short = incomplete_day(new, day, cfg.max_gap_s)
+        if short:
+            outcome.failures.append(
+                Failure(
+                    f"a whole day per series (no more than {cfg.max_gap_s // 60} min missing at its start "
+                    "or end; KIMP_MAX_GAP_MINUTES)",
+                    "; ".join(short),
+                )
+            )
+    if stored is not None:
+        lost = shrinkage(series_coverage(stored, rules.group, rules.interval), new)
+        if lost and cfg.allow_shrink:
+            outcome.notes.append(
+                f"less than the stored partition, accepted (--allow-shrink): {'; '.join(lost)}"
+            )
+        elif lost:
+            outcome.failures.append(
+                Failure(
+                    "at least the series, rows and hours of the stored partition",
+                    f"the source now has less: {'; '.join(lost)}. The stored file is kept; "
+                    "re-run with --allow-shrink to replace it with less",
+                )
+            )
+    outcome.passed = not outcome.failures
 
 
 def _with_fx_freshness(frame: pl.DataFrame, cfg: QualityConfig) -> pl.DataFrame:

@@ -41,6 +41,8 @@ def check_specs(asset_name: str, table: str, partitions: DailyPartitionsDefiniti
 
 def outcome_metadata(outcome: CheckOutcome, day: date) -> dict[str, Any]:
     meta: dict[str, Any] = {"rows": outcome.row_count, "partition": str(day)}
+    if outcome.notes:
+        meta["measured"] = MetadataValue.md("\n".join(f"- {n}" for n in outcome.notes))
     if not outcome.passed:
         lines = [f"**{outcome.summary().splitlines()[0]}**", ""]
         for f in outcome.failures:
@@ -55,10 +57,18 @@ def outcome_metadata(outcome: CheckOutcome, day: date) -> dict[str, Any]:
 
 
 def run_checks(
-    context: Any, asset_name: str, table: str, frame: pl.DataFrame, day: date, config: QualityConfig
+    context: Any,
+    asset_name: str,
+    table: str,
+    frame: pl.DataFrame,
+    day: date,
+    config: QualityConfig,
+    stored: pl.DataFrame | None = None,
 ) -> Iterator[AssetCheckResult]:
-    """Yield one result per rule; raise ``Failure`` (after yielding them all) if any failed."""
-    outcomes = validate(table, frame, day=day, config=config)
+    """Yield one result per rule; raise ``Failure`` (after yielding them all) if any failed.
+
+    ``stored``: the partition the output would replace, if any (the floor of the 'coverage' check)."""
+    outcomes = validate(table, frame, day=day, config=config, stored=stored)
     failed = [o for o in outcomes.values() if not o.passed]
     for check, outcome in outcomes.items():
         yield AssetCheckResult(

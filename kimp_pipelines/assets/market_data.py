@@ -2,7 +2,9 @@
 
 Assets stay thin: ask the configured source for the day, log what came back, attach metadata.
 A table the source cannot provide is stored empty with its schema and flagged ``provided: false`` in
-metadata, so that downstream families are null and flagged, never silently zero.
+metadata, so that downstream families are null and flagged, never silently zero. The blocking
+'coverage' check compares the day with the stored partition it would replace: less data (a series, rows,
+hours, or everything) fails the day and keeps the stored file, unless the run allows shrinking.
 """
 
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from kimp.market_data.source import MarketSource
 from kimp.timeutil import parse_day
 from kimp_pipelines.assets.checks import check_specs, run_checks
 from kimp_pipelines.assets.metadata import table_metadata
+from kimp_pipelines.resources.io_manager import stored_output
 from kimp_pipelines.resources.market_data import MarketDataResource
 from kimp_pipelines.resources.quality import QualityResource
 
@@ -60,7 +63,9 @@ def _raw_asset(
         meta = {"source": source.name, "provided": provided, **table_metadata(frame)}
         if "symbol" in frame.columns and frame.height:
             meta["symbols"] = ", ".join(sorted(frame["symbol"].unique().to_list()))
-        yield from run_checks(context, name, table, frame, day, quality.config())
+        # The partition this run would replace: the new one must hold at least as much ('coverage').
+        stored = stored_output(context)
+        yield from run_checks(context, name, table, frame, day, quality.config(), stored=stored)
         yield Output(frame, metadata=meta)
 
     return _raw

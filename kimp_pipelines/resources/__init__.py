@@ -48,7 +48,11 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             cache_dir=str(s.model_dir / "sentiment" / "registry"),
             threads=s.sentiment.threads,
         ),
-        "quality": QualityResource(max_gap_minutes=s.max_gap_minutes, max_fx_age_hours=s.max_fx_age_hours),
+        "quality": QualityResource(
+            max_gap_minutes=s.max_gap_minutes,
+            max_fx_age_hours=s.max_fx_age_hours,
+            allow_shrink=s.allow_shrink,
+        ),
         "io_manager": ParquetIOManager(base_uri=str(s.storage_uri)),
         "store": StoreResource(base_uri=str(s.storage_uri)),
         "backtest": BacktestResource(
