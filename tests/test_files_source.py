@@ -506,12 +506,58 @@ def test_upbit_mixed_order_is_an_error(tmp_path: Path) -> None:
     assert "neither ascending nor descending" in str(err)
 
 
-def test_upbit_kst_only_is_wrong_time_zone(tmp_path: Path) -> None:
-    recs = [{k: v for k, v in r.items() if k != "candle_date_time_utc"} for r in upbit_records(hours())]
-    write(tmp_path / "upbit_BTCKRW_1h.json", json.dumps(recs))
-    err = error_of(FilesSource(tmp_path).candles, "upbit", DAY)
-    assert_names(err, file="upbit_BTCKRW_1h.json", day=DAY)
-    assert "wrong time zone" in str(err) and "candle_date_time_kst" in str(err)
+def test_upbit_kst_only_is_read_as_korea_time(tmp_path: Path) -> None:
+    """An Upbit dump with only candle_date_time_kst (no offset in the values): the name says UTC+9."""
+    recs = upbit_records(hours())
+    write(tmp_path / "full" / "upbit_BTCKRW_1h.json", json.dumps(recs))
+    kst_only = [{k: v for k, v in r.items() if k != "candle_date_time_utc"} for r in recs]
+    write(tmp_path / "kst" / "upbit_BTCKRW_1h.json", json.dumps(kst_only))
+    full = FilesSource(tmp_path / "full").candles("upbit", DAY)
+    kst = FilesSource(tmp_path / "kst").candles("upbit", DAY)
+    assert kst.height == 24 and kst["ts"][0] == datetime(2024, 1, 2, tzinfo=UTC)
+    assert kst.drop("ts").equals(full.drop("ts")) and kst["ts"].equals(full["ts"])
+
+
+def test_simple_csv_zone_from_the_column_name(tmp_path: Path) -> None:
+    """ts_kst / timestamp_kst: naive Korea wall-clock times, converted; an unknown zone name is refused."""
+    times = hours(30)
+    for name in ("ts_kst", "timestamp_kst"):
+        kst = f"{name},open,high,low,close,volume\n" + "".join(
+            f"{t + timedelta(hours=9):%Y-%m-%d %H:%M:%S},100,101,99,100.5,2\n" for t in times
+        )
+        write(tmp_path / name / "upbit_BTCKRW_1h.csv", kst)
+        out = FilesSource(tmp_path / name).candles("upbit", DAY)
+        assert out.height == 24 and out["ts"][0] == datetime(2024, 1, 2, tzinfo=UTC), name
+    local = "timestamp_local,open,high,low,close,volume\n2024-01-02 09:00:00,100,101,99,100.5,2\n"
+    write(tmp_path / "local" / "upbit_BTCKRW_1h.csv", local)
+    err = error_of(FilesSource(tmp_path / "local").candles, "upbit", DAY)
+    assert_names(err, file="upbit_BTCKRW_1h.csv", day=DAY)
+    assert "cannot tell the time zone of column 'timestamp_local'" in str(err)
+    assert "ts_kst (Korea time, UTC+9)" in str(err) and "+09:00" in str(err)
+
+
+@pytest.mark.parametrize("name", ["bithumb_BTCKRW_1h.csv", "USDKRW_daily.csv", "BTCUSDT-1h-2024-01.csv"])
+def test_a_row_missing_a_field_is_refused(tmp_path: Path, name: str) -> None:
+    """A row cut short (its last field missing) is not an unknown volume: the file is refused."""
+    if name.startswith("bithumb"):
+        text = simple_csv(hours())
+    elif name.startswith("USDKRW"):
+        text = "date,close,open,high,low,volume,change_pct\n" + "".join(
+            f"2024-01-{d:02d},1300.5,1299,1302,1298,,0.1\n" for d in range(1, 6)
+        )
+    else:
+        text = kline_csv(kline_rows(hours()))
+    lines = text.splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0]  # the third data row loses its last field
+    write(tmp_path / name, "\n".join(lines) + "\n")
+    src = FilesSource(tmp_path)
+    err = (
+        error_of(src.fx, DAY)
+        if name.startswith("USDKRW")
+        else error_of(src.candles, "binance" if name.startswith("BTC") else "bithumb", DAY)
+    )
+    assert_names(err, file=name, day=DAY)
+    assert "a missing field" in str(err) and "line 4" in str(err)
 
 
 def test_upbit_utc_not_kst_minus_9h_is_wrong_time_zone(tmp_path: Path) -> None:

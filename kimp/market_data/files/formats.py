@@ -7,9 +7,11 @@ defects raise :class:`FileProblem`; row-level defects are left for :mod:`validat
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -46,6 +48,21 @@ UPBIT_FIELDS: tuple[str, ...] = (
     "unit",
 )
 KST_OFFSET_MIN = 9 * 60
+# The simple candle CSV's time column and the zone of its times when they carry none (minutes east of UTC),
+# in order of preference. The name says the zone; 'timestamp' without one is UTC by this format's definition
+# (as ccxt-based collectors write it, e.g. the shared upbit_binance_btc_2024_2025 samples). Times with an
+# offset (+09:00, Z) are read as written whatever the name; epoch integers are UTC by definition.
+TIME_COLUMNS: dict[str, int] = {
+    "ts_utc": 0,
+    "timestamp_utc": 0,
+    "datetime_utc": 0,
+    "ts_kst": KST_OFFSET_MIN,
+    "timestamp_kst": KST_OFFSET_MIN,
+    "datetime_kst": KST_OFFSET_MIN,
+    "timestamp": 0,
+}
+# A time column whose name states some other zone (or a local time): refused, never guessed.
+_ZONED_TIME = re.compile(r"^(ts|time|timestamp|datetime|date|candle_date_time)_[a-z]+$")
 
 
 @dataclass(frozen=True)
@@ -105,8 +122,14 @@ def _is_int(text: str) -> bool:
     return t.isdigit() and len(t) > 0
 
 
-def _read_csv(spec: FileSpec, text: str, *, has_header: bool) -> pl.DataFrame:
-    """All columns as strings, names lower-cased, plus ``line``."""
+def _read_csv(spec: FileSpec, text: str, *, has_header: bool, whole_rows: bool = True) -> pl.DataFrame:
+    """All columns as strings, names lower-cased, plus ``line``.
+
+    ``whole_rows``: every row must have as many fields as the header (or, without one, as the first row):
+    a row cut short would otherwise read as nulls in its last columns (a missing volume looks like an
+    unknown one). An unknown value is written as an empty field ("...,1.5,")."""
+    if whole_rows:
+        _check_row_widths(spec, text)
     try:
         frame = pl.read_csv(
             io.StringIO(text),
@@ -129,6 +152,34 @@ def _read_csv(spec: FileSpec, text: str, *, has_header: bool) -> pl.DataFrame:
     if frame.height == 0:
         raise FileProblem(spec.label, "the file has a header but no data rows", "at least one data row")
     return frame
+
+
+def _check_row_widths(spec: FileSpec, text: str) -> None:
+    """Raise FileProblem naming the rows whose number of fields differs from the header's."""
+    reader = csv.reader(io.StringIO(text))
+    header: list[str] | None = None
+    bad: list[tuple[int, int, str]] = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are skipped by the reader too
+        if header is None:
+            header = row
+        elif len(row) != len(header):
+            bad.append((reader.line_num, len(row), ",".join(row)[:120]))
+    if not bad or header is None:
+        return
+    fewer = all(n < len(header) for _, n, _ in bad)
+    names = ", ".join(c.strip() for c in header) if not _is_int(header[0]) else f"{len(header)} kline columns"
+    raise FileProblem(
+        spec.label,
+        f"{len(bad)} row(s) with {'a missing field' if fewer else 'a wrong number of fields'} "
+        f"(line {bad[0][0]}: {bad[0][1]} fields where the header has {len(header)})",
+        f"every row with all {len(header)} fields ({names}); an unknown value is an empty field",
+        pl.DataFrame(
+            {"line": [b[0] for b in bad], "fields": [b[1] for b in bad], "value": [b[2] for b in bad]},
+            schema={"line": pl.Int64, "fields": pl.Int64, "value": pl.String},
+        ),
+    )
 
 
 def _require(spec: FileSpec, frame: pl.DataFrame, cols: list[str], what: str) -> None:
@@ -155,16 +206,29 @@ def _floats(spec: FileSpec, raw: pl.DataFrame, mapping: dict[str, str | None]) -
 
 
 def _timestamps(
-    spec: FileSpec, raw: pl.DataFrame, col: str, *, epoch: bool = False, allow_seconds: bool = False
+    spec: FileSpec,
+    raw: pl.DataFrame,
+    col: str,
+    *,
+    epoch: bool = False,
+    allow_seconds: bool = False,
+    naive_offset_minutes: int = 0,
 ) -> pl.Series:
-    ts = epoch_to_utc(raw, col, allow_seconds=allow_seconds) if epoch else parse_iso_utc(raw, col)
+    """``col`` as UTC times: epoch integers, or ISO strings whose zone is their offset, else the column's
+    (``naive_offset_minutes`` east of UTC: 0 for UTC columns, 540 for Korea time)."""
+    ts = (
+        epoch_to_utc(raw, col, allow_seconds=allow_seconds)
+        if epoch
+        else parse_iso_utc(raw, col, naive_offset_minutes=naive_offset_minutes)
+    )
     bad = bad_cells(raw, pl.DataFrame({col: ts, "line": raw["line"]}), [col])
     if bad.height:
+        zone = "Korea time, UTC+9" if naive_offset_minutes == KST_OFFSET_MIN else "UTC"
         what = (
             "integer open times since 1970-01-01 UTC in milliseconds or microseconds"
             + (" (or seconds)" if allow_seconds else "")
             if epoch
-            else "ISO-8601 times (UTC when no zone is given)"
+            else f"ISO-8601 times ({zone} when no offset is given)"
         )
         raise FileProblem(spec.label, f"{bad.height} unparseable timestamp(s) in column {col!r}", what, bad)
     missing = missing_cells(raw, [col])
@@ -195,8 +259,17 @@ def read_candles(spec: FileSpec) -> RawTable:
         return _upbit(spec, frame)
     if "date" in cols and "close" in cols and not cols & {"ts_utc", "timestamp"}:
         return _investing(spec, frame)
-    if cols & {"ts_utc", "timestamp"}:
+    if cols & set(TIME_COLUMNS):
         return _simple(spec, frame)
+    zoned = sorted(c for c in cols if _ZONED_TIME.match(c))
+    if zoned:
+        raise FileProblem(
+            spec.label,
+            f"cannot tell the time zone of column {zoned[0]!r}",
+            "the zone declared by the time column's name: ts_utc (UTC) or ts_kst (Korea time, UTC+9) "
+            "(timestamp_/datetime_ with _utc or _kst too), or times written with their offset "
+            "(2024-01-02T09:00:00+09:00) in a column 'timestamp'",
+        )
     raise FileProblem(
         spec.label,
         f"no known candle format in columns {sorted(c for c in cols if c != 'line')}",
@@ -207,7 +280,7 @@ def read_candles(spec: FileSpec) -> RawTable:
 
 
 def _simple(spec: FileSpec, raw: pl.DataFrame) -> RawTable:
-    ts_col = "ts_utc" if "ts_utc" in raw.columns else "timestamp"
+    ts_col = next(c for c in TIME_COLUMNS if c in raw.columns)
     base, quote = (spec.base or "").lower(), (spec.quote or "").lower()
     vol = next((c for c in ("volume", f"volume_{base}") if c in raw.columns), None)
     qvol = next((c for c in ("quote_volume", f"volume_{quote}") if c in raw.columns), None)
@@ -220,7 +293,9 @@ def _simple(spec: FileSpec, raw: pl.DataFrame) -> RawTable:
         )
     first = raw[ts_col].drop_nulls().head(1).to_list()
     epoch = bool(first) and _is_int(str(first[0]))
-    ts = _timestamps(spec, raw, ts_col, epoch=epoch, allow_seconds=True)
+    ts = _timestamps(
+        spec, raw, ts_col, epoch=epoch, allow_seconds=True, naive_offset_minutes=TIME_COLUMNS[ts_col]
+    )
     values = _floats(
         spec,
         raw,
@@ -350,13 +425,7 @@ def _json_candles(spec: FileSpec, text: str) -> RawTable:
 
 def _upbit(spec: FileSpec, raw: pl.DataFrame) -> RawTable:
     cols = set(raw.columns)
-    if "candle_date_time_utc" not in cols:
-        if "candle_date_time_kst" in cols:
-            raise FileProblem(
-                spec.label,
-                "wrong time zone: only candle_date_time_kst (Korea time, UTC+9) is present, no candle_date_time_utc",
-                "Upbit candles with candle_date_time_utc (UTC bar open time)",
-            )
+    if "candle_date_time_utc" not in cols and "candle_date_time_kst" not in cols:
         _require(spec, raw, ["candle_date_time_utc"], "Upbit candles")
     _require(
         spec,
@@ -364,8 +433,12 @@ def _upbit(spec: FileSpec, raw: pl.DataFrame) -> RawTable:
         ["opening_price", "high_price", "low_price", "trade_price", "candle_acc_trade_volume"],
         "Upbit candles",
     )
-    ts = _timestamps(spec, raw, "candle_date_time_utc")
-    if "candle_date_time_kst" in cols:
+    if "candle_date_time_utc" not in cols:
+        # A dump with Korea time only (the API's candle_date_time_kst, named so): converted from UTC+9.
+        ts = _timestamps(spec, raw, "candle_date_time_kst", naive_offset_minutes=KST_OFFSET_MIN)
+    else:
+        ts = _timestamps(spec, raw, "candle_date_time_utc")
+    if "candle_date_time_kst" in cols and "candle_date_time_utc" in cols:
         kst = parse_iso_utc(raw, "candle_date_time_kst", naive_offset_minutes=KST_OFFSET_MIN)
         wrong = kst.is_null() | (kst != ts)
         if wrong.any():
@@ -395,7 +468,11 @@ def _upbit(spec: FileSpec, raw: pl.DataFrame) -> RawTable:
                 spec.label,
                 f"the interval in the name ({spec.interval_s} s) contradicts the 'unit' field in {int(off.sum())} row(s)",
                 f"unit == {want_min:g} (minutes) as the file name says",
-                raw.filter(off).select("line", "candle_date_time_utc", "unit"),
+                raw.filter(off).select(
+                    "line",
+                    "candle_date_time_utc" if "candle_date_time_utc" in cols else "candle_date_time_kst",
+                    "unit",
+                ),
             )
     values = _floats(
         spec,
@@ -527,7 +604,8 @@ def _sort_levels(frame: pl.DataFrame) -> pl.DataFrame:
 def read_news(spec: FileSpec) -> RawTable:
     """CSV with published_at, title and optionally text, source."""
     text = _text(spec, read_payload(spec))
-    raw = _read_csv(spec, text, has_header=True)
+    # Headlines and texts are quoted and may hold commas or newlines: polars' reader handles them.
+    raw = _read_csv(spec, text, has_header=True, whole_rows=False)
     _require(spec, raw, ["published_at", "title"], "a news csv")
     # published_at carries no zone in the known dataset (cryptonews): it is taken as UTC.
     ts = _timestamps(spec, raw, "published_at")
