@@ -2,10 +2,12 @@
 
 Two engines over one accounting kernel (:mod:`kimp.backtest.kernel`): :func:`run_vectorized` (a numba
 pass over bars, for sweeps) and :func:`run_event_driven` (events in time order, orders with latency
-filled against the L10 book). See docs/backtesting.md for the trade, the cost models and their
+filled against the L10 book). A run ends in a :class:`ClosingState` that the next run over the bars
+that follow continues from (``start=``), so days run one by one equal one run over them. See docs/backtesting.md for the trade, the cost models and their
 assumptions, the scenarios and the metrics.
 """
 
+from kimp.backtest.carry import ClosingState
 from kimp.backtest.config import (
     BacktestConfig,
     CostConfig,
@@ -22,7 +24,7 @@ from kimp.backtest.metrics import compute_metrics
 from kimp.backtest.report import equity_png, html_report, premium_trades_png
 from kimp.backtest.result import BacktestResult
 from kimp.backtest.scenarios import SCENARIOS, apply_scenario
-from kimp.backtest.signals import prediction_signals, zscore_signals
+from kimp.backtest.signals import prediction_signals, prediction_state, zscore_signals, zscore_state
 from kimp.backtest.sweep import sweep
 from kimp.backtest.vectorized import run_vectorized
 
@@ -31,6 +33,7 @@ __all__ = [
     "BacktestConfig",
     "BacktestResult",
     "Book",
+    "ClosingState",
     "CostConfig",
     "FundingModel",
     "FxConversionModel",
@@ -46,9 +49,11 @@ __all__ = [
     "market_from_arrays",
     "market_from_tables",
     "prediction_signals",
+    "prediction_state",
     "premium_trades_png",
     "run_event_driven",
     "run_vectorized",
     "sweep",
     "zscore_signals",
+    "zscore_state",
 ]

@@ -1,9 +1,13 @@
 """The event-driven engine: a time-ordered stream of events, orders with latency, fills against the book.
 
-Events (sorted by time, then by kind in this order, so that at one instant the market is updated
-before anything acts on it): FX updates (the conversion rate, at its publication time), L10 order-book
-snapshots per leg, bar closes (marks), funding instants of a perp hedge, and decisions (one per bar
-close). Transfers in flight land at the first decision at or after their arrival time.
+Events (sorted by time, then by kind in this order): FX updates (the conversion rate, at its
+publication time), bar closes (marks), funding instants of a perp hedge, decisions (one per bar close),
+then L10 order-book snapshots per leg. So at one instant the rate and the bar are updated before
+anything acts on them, while a snapshot stamped at a decision's instant comes after the decision: it
+sees the snapshots before its instant, and its orders (latency 0) can meet that one. A day's last
+decision (at midnight) thus needs no data from the next day's partition, which is what lets a day run
+from the previous day's closing state equal one run over both (kimp.backtest.carry). Transfers in
+flight land at the first decision at or after their arrival time.
 
 Fills:
 - ``fill="bar"``: a decision fills at the bar close with the slippage and impact models, exactly as
@@ -29,11 +33,24 @@ import polars as pl
 from numba import njit
 
 from kimp.backtest import kernel as K
+from kimp.backtest.carry import (
+    OC_ACTIVE,
+    OC_BAR_TS,
+    OC_EXPIRE,
+    OC_KIND,
+    OC_LEG,
+    OC_LIMIT,
+    OC_REM,
+    OC_RESTED,
+    ORDER_COLS,
+    ClosingState,
+    closing_state,
+)
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import US, Book, Market
 from kimp.backtest.result import BacktestResult, finish, prepare
 
-EV_FX, EV_BOOK_KR, EV_BOOK_BN, EV_BAR, EV_FUNDING, EV_DECIDE = 0, 1, 2, 3, 4, 5
+EV_FX, EV_BAR, EV_FUNDING, EV_DECIDE, EV_BOOK_KR, EV_BOOK_BN = 0, 1, 2, 3, 4, 5  # the order at one instant
 MAX_ORDERS = 8
 O_MARKET, O_LIMIT, O_IOC = 0, 1, 2
 
@@ -87,6 +104,12 @@ def run_events(
     bn_close,
     fx_rate,
     conv0,
+    last_kr0,
+    last_bn0,
+    mid_kr0,
+    mid_bn0,
+    orders,
+    n_orders,
     target,
     tradable,
     day_end,
@@ -96,6 +119,9 @@ def run_events(
     bn_ref_sell,
     kr_vol,
     bn_vol,
+    kr_hist,
+    bn_hist,
+    hist,
     vol_window,
     kr_bid_px,
     kr_bid_sz,
@@ -114,15 +140,23 @@ def run_events(
     pos_kr,
     pos_bn,
 ):
+    """The event loop. A run that continues a closing state starts from its conversion rate, last
+    closes, book mids (NaN: none seen) and the ``n_orders`` working orders in the rows of ``orders``
+    (carry.OC_* columns; their fills are recorded at bar -1 - row); the impact window reads
+    ``kr_hist``/``bn_hist`` (``hist`` carried closes before bar 0). On return ``orders`` holds the orders
+    still working (bar column: the bar index they were sent at). Returns (fills, rejections,
+    transfers, legs liquidated, last bar, working orders, conversion rate, Korean mid, Binance mid)."""
     ntr = 0
     nrej = 0
     nx = 0
     conv = conv0
-    last_kr = kr_close[0]
-    last_bn = bn_close[0]
+    last_kr = last_kr0
+    last_bn = last_bn0
     last_bar = 0
-    j_kr = -1
-    j_bn = -1
+    seen_kr = mid_kr0 == mid_kr0  # a book mid is known (else the decision uses the last close)
+    seen_bn = mid_bn0 == mid_bn0
+    mid_kr = mid_kr0
+    mid_bn = mid_bn0
     o_live = np.zeros(MAX_ORDERS, dtype=np.bool_)
     o_leg = np.zeros(MAX_ORDERS, dtype=np.int64)
     o_rem = np.zeros(MAX_ORDERS)
@@ -137,6 +171,16 @@ def run_events(
     ttl = np.int64(P[K.P_LIMIT_TTL_US])
     kind_cfg = np.int64(P[K.P_ORDER_TYPE])
     offset = P[K.P_LIMIT_OFFSET]
+    for o in range(n_orders):  # the orders a previous run left working
+        o_live[o] = True
+        o_leg[o] = np.int64(orders[o, OC_LEG])
+        o_rem[o] = orders[o, OC_REM]
+        o_limit[o] = orders[o, OC_LIMIT]
+        o_active[o] = np.int64(orders[o, OC_ACTIVE])
+        o_expire[o] = np.int64(orders[o, OC_EXPIRE])
+        o_kind[o] = np.int64(orders[o, OC_KIND])
+        o_rested[o] = orders[o, OC_RESTED] != 0
+        o_bar[o] = -1 - o
     for e in range(ev_t.shape[0]):
         t = ev_t[e]
         kind = ev_kind[e]
@@ -153,9 +197,11 @@ def run_events(
         elif kind == EV_BOOK_KR or kind == EV_BOOK_BN:  # noqa: SIM109 (plain compares for numba)
             leg = 0 if kind == EV_BOOK_KR else 1
             if leg == 0:
-                j_kr = i
+                seen_kr = True
+                mid_kr = 0.5 * (kr_bid_px[i, 0] + kr_ask_px[i, 0])
             else:
-                j_bn = i
+                seen_bn = True
+                mid_bn = 0.5 * (bn_bid_px[i, 0] + bn_ask_px[i, 0])
             if not book_mode:
                 continue
             for o in range(MAX_ORDERS):
@@ -199,10 +245,11 @@ def run_events(
             s = 0.0 if forced else target[i]
             if (tradable[i] or forced) and not K.quiet(S, P, s, last_kr, last_bn, conv):
                 if not book_mode:
-                    ntr, nrej, nx = K.bar_decision(
+                    ntr, nrej, nx = K.bar_decision_at(
                         S,
                         P,
                         i,
+                        i + hist,
                         t,
                         s,
                         last_kr,
@@ -214,8 +261,8 @@ def run_events(
                         bn_ref_sell[i],
                         kr_vol[i],
                         bn_vol[i],
-                        kr_close,
-                        bn_close,
+                        kr_hist,
+                        bn_hist,
                         vol_window,
                         trades,
                         ntr,
@@ -236,10 +283,9 @@ def run_events(
                         dq = K.leg_order(S, P, leg, t_kr if leg == 0 else t_bn, px, base)
                         if dq == 0:
                             continue
-                        if leg == 0:
-                            mid = 0.5 * (kr_bid_px[j_kr, 0] + kr_ask_px[j_kr, 0]) if j_kr >= 0 else last_kr
-                        else:
-                            mid = 0.5 * (bn_bid_px[j_bn, 0] + bn_ask_px[j_bn, 0]) if j_bn >= 0 else last_bn
+                        mid = mid_kr if seen_kr else last_kr
+                        if leg == 1:
+                            mid = mid_bn if seen_bn else last_bn
                         side = 1.0 if dq > 0 else -1.0
                         o = leg
                         o_live[o] = True
@@ -272,7 +318,7 @@ def run_events(
                     dq,
                     kr_close[n - 1],
                     ref,
-                    K.impact_sigma(P, kr_close, n - 1, vol_window),
+                    K.impact_sigma(P, kr_hist, n - 1 + hist, vol_window),
                     kr_vol[n - 1],
                     conv,
                     t_end,
@@ -289,7 +335,7 @@ def run_events(
                     dq,
                     bn_close[n - 1],
                     ref,
-                    K.impact_sigma(P, bn_close, n - 1, vol_window),
+                    K.impact_sigma(P, bn_hist, n - 1 + hist, vol_window),
                     bn_vol[n - 1],
                     conv,
                     t_end,
@@ -300,11 +346,37 @@ def run_events(
         equity[n - 1] = K.mark(S, P, kr_close[n - 1], bn_close[n - 1], conv)
         pos_kr[n - 1] = S[K.S_POS_KR]
         pos_bn[n - 1] = S[K.S_POS_BN]
-    return ntr, nrej, nx, liquidated, last_bar
+    working = 0
+    if P[K.P_FLAT_DAY_END] == 0:  # flat at the day end: what is still working is cancelled with the day
+        for o in range(MAX_ORDERS):
+            if o_live[o]:
+                orders[working, OC_LEG] = o_leg[o]
+                orders[working, OC_REM] = o_rem[o]
+                orders[working, OC_LIMIT] = o_limit[o]
+                orders[working, OC_ACTIVE] = o_active[o]
+                orders[working, OC_EXPIRE] = o_expire[o]
+                orders[working, OC_KIND] = o_kind[o]
+                orders[working, OC_RESTED] = 1.0 if o_rested[o] else 0.0
+                orders[working, OC_BAR_TS] = o_bar[o]
+                working += 1
+    return (
+        ntr,
+        nrej,
+        nx,
+        liquidated,
+        last_bar,
+        working,
+        conv,
+        mid_kr if seen_kr else np.nan,
+        mid_bn if seen_bn else np.nan,
+    )
 
 
-def build_events(market: Market, cfg: BacktestConfig, *, with_books: bool) -> tuple[np.ndarray, ...]:
-    """All events of a run, sorted by (time, kind): arrays of time (µs), kind and index into its data."""
+def build_events(
+    market: Market, cfg: BacktestConfig, *, with_books: bool, funding_from: int | None = None
+) -> tuple[np.ndarray, ...]:
+    """All events of a run, sorted by (time, kind): arrays of time (µs), kind and index into its data.
+    Funding instants are those after ``funding_from`` (default: the first bar's open)."""
     close = market.ts_close
     n = market.n
     first_open, last_close = int(market.ts[0]), int(close[-1])
@@ -324,7 +396,8 @@ def build_events(market: Market, cfg: BacktestConfig, *, with_books: bool) -> tu
             idx.append(keep)
     if cfg.hedge == "perp" and cfg.costs.funding.rate != 0:
         step = cfg.costs.funding.interval_s * US
-        funding = np.arange((first_open // step + 1) * step, last_close + 1, step, dtype=np.int64)
+        after = first_open if funding_from is None else funding_from
+        funding = np.arange((after // step + 1) * step, last_close + 1, step, dtype=np.int64)
         times.append(funding)
         kinds.append(np.full(funding.size, EV_FUNDING, np.int8))
         idx.append(np.zeros(funding.size, dtype=np.int64))
@@ -336,21 +409,36 @@ def build_events(market: Market, cfg: BacktestConfig, *, with_books: bool) -> tu
 
 
 def run_event_driven(
-    market: Market, signals: pl.DataFrame, config: BacktestConfig | None = None
+    market: Market,
+    signals: pl.DataFrame,
+    config: BacktestConfig | None = None,
+    *,
+    start: ClosingState | None = None,
 ) -> BacktestResult:
-    """Backtest ``signals`` on ``market`` event by event (see the module docstring)."""
+    """Backtest ``signals`` on ``market`` event by event (see the module docstring).
+
+    ``start``: the closing state of the run over the bars before (``result.closing``) to continue
+    from, working orders included; without it the run starts flat (kimp.backtest.carry)."""
     cfg = config or BacktestConfig()
     has_books = market.kr_book is not None and market.bn_book is not None
     book_mode = cfg.fill == "book" and has_books
     n = market.n
-    prep = prepare(market, signals, cfg, trade_capacity=(64 if book_mode else 2) * n + 64)
+    prep = prepare(market, signals, cfg, trade_capacity=(64 if book_mode else 2) * n + 64, start=start)
     if cfg.fill == "book" and not has_books:
         prep.notes.append("fill='book' but the market has no order books for both legs: bar-level fills used")
-    ev_t, ev_kind, ev_i = build_events(market, cfg, with_books=has_books)
+    ev_t, ev_kind, ev_i = build_events(market, cfg, with_books=has_books, funding_from=prep.funding_from)
     kr_book = market.kr_book or Book.empty()
     bn_book = market.bn_book or Book.empty()
     equity, pos_kr, pos_bn = np.empty(n), np.empty(n), np.empty(n)
-    ntr, nrej, nx, liquidated, _ = run_events(
+    orders = np.zeros((MAX_ORDERS, ORDER_COLS))
+    carried = start.orders if start is not None else np.zeros((0, ORDER_COLS))
+    if carried.shape[0] and not book_mode:
+        raise ValueError(
+            f"the closing state has {carried.shape[0]} working order(s): continue it with fill='book' on a "
+            "market with order books for both legs"
+        )
+    orders[: carried.shape[0]] = carried
+    ntr, nrej, nx, liquidated, _, working, conv, mid_kr, mid_bn = run_events(
         ev_t,
         ev_kind,
         ev_i,
@@ -359,7 +447,13 @@ def run_event_driven(
         market.kr_close,
         market.bn_close,
         market.fx_rate,
-        float(market.conv[0]),
+        start.conv if start is not None else float(market.conv[0]),
+        start.last_kr if start is not None else float(market.kr_close[0]),
+        start.last_bn if start is not None else float(market.bn_close[0]),
+        start.mid_kr if start is not None else np.nan,
+        start.mid_bn if start is not None else np.nan,
+        orders,
+        carried.shape[0],
         prep.target,
         market.tradable,
         market.day_end if cfg.flat_at_day_end else np.zeros(n, dtype=np.bool_),
@@ -369,6 +463,9 @@ def run_event_driven(
         prep.bn_ref_sell,
         market.kr_volume,
         market.bn_volume,
+        prep.kr_hist,
+        prep.bn_hist,
+        prep.hist,
         cfg.costs.impact.vol_window,
         kr_book.bid_px,
         kr_book.bid_sz,
@@ -391,6 +488,25 @@ def run_event_driven(
         prep.notes.append(
             f"{liquidated} leg(s) still open after the last snapshot were closed at the last bar close"
         )
+    # Bars of the carried orders' fills (record bar -1 - k: carried order k), and of the orders left
+    # working (as bar open times, for the next run).
+    prior_bar_ts = carried[:, OC_BAR_TS].astype(np.int64)
+    left = orders[:working].copy()
+    for row in left:
+        bar = int(row[OC_BAR_TS])
+        row[OC_BAR_TS] = market.ts[bar] if bar >= 0 else prior_bar_ts[-1 - bar]
+    closing = closing_state(
+        "event_driven",
+        market,
+        cfg.costs.impact.vol_window,
+        prep.params,
+        prep.state,
+        start,
+        equity=float(equity[-1]),
+        conv=conv,
+        mids=(mid_kr, mid_bn),
+        orders=left,
+    )
     result = finish(
         "event_driven",
         market,
@@ -401,6 +517,8 @@ def run_event_driven(
         n_trades=ntr,
         n_rejections=nrej,
         n_transfers=nx,
+        closing=closing,
+        prior_bar_ts=prior_bar_ts,
     )
     result.metrics["events"] = float(ev_t.size)
     return result

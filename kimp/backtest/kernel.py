@@ -422,11 +422,69 @@ def bar_decision(
     xfer,
     nxfer,
 ):
+    """:func:`bar_decision_at` of a run whose close arrays start at its bar 0 (no carried history)."""
+    return bar_decision_at(
+        S,
+        P,
+        i,
+        i,
+        t,
+        s,
+        kr_px,
+        bn_px,
+        conv,
+        kr_ref_buy,
+        kr_ref_sell,
+        bn_ref_buy,
+        bn_ref_sell,
+        kr_vol,
+        bn_vol,
+        kr_close,
+        bn_close,
+        vol_window,
+        trades,
+        ntr,
+        rej,
+        nrej,
+        xfer,
+        nxfer,
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bar_decision_at(
+    S,
+    P,
+    i,
+    w,
+    t,
+    s,
+    kr_px,
+    bn_px,
+    conv,
+    kr_ref_buy,
+    kr_ref_sell,
+    bn_ref_buy,
+    bn_ref_sell,
+    kr_vol,
+    bn_vol,
+    kr_close,
+    bn_close,
+    vol_window,
+    trades,
+    ntr,
+    rej,
+    nrej,
+    xfer,
+    nxfer,
+):
     """One decision with bar-level fills: target, clip, trade each leg at the bar close.
 
     The per-leg inputs are this bar's values: reference sizes for a buy and a sell (slippage model) and
     volumes (impact model); scalars, so that a caller passes few arrays. The closes are for the impact
-    model's volatility (:func:`window_sigma`), computed only for a leg that trades.
+    model's volatility (:func:`window_sigma`), computed only for a leg that trades; bar ``i`` is at
+    index ``w`` of them (``w = i`` plus the bars of history a run continued from carries before its
+    bar 0, so that a window reaching back across the start sees the bars a continuous run would).
     Callers test :func:`quiet` first: even an early return here would pay for its array arguments.
     """
     t_kr, t_bn, base, px, nrej, nxfer = decide(S, P, s, kr_px, bn_px, conv, t, i, rej, nrej, xfer, nxfer)
@@ -434,12 +492,12 @@ def bar_decision(
         dq = leg_order(S, P, 0, t_kr, px, base)
         if dq != 0:
             ref = kr_ref_buy if dq > 0 else kr_ref_sell
-            sigma = impact_sigma(P, kr_close, i, vol_window)
+            sigma = impact_sigma(P, kr_close, w, vol_window)
             ntr = bar_fill(S, P, 0, dq, kr_px, ref, sigma, kr_vol, conv, t, i, trades, ntr)
     if P[P_W_BN] != 0:
         dq = leg_order(S, P, 1, t_bn, px, base)
         if dq != 0:
             ref = bn_ref_buy if dq > 0 else bn_ref_sell
-            sigma = impact_sigma(P, bn_close, i, vol_window)
+            sigma = impact_sigma(P, bn_close, w, vol_window)
             ntr = bar_fill(S, P, 1, dq, bn_px, ref, sigma, bn_vol, conv, t, i, trades, ntr)
     return ntr, nrej, nxfer

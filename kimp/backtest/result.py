@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from kimp.backtest import kernel as K
+from kimp.backtest.carry import ClosingState, check_start, closing_state, history
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import Book, Market
 from kimp.backtest.metrics import compute_metrics, metrics_from_stats
@@ -50,6 +51,7 @@ class Records:
     trades: np.ndarray
     transfers: np.ndarray
     rejections: np.ndarray
+    prior_bar_ts: np.ndarray  # bar open times of carried orders' fills (bar index -1 - k: entry k)
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +60,12 @@ class BacktestResult:
 
     metrics: see kimp.backtest.metrics (cost_<kind> included); costs: KRW by kind (fees, slippage,
       impact, funding (negative = received), transfer, fx_conversion) and total. Both are computed by
-      the run. The frames are built from the run's records on first access (a parameter sweep that
+      the run, over its own bars: a run that continued from a closing state measures returns, drawdown
+      and turnover against its opening equity (the previous run's last mark) and counts the costs it
+      added (fx_conversion: the change of the provision on the Binance leg's PnL, negative when it
+      shrank).
+    closing: the state the run ended in; ``start=closing`` continues it (kimp.backtest.carry).
+    The frames are built from the run's records on first access (a parameter sweep that
       reads only metrics never pays for them):
     equity: ts (bar open), equity, position (signed coins of the primary leg: the Korean leg, or
       Binance in binance_only mode), kr_qty, bn_qty, target, premium.
@@ -77,6 +84,7 @@ class BacktestResult:
     metrics: dict[str, float]
     costs: dict[str, float]
     records: Records = field(repr=False)
+    closing: ClosingState = field(repr=False)
     notes: list[str] = field(default_factory=list)
 
     @cached_property
@@ -97,7 +105,7 @@ class BacktestResult:
 
     @cached_property
     def trades(self) -> pl.DataFrame:
-        return _trades_frame(self.records.market, self.records.trades)
+        return _trades_frame(self.records, self.records.trades)
 
     @cached_property
     def transfers(self) -> pl.DataFrame:
@@ -121,7 +129,7 @@ class BacktestResult:
         return pl.DataFrame(
             [
                 _utc(rj[:, 0], "ts"),
-                _utc(self.records.market.ts[rj[:, 1].astype(np.int64)], "bar_ts"),
+                _utc(_bar_ts(self.records, rj[:, 1]), "bar_ts"),
                 pl.Series("requested", np.ascontiguousarray(rj[:, 2])),
                 pl.Series("allowed", np.ascontiguousarray(rj[:, 3])),
                 _pick("reason", rj[:, 4] == K.REASON_CAPITAL, "capital_limit", "inventory"),
@@ -129,11 +137,22 @@ class BacktestResult:
         ).to_dicts()
 
 
-def _trades_frame(market: Market, tr: np.ndarray) -> pl.DataFrame:
+def _bar_ts(records: Records, bar: np.ndarray) -> np.ndarray:
+    """Bar open times of record bar indices; a negative index -1 - k is a carried order's bar (entry k
+    of ``prior_bar_ts``): an order sent before the run started."""
+    k = bar.astype(np.int64)
+    ts = records.market.ts[np.maximum(k, 0)]
+    if records.prior_bar_ts.size and (k < 0).any():
+        ts = np.where(k >= 0, ts, records.prior_bar_ts[np.maximum(-1 - k, 0)])
+    return ts
+
+
+def _trades_frame(records: Records, tr: np.ndarray) -> pl.DataFrame:
     """The trades frame from the fill records. Eager construction only: string columns gathered from
     two-value Series by code (numpy string arrays would dominate a long run's time), numbers computed in
     NumPy with the same operations a polars expression would do (a lazy with_columns/select costs about
     a millisecond each: query planning, thread pool)."""
+    market = records.market
     kr = tr[:, 2] == 0
     qty = tr[:, 3]
     price = np.ascontiguousarray(tr[:, 4])
@@ -145,7 +164,7 @@ def _trades_frame(market: Market, tr: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame(
         [
             _utc(tr[:, 0], "ts"),
-            _utc(market.ts[tr[:, 1].astype(np.int64)], "bar_ts"),
+            _utc(_bar_ts(records, tr[:, 1]), "bar_ts"),
             _pick("venue", kr, market.kr_venue, "binance"),
             _pick("side", qty > 0, "buy", "sell"),
             pl.Series("qty", abs_qty),
@@ -167,12 +186,21 @@ class Prepared:
     """Kernel inputs, computed once per run the same way for both engines.
 
     Per-bar series that the vectorized engine derives inside its pass (bar close times, day ends,
-    rolling volatility) are not here: the event-driven engine builds them itself.
+    rolling volatility) are not here: the event-driven engine builds them itself. A run that continues
+    a closing state (``start``) starts from its state vector and capital reference, reads the impact
+    window's past from ``kr_hist``/``bn_hist`` (the carried closes before the market's, ``hist`` of
+    them) and looks for funding instants after the previous run's last close (``funding_from``).
     """
 
     target: np.ndarray
     params: np.ndarray
     state: np.ndarray
+    start: ClosingState | None
+    opening: float  # the equity the run starts from (metrics are measured against it)
+    funding_from: int  # µs: funding instants strictly after this one are the run's
+    kr_hist: np.ndarray
+    bn_hist: np.ndarray
+    hist: int
     kr_ref_buy: np.ndarray
     kr_ref_sell: np.ndarray
     bn_ref_buy: np.ndarray
@@ -210,10 +238,12 @@ def prepare(
     trade_capacity: int,
     record_capacity: int | None = None,
     alloc: Callable[[str, int, int], np.ndarray] = fresh_buffer,
+    start: ClosingState | None = None,
 ) -> Prepared:
     """The kernel inputs. Record buffers: ``trade_capacity`` fills, ``record_capacity`` (default: one
     per bar, all there can be) rejections and transfers, each from ``alloc(name, rows, columns)``. The
-    kernels count records past a buffer's end without writing them."""
+    kernels count records past a buffer's end without writing them. ``start``: the closing state to
+    continue from (checked against this run: kimp.backtest.carry.check_start)."""
     if market.n == 0:
         raise MarketDataError(
             source="backtest",
@@ -254,11 +284,35 @@ def prepare(
         kr_ref_buy, kr_ref_sell = _depth_at_bars(market.kr_book, ts_close, market.kr_volume)
         bn_ref_buy, bn_ref_sell = _depth_at_bars(market.bn_book, ts_close, market.bn_volume)
     params = cfg.params(kr_venue=market.kr_venue, coin=market.coin, conv0=float(market.conv[0]))
+    vol_window = cfg.costs.impact.vol_window
+    if start is None:
+        state = K.init_state(params, float(market.kr_close[0]), float(market.bn_close[0]))
+        opening = float(params[K.P_CAP_TOTAL])
+        funding_from = int(market.ts[0])
+    else:
+        params = check_start(start, market, params, vol_window)
+        state = start.state.copy()
+        opening = start.equity
+        funding_from = start.last_close
+        missing = (int(market.ts[0]) - start.last_open) // (market.interval_s * 1_000_000) - 1
+        if missing > 0:
+            notes.append(
+                f"continued across {missing} missing bar(s) after the closing state's last bar: a continuous "
+                "run would have marked them"
+            )
+    kr_hist, hist = history(start, market.kr_close, 0)
+    bn_hist, _ = history(start, market.bn_close, 1)
     records = market.n + 16 if record_capacity is None else record_capacity
     return Prepared(
         target=target,
         params=params,
-        state=K.init_state(params, float(market.kr_close[0]), float(market.bn_close[0])),
+        state=state,
+        start=start,
+        opening=opening,
+        funding_from=funding_from,
+        kr_hist=kr_hist,
+        bn_hist=bn_hist,
+        hist=hist,
         kr_ref_buy=np.ascontiguousarray(kr_ref_buy),
         kr_ref_sell=np.ascontiguousarray(kr_ref_sell),
         bn_ref_buy=np.ascontiguousarray(bn_ref_buy),
@@ -290,48 +344,68 @@ def finish(
     n_trades: int,
     n_rejections: int,
     n_transfers: int,
+    closing: ClosingState | None = None,
     stats: tuple[float, float, float, float, float] | None = None,
     trips: np.ndarray | None = None,
+    prior_bar_ts: np.ndarray | None = None,
 ) -> BacktestResult:
     """Costs, metrics and the records the frames are built from. ``stats`` and ``trips`` are the metric
     passes' outputs when the engine already computed them (see metrics.metrics_from_stats); without
-    them the metrics come from the curve and ``positions`` (then a pair of arrays)."""
-    S, P = prep.state, prep.params
+    them the metrics come from the curve and ``positions`` (then a pair of arrays). Costs, traded
+    notional and unfilled quantity are what this run added to the carried accumulators. ``closing``:
+    the state the run ended in, when the engine carries more than the state vector (default: the state
+    vector, the last mark and the last bar's conversion rate)."""
+    S = prep.state
+    if closing is None:
+        closing = closing_state(
+            engine,
+            market,
+            cfg.costs.impact.vol_window,
+            prep.params,
+            S,
+            prep.start,
+            equity=float(equity[-1]),
+            conv=float(market.conv[-1]),
+        )
+    S0 = prep.start.state if prep.start is not None else np.zeros_like(S)
     notes = list(prep.notes)
     if n_trades > prep.trades.shape[0]:
         notes.append(
             f"{n_trades - prep.trades.shape[0]} fills beyond the trade buffer are in the PnL but not listed"
         )
-    pnl_bn = S[K.S_CASH_BN] + S[K.S_POS_BN] * market.bn_close[-1]
-    costs = {kind: float(S[slot]) for kind, slot in K.COST_SLOTS.items()}
-    costs["transfer"] = float(S[K.C_TRANSFER])
-    costs["fx_conversion"] = float(P[K.P_FX_COST] * abs(pnl_bn) * market.conv[-1])
+    costs = {kind: float(S[slot] - S0[slot]) for kind, slot in K.COST_SLOTS.items()}
+    costs["transfer"] = float(S[K.C_TRANSFER] - S0[K.C_TRANSFER])
+    provision = closing.fx_provision()
+    costs["fx_conversion"] = provision - prep.start.fx_provision() if prep.start is not None else provision
     costs["total"] = float(sum(costs.values()))
+    notional = float(S[K.S_NOTIONAL] - S0[K.S_NOTIONAL])
     if stats is None or trips is None:
         pos_kr, pos_bn = positions() if callable(positions) else positions
         metrics = compute_metrics(
             equity,
             periods_per_year=market.periods_per_year,
-            capital=float(P[K.P_CAP_TOTAL]),
+            capital=prep.opening,
             position=pos_bn if cfg.mode == "binance_only" else pos_kr,
-            traded_notional=float(S[K.S_NOTIONAL]),
+            traded_notional=notional,
             costs=costs,
         )
     else:
         metrics = metrics_from_stats(
             final_equity=float(equity[-1]),
             n=equity.shape[0],
-            capital=float(P[K.P_CAP_TOTAL]),
+            capital=prep.opening,
             periods_per_year=market.periods_per_year,
             stats=stats,
             trips=trips,
-            traded_notional=float(S[K.S_NOTIONAL]),
+            traded_notional=notional,
             costs=costs,
         )
     metrics["fills"] = float(n_trades)
     metrics["rejections"] = float(n_rejections)
     metrics["transfers"] = float(n_transfers)
-    metrics["unfilled_qty"] = float(S[K.S_UNFILLED])
+    metrics["unfilled_qty"] = float(S[K.S_UNFILLED] - S0[K.S_UNFILLED])
+    metrics["traded_notional"] = notional
+    metrics["opening_equity"] = prep.opening
     # Copies of the records (np.array): the vectorized engine's buffers are reused by its next run.
     records = Records(
         market=market,
@@ -342,6 +416,7 @@ def finish(
         trades=np.array(prep.trades[: min(n_trades, prep.trades.shape[0])]),
         transfers=np.array(prep.transfers[: min(n_transfers, prep.transfers.shape[0])]),
         rejections=np.array(prep.rejections[: min(n_rejections, prep.rejections.shape[0])]),
+        prior_bar_ts=np.zeros(0, dtype=np.int64) if prior_bar_ts is None else prior_bar_ts,
     )
     return BacktestResult(
         engine=engine,
@@ -352,5 +427,6 @@ def finish(
         metrics=metrics,
         costs=costs,
         records=records,
+        closing=closing,
         notes=notes,
     )

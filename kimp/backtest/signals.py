@@ -23,24 +23,58 @@ from numba import njit
 from kimp.backtest.market import US, Market
 from kimp.errors import MarketDataError
 
+# The z-score rule's state vector: running sums, count of values seen, last known premium, position,
+# then the window's ring buffer.
+Z_S1, Z_S2, Z_COUNT, Z_LAST, Z_POS = range(5)
+Z_HEAD = 5
+
+
+def zscore_state(window: int) -> np.ndarray:
+    """A fresh state of the z-score rule over ``window`` bars (nothing seen, flat)."""
+    state = np.zeros(Z_HEAD + window)
+    state[Z_LAST] = np.nan
+    return state
+
+
+def zscore_targets(
+    premium: np.ndarray,
+    window: int,
+    entry_z: float,
+    exit_z: float,
+    size: float,
+    state: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and z-scores of the rule (:func:`zscore_step`) over ``premium``. ``state``
+    (:func:`zscore_state`) is where the rule stands before the first value and is updated in place:
+    pass the same vector with the next bars to continue as one run over both."""
+    if state is None:
+        state = zscore_state(window)
+    elif state.shape != (Z_HEAD + window,):
+        raise ValueError(
+            f"a z-score state over {state.shape[0] - Z_HEAD} bars cannot run a {window}-bar window"
+        )
+    return zscore_step(premium, entry_z, exit_z, size, state)
+
 
 @njit(cache=True, nogil=True)
-def zscore_targets(premium, window, entry_z, exit_z, size):
-    """Rolling z-score of the premium over ``window`` bars and a mean-reversion state machine.
+def zscore_step(premium, entry_z, exit_z, size, state):
+    """Rolling z-score of the premium over the window and a mean-reversion state machine.
 
     Unknown premiums (NaN) repeat the last known value for the statistics and never trigger a change.
     Enter short (``-size``) above ``entry_z``, long below ``-entry_z``; leave when ``|z|`` falls back
-    under ``exit_z``; flip directly on an opposite entry.
+    under ``exit_z``; flip directly on an opposite entry. The sums run on from ``state`` (the window is
+    its ring buffer) and are written back, so consecutive calls give a single call's bits.
     """
     n = premium.shape[0]
+    window = state.shape[0] - Z_HEAD
     out = np.zeros(n)
     z_out = np.full(n, np.nan)
-    buf = np.zeros(window)
-    s1 = 0.0
-    s2 = 0.0
-    count = 0
-    last = np.nan
-    pos = 0.0
+    buf = state[Z_HEAD:]
+    s1 = state[Z_S1]
+    s2 = state[Z_S2]
+    count = np.int64(state[Z_COUNT])
+    last = state[Z_LAST]
+    pos = state[Z_POS]
     for i in range(n):
         x = premium[i]
         fresh = x == x
@@ -83,6 +117,11 @@ def zscore_targets(premium, window, entry_z, exit_z, size):
             elif z > -exit_z:
                 pos = 0.0
         out[i] = pos
+    state[Z_S1] = s1
+    state[Z_S2] = s2
+    state[Z_COUNT] = count
+    state[Z_LAST] = last
+    state[Z_POS] = pos
     return out, z_out
 
 
@@ -91,31 +130,59 @@ def _frame(market: Market, target: np.ndarray, **extra: np.ndarray) -> pl.DataFr
 
 
 def zscore_signals(
-    market: Market, *, window: int = 240, entry_z: float = 2.0, exit_z: float = 0.5, size: float = 1.0
+    market: Market,
+    *,
+    window: int = 240,
+    entry_z: float = 2.0,
+    exit_z: float = 0.5,
+    size: float = 1.0,
+    state: np.ndarray | None = None,
 ) -> pl.DataFrame:
-    """The baseline rule: fade premium z-scores (rich premium -> short it). Columns ts, target, zscore."""
+    """The baseline rule: fade premium z-scores (rich premium -> short it). Columns ts, target, zscore.
+
+    ``state`` (:func:`zscore_state`): the rule's window, sums and position before the market's first
+    bar, updated in place; the same vector passed with the next day's market continues the rule as
+    one run over both days (warm-up included)."""
     if window < 2 or not 0 <= exit_z < entry_z or not 0 < size <= 1:
         raise ValueError(
             f"need window >= 2, 0 <= exit_z < entry_z, 0 < size <= 1; got {window}, {exit_z}, "
             f"{entry_z}, {size}"
         )
-    target, z = zscore_targets(market.premium, window, entry_z, exit_z, size)
+    target, z = zscore_targets(market.premium, window, entry_z, exit_z, size, state)
     return _frame(market, target, zscore=z)
 
 
+# The prediction rule's state vector: position, bars held.
+PRED_POS, PRED_HELD = 0, 1
+
+
+def prediction_state() -> np.ndarray:
+    """A fresh state of the prediction rule (flat)."""
+    return np.zeros(2)
+
+
+def prediction_targets(
+    edge: np.ndarray, entry: float, exit_: float, hold: int, step: float, state: np.ndarray | None = None
+) -> np.ndarray:
+    """Targets from per-bar edges (:func:`prediction_step`); ``state`` (:func:`prediction_state`) is
+    updated in place: pass it with the next bars to continue as one run."""
+    return prediction_step(edge, entry, exit_, hold, step, prediction_state() if state is None else state)
+
+
 @njit(cache=True, nogil=True)
-def prediction_targets(edge, entry, exit_, hold, step):
+def prediction_step(edge, entry, exit_, hold, step, state):
     """Targets from per-bar edges (``p_down - p_up``) by the prediction rule (module docstring).
 
     Flat: enter at ``|edge| >= entry`` with ``-sign(edge) x size``. Held for ``hold`` bars or more: flip
     on an opposite ``|edge| >= entry``, leave when the edge is opposite or below ``exit_``, otherwise
     take the new size. ``size`` is ``min(|edge|, 1)`` rounded to a multiple of ``step`` (at least one
-    step; ``step`` 0: unrounded), so that small changes of confidence do not trade.
+    step; ``step`` 0: unrounded), so that small changes of confidence do not trade. Starts from and
+    writes back ``state`` (position, bars held).
     """
     n = edge.shape[0]
     out = np.zeros(n)
-    pos = 0.0
-    held = 0
+    pos = state[PRED_POS]
+    held = np.int64(state[PRED_HELD])
     for i in range(n):
         e = edge[i]
         strength = min(abs(e), 1.0)
@@ -138,6 +205,8 @@ def prediction_targets(edge, entry, exit_, hold, step):
                 else:
                     pos = want * size
         out[i] = pos
+    state[PRED_POS] = pos
+    state[PRED_HELD] = held
     return out
 
 
@@ -151,9 +220,12 @@ def prediction_signals(
     hold_minutes: int | None = None,
     size_step: float = 0.25,
     horizon: int | None = None,
+    state: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Targets from direction predictions (ts, coin, horizon, model, p_down, p_flat, p_up). Columns ts,
-    target, edge. Predictions inside the market's time span must sit on its bars.
+    target, edge. Predictions inside the market's time span must sit on its bars. ``state``
+    (:func:`prediction_state`): the rule's position and holding before the first bar, updated in place
+    (pass it with the next day's market to continue as one run).
 
     ``threshold`` / ``exit_threshold`` (default half the entry): the edge to enter and the edge below
     which to leave. ``hold_minutes`` (default the predictions' horizon, minutes): the shortest holding
@@ -218,7 +290,7 @@ def prediction_signals(
     if hold_minutes is None:  # a forecast of the next h minutes is a trade of about h minutes
         hold_minutes = int(rows["horizon"].max()) if "horizon" in rows.columns else 0
     hold = -(-hold_minutes * 60 // market.interval_s)
-    target = prediction_targets(edge, max(threshold, 1e-12), exit_threshold, hold, size_step)
+    target = prediction_targets(edge, max(threshold, 1e-12), exit_threshold, hold, size_step, state)
     return _frame(market, target, edge=edge)
 
 

@@ -31,6 +31,7 @@ import polars as pl
 from numba import njit
 
 from kimp.backtest import kernel as K
+from kimp.backtest.carry import ClosingState
 from kimp.backtest.config import BacktestConfig
 from kimp.backtest.market import DAY_US, US, Market
 from kimp.backtest.metrics import max_drawdown, return_stats, trip_step
@@ -101,7 +102,11 @@ def decide_bars(
     bn_ref_sell,
     kr_vol,
     bn_vol,
+    kr_hist,
+    bn_hist,
+    hist,
     vol_window,
+    funding_from,
     P,
     S,
     trades,
@@ -111,7 +116,9 @@ def decide_bars(
 ):
     """The first pass: every bar's events (transfers landing, funding, the day-end close-out, the decision
     and its fills), and a segment row wherever they changed what the marks read. No per-bar output: the
-    equity is marked by :func:`mark_segments` from the rows.
+    equity is marked by :func:`mark_segments` from the rows. The impact window reads ``kr_hist`` /
+    ``bn_hist``, the closes with ``hist`` carried bars before bar 0 (the same arrays as the closes
+    when the run starts fresh); funding instants are those after ``funding_from`` (µs).
 
     Most bars have nothing to do, so a lean inner scan skips them, stopping only at a bar where something
     may happen: a coin transfer due, a funding instant, the last bar of a day, or a tradable bar that
@@ -129,7 +136,7 @@ def decide_bars(
     funding_us = np.int64(P[K.P_FUNDING_US])
     perp = P[K.P_PERP] != 0 and P[K.P_FUNDING_RATE] != 0
     never = np.iinfo(np.int64).max
-    next_funding = (ts[0] // funding_us + 1) * funding_us if perp else never  # instants in (first open, ...]
+    next_funding = (funding_from // funding_us + 1) * funding_us if perp else never  # in (funding_from, ...]
     # Parameters the scan reads, as scalars (see kernel.quiet_at on why no arrays there).
     w_kr = P[K.P_W_KR]
     w_bn = P[K.P_W_BN]
@@ -219,10 +226,11 @@ def decide_bars(
         forced = flat_day_end and (i + 1 == n or ts[i + 1] // DAY_US != ts[i] // DAY_US)
         s = 0.0 if forced else target[i]
         if (tradable[i] or forced) and not K.quiet(S, P, s, kr_close[i], bn_close[i], conv[i]):
-            ntr, nrej, nx = K.bar_decision(
+            ntr, nrej, nx = K.bar_decision_at(
                 S,
                 P,
                 i,
+                i + hist,
                 t,
                 s,
                 kr_close[i],
@@ -234,8 +242,8 @@ def decide_bars(
                 bn_ref_sell[i],
                 kr_vol[i],
                 bn_vol[i],
-                kr_close,
-                bn_close,
+                kr_hist,
+                bn_hist,
                 vol_window,
                 trades,
                 ntr,
@@ -321,10 +329,22 @@ def _positions(segs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def run_vectorized(
-    market: Market, signals: pl.DataFrame, config: BacktestConfig | None = None
+    market: Market,
+    signals: pl.DataFrame,
+    config: BacktestConfig | None = None,
+    *,
+    start: ClosingState | None = None,
 ) -> BacktestResult:
-    """Backtest ``signals`` (ts, target) on ``market`` with bar-level fills. See BacktestResult."""
+    """Backtest ``signals`` (ts, target) on ``market`` with bar-level fills. See BacktestResult.
+
+    ``start``: the closing state of the run over the bars before (``result.closing``) to continue
+    from; without it the run starts flat (kimp.backtest.carry)."""
     cfg = config or BacktestConfig()
+    if start is not None and start.orders.shape[0]:
+        raise ValueError(
+            f"the closing state has {start.orders.shape[0]} working order(s) (event-driven engine with "
+            "books): continue it with run_event_driven"
+        )
     n = market.n
     equity = np.empty(n)
     # The record buffers (fills, rejections, transfers, segments) start small and the pass runs again
@@ -333,7 +353,13 @@ def run_vectorized(
     capacity = min(2 * n + 64, FIRST_TRADE_CAPACITY)
     while True:
         prep = prepare(
-            market, signals, cfg, trade_capacity=capacity, record_capacity=capacity, alloc=scratch_buffer
+            market,
+            signals,
+            cfg,
+            trade_capacity=capacity,
+            record_capacity=capacity,
+            alloc=scratch_buffer,
+            start=start,
         )
         segs = scratch_buffer("segments", capacity, SEG_COLS)
         ntr, nrej, nx, nseg = decide_bars(
@@ -351,7 +377,11 @@ def run_vectorized(
             prep.bn_ref_sell,
             market.kr_volume,
             market.bn_volume,
+            prep.kr_hist,
+            prep.bn_hist,
+            prep.hist,
             cfg.costs.impact.vol_window,
+            np.int64(prep.funding_from),
             prep.params,
             prep.state,
             prep.trades,
@@ -363,7 +393,7 @@ def run_vectorized(
             break
         capacity = 2 * n + 64  # two fills a bar at most; one of each other record
     P = prep.params
-    capital = float(P[K.P_CAP_TOTAL])
+    capital = prep.opening  # the metrics' reference: the starting capital, or the carried last mark
     mark_segments(
         segs, nseg, P[K.P_CAP_TOTAL], P[K.P_FX_COST], market.kr_close, market.bn_close, market.conv, equity
     )
