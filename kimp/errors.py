@@ -40,6 +40,49 @@ class MarketDataError(KimpError):
             parts.append(f"offending rows ({len(rows)}): {_render_rows(rows, max_rows)}")
         super().__init__("\n".join(parts))
 
+    def paragraph(self, max_rows: int = 3) -> str:
+        """The error as one paragraph for a terminal: source, partition, problem, the first offending rows
+        (file, line, column or field, value) and what was expected."""
+        where = f"[{self.source}]" + (f" partition {self.partition}" if self.partition else "")
+        rows = _brief_rows(self.rows, max_rows) if self.rows is not None and len(self.rows) > 0 else ""
+        problem = self.problem.rstrip(". ")
+        return (
+            f"{where}: {problem}"
+            + (f" ({rows})" if rows else "")
+            + f". Expected: {self.expected.rstrip('. ')}."
+        )
+
+
+def _brief_rows(rows: pl.DataFrame | Sequence[object], max_rows: int) -> str:
+    """'line 12, column 'close', value '5001x000.0'; line 40, ...' (the first rows, in words)."""
+    if not isinstance(rows, pl.DataFrame):
+        items = [str(r) for r in list(rows)[:max_rows]]
+        more = len(rows) - len(items)
+        return "; ".join(items) + (f"; {more} more" if more > 0 else "")
+    described = []
+    for row in rows.head(max_rows).to_dicts():
+        words = []
+        if row.get("file") is not None:
+            words.append(f"file {row['file']}")
+        if row.get("line") is not None:
+            words.append(f"line {row['line']}")
+        if "column" in row:
+            words.append(f"column {row['column']!r}, value {row.get('value')!r}")
+        elif "fields" in row:
+            words.append(f"{row['fields']} fields: {row.get('value')!r}")
+        else:
+            shown = {
+                k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                for k, v in row.items()
+                if k not in ("file", "line", "problem") and v is not None
+            }
+            words += [f"{k} {v!r}" if isinstance(v, str) else f"{k} {v}" for k, v in shown.items()]
+            if row.get("problem"):
+                words.append(f"problem: {row['problem']}")
+        described.append(", ".join(words))
+    more = rows.height - len(described)
+    return "; ".join(described) + (f"; {more} more row(s)" if more > 0 else "")
+
 
 def _render_rows(rows: pl.DataFrame | Sequence[object], max_rows: int) -> str:
     if isinstance(rows, pl.DataFrame):

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import sys
+import textwrap
 import time
 from datetime import date, timedelta
 
@@ -40,7 +41,9 @@ def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date 
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
     """kimp: research and execution platform for the Korean kimchi premium."""
-    ctx.obj = {"log_level": "INFO" if verbose else "WARNING"}
+    # Without -v Dagster's console stays quiet (no stack traces): a failed day is reported as one paragraph
+    # and the runs' warnings as lines (kimp_pipelines.runner); -v shows Dagster's logs, traces included.
+    ctx.obj = {"log_level": "INFO" if verbose else "CRITICAL"}
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -108,9 +111,14 @@ def _materialize(
     except ValueError as exc:  # e.g. a selection that matches nothing
         raise click.ClickException(str(exc)) from None
     click.echo(f"kimp: {outcome.summary()} in {time.perf_counter() - t0:.1f}s", err=True)
+    for warning in outcome.warnings:
+        click.echo(f"  warning: {warning}", err=True)
     if not outcome.ok:
-        for line in outcome.problems:
-            click.echo(f"  - {line}", err=True)
+        for paragraph in outcome.problems:
+            click.echo(
+                "\n" + textwrap.fill(paragraph, width=110, break_long_words=False, break_on_hyphens=False),
+                err=True,
+            )
         sys.exit(1)
 
 

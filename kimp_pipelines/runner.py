@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from dagster import AssetKey, AssetSelection, DagsterEventType, MultiPartitionKey, MultiPartitionsDefinition
+from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
 from dagster._core.errors import DagsterInvalidSubsetError
 from tqdm import tqdm
 
@@ -64,7 +65,8 @@ class RangeOutcome:
     runs: list[str] = field(default_factory=list)
     materializations: int = 0
     checks_passed: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one paragraph per failed run
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +109,7 @@ def materialize_range(
     if select:
         try:
             selected = set(AssetSelection.from_string(select).resolve(graph))
-        except DagsterInvalidSubsetError as exc:
+        except (DagsterInvalidSubsetError, DagsterInvalidAssetSelectionError) as exc:
             known = ", ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
             raise ValueError(f"--select {select!r}: {exc}. Assets: {known}") from None
         if not selected:
@@ -202,7 +204,6 @@ def _run_one(
     extra_config: dict,
     valid_days: set[str],
 ) -> None:
-    known_problems = len(outcome.problems)
     day_key = key.keys_by_dimension["date"] if isinstance(key, MultiPartitionKey) else key
     if day_key is not None and day_key not in valid_days:
         outcome.problems.append(
@@ -236,26 +237,66 @@ def _run_one(
         outcome.materializations += sum(
             1 for e in events if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
         )
-    for evaluation in result.get_asset_check_evaluations():
-        if evaluation.passed:
-            outcome.checks_passed += 1
-        else:
-            outcome.problems.append(
-                f"{key}: check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} failed: "
-                f"{evaluation.description or ''}".strip()
-            )
-    for event in events:
-        if event.event_type == DagsterEventType.STEP_FAILURE:
-            err = event.step_failure_data.error
-            message = err.cause.message if err and err.cause else (err.message if err else "")
-            # first line only: a failed blocking check's rows are already listed above
-            outcome.problems.append(f"{key}: step {event.step_key} failed: {message.strip().splitlines()[0]}")
+    outcome.checks_passed += sum(1 for e in result.get_asset_check_evaluations() if e.passed)
+    if not result.success:
+        outcome.problems.append(failure_paragraph(key, result))
+    if log_level not in ("DEBUG", "INFO", "WARNING"):  # Dagster's console is quiet: say what it would warn
+        outcome.warnings += _run_warnings(instance, key, result.run_id)
     _end_mlflow_run()
-    if not result.success and len(outcome.problems) == known_problems:
-        outcome.problems.append(f"{key}: run {result.run_id} failed")
     if progress:
         what = "all assets" if run_assets is None else ", ".join(k.to_user_string() for k in run_assets)
         tqdm.write(f"{key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'} ({what})")
+
+
+def failure_paragraph(key: object, result: object) -> str:
+    """What went wrong in a failed run, as one paragraph: each failed check (asset, check, source, what was
+    found and expected) and each failed step (its error's own paragraph, e.g. file, line, column, value;
+    otherwise the error's first line), then what happened to the store."""
+    parts = []
+    for ev in result.get_asset_check_evaluations():  # type: ignore[attr-defined]
+        if ev.passed:
+            continue
+        meta = ev.metadata or {}
+        source = getattr(meta.get("source"), "value", None)
+        lines = (ev.description or "").strip().splitlines()
+        found = "; ".join(line.removeprefix("- ") for line in lines[1:]) or (lines[0] if lines else "")
+        parts.append(
+            f"{ev.asset_key.to_user_string()}: check '{ev.check_name}' failed"
+            + (f" [{source}]" if source else "")
+            + f": {found.rstrip('. ')}."
+        )
+    for event in result.all_events:  # type: ignore[attr-defined]
+        if event.event_type != DagsterEventType.STEP_FAILURE:
+            continue
+        data = event.step_failure_data
+        user = data.user_failure_data
+        if user is not None and "failed_checks" in (user.metadata or {}):
+            continue  # its blocking checks said it above
+        if user is not None and user.description:
+            parts.append(f"{event.step_key}: {user.description}")
+            continue
+        err = data.error.cause if data.error and data.error.cause else data.error
+        first = (err.message.strip().splitlines() or [""])[0] if err else "unknown error"
+        parts.append(f"{event.step_key}: {first} (kimp -v ... shows the trace).")
+    if not parts:
+        parts.append(f"run {result.run_id} failed (kimp -v ... shows why).")  # type: ignore[attr-defined]
+    return (
+        f"{key}: "
+        + " ".join(parts)
+        + " Nothing of this run was written: the stored partitions are as they were."
+    )
+
+
+def _run_warnings(instance: object, key: object, run_id: str) -> list[str]:
+    """The run's own warnings (e.g. a day without candles), which a quiet console does not print."""
+    import logging
+
+    out = []
+    for entry in instance.all_logs(run_id):  # type: ignore[attr-defined]
+        if entry.is_dagster_event or entry.level < logging.WARNING or entry.level >= logging.ERROR:
+            continue
+        out.append(f"{key}: {entry.user_message}")
+    return out
 
 
 def _end_mlflow_run() -> None:

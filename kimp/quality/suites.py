@@ -355,9 +355,9 @@ def _coverage(
         if short:
             outcome.failures.append(
                 Failure(
-                    f"a whole day per series (no more than {cfg.max_gap_s // 60} min missing at its start "
-                    "or end; KIMP_MAX_GAP_MINUTES)",
-                    "; ".join(short),
+                    "a whole day per series",
+                    f"{'; '.join(short)} (more than the {cfg.max_gap_s // 60} min allowed at a day's start or "
+                    "end, KIMP_MAX_GAP_MINUTES)",
                 )
             )
     if stored is not None:
@@ -369,9 +369,9 @@ def _coverage(
         elif lost:
             outcome.failures.append(
                 Failure(
-                    "at least the series, rows and hours of the stored partition",
-                    f"the source now has less: {'; '.join(lost)}. The stored file is kept; "
-                    "re-run with --allow-shrink to replace it with less",
+                    "no less than the stored partition",
+                    f"the source now has less than the stored partition: {'; '.join(lost)}. The stored file "
+                    "is kept; re-run with --allow-shrink to replace it with less",
                 )
             )
     outcome.passed = not outcome.failures

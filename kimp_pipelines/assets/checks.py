@@ -22,6 +22,7 @@ from dagster import (
     MetadataValue,
 )
 
+from kimp.errors import MarketDataError
 from kimp.quality import CHECKS, CheckOutcome, QualityConfig, validate
 from kimp.quality.suites import DESCRIPTIONS, rows_markdown
 
@@ -56,6 +57,15 @@ def outcome_metadata(outcome: CheckOutcome, day: date) -> dict[str, Any]:
     return meta
 
 
+def source_failure(exc: MarketDataError) -> Failure:
+    """A source's or computation's MarketDataError as a Dagster Failure: the one-paragraph description the
+    CLI prints, and the offending rows as a table in the UI (the exception stays chained for -v)."""
+    meta: dict[str, Any] = {"source": exc.source, "problem": exc.problem, "expected": exc.expected}
+    if isinstance(exc.rows, pl.DataFrame) and exc.rows.height:
+        meta["offending rows"] = MetadataValue.md(rows_markdown(exc.rows))
+    return Failure(description=exc.paragraph(), metadata=meta)
+
+
 def run_checks(
     context: Any,
     asset_name: str,
@@ -64,6 +74,7 @@ def run_checks(
     day: date,
     config: QualityConfig,
     stored: pl.DataFrame | None = None,
+    source: str | None = None,
 ) -> Iterator[AssetCheckResult]:
     """Yield one result per rule; raise ``Failure`` (after yielding them all) if any failed.
 
@@ -76,7 +87,7 @@ def run_checks(
             passed=outcome.passed,
             severity=AssetCheckSeverity.ERROR,
             description=None if outcome.passed else outcome.summary(),
-            metadata=outcome_metadata(outcome, day),
+            metadata=outcome_metadata(outcome, day) | ({"source": source} if source else {}),
         )
     if failed:
         summary = "\n\n".join(o.summary() for o in failed)

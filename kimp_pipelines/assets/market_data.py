@@ -14,10 +14,11 @@ from typing import Any
 import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, DailyPartitionsDefinition, Output, asset
 
+from kimp.errors import MarketDataError
 from kimp.market_data import schemas
 from kimp.market_data.source import MarketSource
 from kimp.timeutil import parse_day
-from kimp_pipelines.assets.checks import check_specs, run_checks
+from kimp_pipelines.assets.checks import check_specs, run_checks, source_failure
 from kimp_pipelines.assets.metadata import table_metadata
 from kimp_pipelines.resources.io_manager import stored_output
 from kimp_pipelines.resources.market_data import MarketDataResource
@@ -51,7 +52,10 @@ def _raw_asset(
         day = parse_day(context.partition_key)
         source = market_data.source()
         provided = source.provides(table, venue) if venue else source.provides(table)  # type: ignore[arg-type]
-        frame = fetch(source, day) if provided else schemas.empty(schemas.TABLES[table])
+        try:
+            frame = fetch(source, day) if provided else schemas.empty(schemas.TABLES[table])
+        except MarketDataError as exc:  # bad input: one paragraph (file, line, field, value) for the CLI
+            raise source_failure(exc) from exc
         if not provided:
             context.log.info(f"{name}: the {source.name} source does not provide this table; stored empty")
         elif frame.height == 0:
@@ -65,7 +69,9 @@ def _raw_asset(
             meta["symbols"] = ", ".join(sorted(frame["symbol"].unique().to_list()))
         # The partition this run would replace: the new one must hold at least as much ('coverage').
         stored = stored_output(context)
-        yield from run_checks(context, name, table, frame, day, quality.config(), stored=stored)
+        yield from run_checks(
+            context, name, table, frame, day, quality.config(), stored=stored, source=source.name
+        )
         yield Output(frame, metadata=meta)
 
     return _raw

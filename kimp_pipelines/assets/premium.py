@@ -14,10 +14,11 @@ from dagster import (
     asset,
 )
 
+from kimp.errors import MarketDataError
 from kimp.premium import FX_LOOKBACK_DAYS, compute_premium
 from kimp.reporting.plots import premium_day_png
 from kimp.timeutil import parse_day
-from kimp_pipelines.assets.checks import check_specs, run_checks
+from kimp_pipelines.assets.checks import check_specs, run_checks, source_failure
 from kimp_pipelines.assets.metadata import frame_table, png_markdown, table_metadata
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
 from kimp_pipelines.resources.quality import QualityResource
@@ -55,9 +56,12 @@ def build_premium_asset(partitions: DailyPartitionsDefinition) -> AssetsDefiniti
         premium_usdt = KRW / (Binance USDT x Upbit USDT/KRW) - 1, as fractions. Each bar uses the latest
         USD/KRW published at or before its close; zero-volume (stale) bars have null premiums."""
         day = parse_day(context.partition_key)
-        premium = compute_premium(
-            {"upbit": upbit_candles, "bithumb": bithumb_candles}, binance_candles, fx_usdkrw, day=day
-        )
+        try:
+            premium = compute_premium(
+                {"upbit": upbit_candles, "bithumb": bithumb_candles}, binance_candles, fx_usdkrw, day=day
+            )
+        except MarketDataError as exc:
+            raise source_failure(exc) from exc
         meta = table_metadata(premium)
         stats = (
             premium.group_by(["coin", "kr_venue"])
