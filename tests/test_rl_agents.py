@@ -16,6 +16,7 @@ import pytest
 from kimp.backtest import BacktestConfig, run_vectorized
 from kimp.rl import AgentConfig, EnvConfig, build_episodes, day_markets
 from kimp.rl.agents import Agent, train
+from kimp.rl.strategy import agent_signals, select_agent
 from kimp.rl.walk_forward import RLWalkForward, act_day, train_day
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_hourly"
@@ -84,6 +85,12 @@ def test_training_is_seeded_reproducible_and_survives_saving(kind: str, episodes
     loaded = Agent.load(first.save(tmp_path / kind))
     assert loaded.kind == kind and loaded.report.steps == first.report.steps
     np.testing.assert_array_equal(loaded.play(held_out[0]).targets, plays[0].targets)
+    # As a strategy: the saved agent's signals on the day's market, warmed up on the day before.
+    yesterday = episodes[-6].market
+    assert (yesterday.coin, held_out[0].market.coin) == ("BTC", "BTC")
+    signals, notes = agent_signals(tmp_path / kind, held_out[0].market, history=yesterday)
+    np.testing.assert_array_equal(signals["target"].to_numpy(), plays[0].targets)
+    assert len(notes) == plays[0].kills.shape[0]
 
 
 def test_time_budget_stops_training_and_says_so(episodes) -> None:
@@ -129,3 +136,14 @@ def test_a_window_without_data_is_a_clear_error(tables) -> None:
     wf = RLWalkForward(window_days=3, kr_venues=("bithumb",))
     with pytest.raises(ValueError, match="no tradable day of bithumb in the training window"):
         train_day(date(2018, 3, 1), "dqn", tables, wf, TINY["dqn"])
+
+
+def test_selection_rule_picks_the_best_validation_sharpe() -> None:
+    cards = [
+        {"agent": "ppo", "val_sharpe": 0.4},
+        {"agent": "dqn", "val_sharpe": 1.2},
+        {"agent": "other", "val_sharpe": float("nan")},
+    ]
+    assert select_agent(cards)["agent"] == "dqn"  # type: ignore[index]
+    assert select_agent(cards[:1] + cards[2:])["agent"] == "ppo"  # type: ignore[index]
+    assert select_agent(cards[2:]) is None
