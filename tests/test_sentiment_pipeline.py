@@ -144,9 +144,8 @@ def test_news_sentiment_and_features_on_the_simulated_market(
     )
     assert result.success
     meta = result.asset_materializations_for_node("features")[0].metadata
-    assert not any(k.startswith("sentiment") and "1h" not in k for k in meta["unavailable"].value), meta[
-        "unavailable"
-    ]
+    unavailable = [r.data["family/timeframe"] for r in meta["unavailable"].records]
+    assert not any(k.startswith("sentiment") and "1h" not in k for k in unavailable), unavailable
     feats = pl.read_parquet(tmp_path / "features" / f"{day}.parquet")
     # one day without the previous one: the 1-day windows are still warming up (null), shorter ones are not
     assert feats["sent_count_1d"].null_count() == feats.height
