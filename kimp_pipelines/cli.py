@@ -1,4 +1,4 @@
-"""The ``kimp`` command line: demo, materialize, walk-forward, backtest, sql, sentiment, ui."""
+"""The ``kimp`` command line: demo, materialize, walk-forward, research, backtest, sql, sentiment, ui."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import date, timedelta
 
 import click
 
+from kimp.errors import KimpError
 from kimp.models import registry
 from kimp.settings import PROJECT_ROOT, Settings
 from kimp.timeutil import days_between
@@ -399,6 +400,87 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
         float_precision=4,
     ):
         click.echo(f"\n{title}:\n{frame}")
+
+
+@main.command()
+@click.option("--start", callback=_day, required=True, help="First predicted day (YYYY-MM-DD, UTC).")
+@click.option("--end", callback=_day, required=True, help="Last predicted day, inclusive.")
+@click.option(
+    "--period",
+    "periods",
+    multiple=True,
+    help="A research period (repeat for several; default all) [KIMP_RESEARCH_PERIODS]: "
+    "hourly_2018_euphoria, hourly_2019_calm, daily_2021, daily_2024_2025, intraday_2025_5m.",
+)
+@click.option(
+    "--horizon",
+    "horizons",
+    type=click.IntRange(1, 24),
+    multiple=True,
+    help="Horizon in hours, repeatable (default each period's own) [KIMP_RESEARCH_HORIZONS].",
+)
+@click.option("--models", help="Comma-separated members to train [KIMP_RESEARCH_MODELS, default lightgbm].")
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(1, 365),
+    help="Days between trainings (default each period's own) [KIMP_RESEARCH_RETRAIN_DAYS].",
+)
+@click.option(
+    "--window-days", type=click.IntRange(1, 730), help="Training window [KIMP_RESEARCH_WINDOW_DAYS]."
+)
+@click.option(
+    "--max-days", type=click.IntRange(1, 3650), help="Only the last N predicted days of each period."
+)
+@click.option("--bootstrap", type=click.IntRange(10, 100_000), help="Bootstrap samples [default 1000].")
+def research(
+    start: date,
+    end: date,
+    periods: tuple[str, ...],
+    horizons: tuple[int, ...],
+    models: str | None,
+    retrain_every: int | None,
+    window_days: int | None,
+    max_days: int | None,
+    bootstrap: int | None,
+) -> None:
+    """Research on the real data (KIMP_DATA_DIR = the shared real-data folder): for each period and horizon,
+    the walk-forward of the members, the ensemble and the baselines over the period's days inside
+    START..END, macro-F1 and log-loss with block-bootstrap intervals over days, and the report
+    ($KIMP_HOME/research/research.md and .html)."""
+    from kimp.research import periods as period_registry
+    from kimp.research import run_research
+
+    try:
+        settings = _settings().with_research(
+            periods=tuple(p.strip().lower() for p in periods) or None,
+            horizons_h=horizons or None,
+            models=_names(models) if models else None,
+            retrain_every_days=retrain_every,
+            window_days=window_days,
+            max_days=max_days,
+            bootstrap_samples=bootstrap,
+        )
+        for name in settings.research.periods:
+            period_registry.get(name)
+        registry.members(settings.research.models)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not settings.data_dir:
+        raise click.UsageError("kimp research reads real data: set KIMP_DATA_DIR (e.g. ../shared/data/real)")
+    click.echo(
+        f"kimp: research {start}..{end} on {settings.data_dir}: periods "
+        f"{', '.join(settings.research.periods or period_registry.PERIODS)}; members "
+        f"{', '.join(settings.research.models)} + ensemble + baselines",
+        err=True,
+    )
+    t0 = time.perf_counter()
+    try:
+        result = run_research(settings, start, end, progress=lambda m: click.echo(f"  {m}", err=True))
+    except (ValueError, KimpError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"kimp: research done in {time.perf_counter() - t0:.0f}s", err=True)
+    click.echo(result.markdown_path.read_text())
+    click.echo(f"report: {result.markdown_path}\n        {result.html_path}")
 
 
 @main.command("models")

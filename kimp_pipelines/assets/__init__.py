@@ -12,7 +12,7 @@ from kimp_pipelines.assets.features import build_feature_assets
 from kimp_pipelines.assets.market_data import build_raw_assets
 from kimp_pipelines.assets.models import build_model_assets
 from kimp_pipelines.assets.premium import build_premium_asset
-from kimp_pipelines.assets.reports import backtest_summary, walk_forward_report
+from kimp_pipelines.assets.reports import backtest_summary, build_research_report, walk_forward_report
 from kimp_pipelines.assets.sentiment import build_sentiment_asset
 from kimp_pipelines.assets.tuning import build_tuning_asset
 from kimp_pipelines.partitions import Partitions
@@ -38,6 +38,7 @@ def build_assets(settings: Settings, partitions: Partitions | None = None) -> li
         build_backtest_asset(partitions),
         walk_forward_report,
         backtest_summary,
+        build_research_report(settings),
     ]
 
 

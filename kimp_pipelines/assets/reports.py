@@ -4,9 +4,11 @@ import tempfile
 from pathlib import Path
 
 import polars as pl
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, AssetsDefinition, Config, MetadataValue, Output, asset
+from pydantic import Field
 
 from kimp.reporting.summaries import backtest_overview, walk_forward_overview
+from kimp.settings import Settings
 from kimp_pipelines.assets.metadata import frame_table, png_markdown
 from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.store import StoreResource
@@ -71,3 +73,64 @@ def backtest_summary(
         "html_index": MetadataValue.path(str(index)),
     }
     return Output(daily, metadata=meta)
+
+
+class ResearchConfig(Config):
+    """Predicted days (inclusive, YYYY-MM-DD) and research periods (empty = the settings' periods)."""
+
+    start: str
+    end: str
+    periods: list[str] = Field(default_factory=list)
+
+
+def build_research_report(settings: Settings) -> AssetsDefinition:
+    """The ``research_report`` asset over the real data of ``settings`` (kimp.research.run_research)."""
+
+    # Its own group: the daily reports_job never runs it (it reads months of real data; run it on purpose,
+    # from the UI with a range or with `kimp research`).
+    @asset(group_name="research", kinds={"polars", "parquet", "html"})
+    def research_report(context: AssetExecutionContext, config: ResearchConfig) -> Output[pl.DataFrame]:
+        """Research on the real data: for each period and horizon in the range, macro-F1 and log-loss of the
+        members, the ensemble, the validated choice and the baselines, with block-bootstrap intervals over
+        days and differences to persistence; the Markdown and HTML reports are written beside it
+        ($KIMP_HOME/research)."""
+        from datetime import date
+
+        from kimp.research import run_research
+
+        chosen = settings.with_research(periods=tuple(config.periods) or None)
+        result = run_research(
+            chosen,
+            date.fromisoformat(config.start),
+            date.fromisoformat(config.end),
+            progress=context.log.info,
+        )
+        if result.scores.height == 0:
+            raise ValueError(
+                f"research_report: nothing could be scored in {config.start}..{config.end}: "
+                + "; ".join(result.notes)
+            )
+        for note in result.notes:
+            context.log.info(note)
+        shown = [
+            "period",
+            "hours",
+            "model",
+            "rows",
+            "days",
+            "macro_f1",
+            "delta_macro_f1",
+            "macro_f1_w",
+            "log_loss",
+        ]
+        meta = {
+            "periods": result.scores["period"].n_unique(),
+            "scores": frame_table(result.scores.select([c for c in shown if c in result.scores.columns])),
+            "markdown": MetadataValue.path(str(result.markdown_path)),
+            "html": MetadataValue.path(str(result.html_path)),
+        }
+        if result.summary.height:
+            meta["summary"] = frame_table(result.summary)
+        return Output(result.scores, metadata=meta)
+
+    return research_report

@@ -1,0 +1,148 @@
+"""The research report: a table (one row per period, horizon and model) as Markdown and HTML.
+
+Each number is the out-of-sample value over the predicted days with its block-bootstrap interval
+(kimp.research.bootstrap); ``delta`` columns are paired differences to persistence. The summary answers
+the issue's question: averaged over the periods that allow a 1-hour horizon, is the ensemble (or the
+validated choice) at least 5 macro-F1 points above persistence, and which horizon comes closest.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+
+import numpy as np
+import polars as pl
+
+TARGET_POINTS = 0.05
+
+
+def _ci(v: float, lo: float, hi: float, digits: int = 3) -> str:
+    if v is None or not np.isfinite(v):
+        return "n/a"
+    return f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _row_cells(r: Mapping[str, object]) -> list[str]:
+    def g(k: str) -> float:
+        v = r.get(k)
+        return float(v) if v is not None else float("nan")  # type: ignore[arg-type]
+
+    return [
+        str(r["period"]),
+        f"{r['hours']}h",
+        str(r["model"]),
+        str(r["rows"]),
+        str(r["days"]),
+        _ci(g("macro_f1"), g("macro_f1_lo"), g("macro_f1_hi")),
+        _ci(g("delta_macro_f1"), g("delta_macro_f1_lo"), g("delta_macro_f1_hi")),
+        _ci(g("macro_f1_w"), g("macro_f1_w_lo"), g("macro_f1_w_hi")),
+        _ci(g("delta_macro_f1_w"), g("delta_macro_f1_w_lo"), g("delta_macro_f1_w_hi")),
+        _ci(g("log_loss"), g("log_loss_lo"), g("log_loss_hi")),
+        _ci(g("delta_log_loss"), g("delta_log_loss_lo"), g("delta_log_loss_hi")),
+    ]
+
+
+HEADER = [
+    "period",
+    "horizon",
+    "model",
+    "rows",
+    "days",
+    "macro-F1 [90% CI]",
+    "Δ macro-F1 vs persistence",
+    "macro-F1, validated class weights",
+    "Δ (weighted) vs persistence (weighted)",
+    "log-loss",
+    "Δ log-loss vs persistence",
+]
+
+
+def summary(
+    scores: pl.DataFrame, samples: Mapping[tuple[str, int], Mapping[str, Mapping[str, np.ndarray]]]
+) -> pl.DataFrame:
+    """Per horizon and model: the mean over periods of the macro-F1 difference to persistence (argmax and
+    weighted decisions), with a 90% interval from averaging the periods' bootstrap samples."""
+    rows = []
+    if scores.height == 0:
+        return pl.DataFrame()
+    for hours in sorted(scores["hours"].unique().to_list()):
+        keys = [k for k in samples if k[1] == hours and "persistence" in samples[k]]
+        models = set.intersection(*(set(samples[k]) for k in keys)) if keys else set()
+        for model in sorted(models - {"persistence"}):
+            for metric in ("macro_f1", "macro_f1_w"):
+                diffs = np.mean(
+                    [samples[k][model][metric] - samples[k]["persistence"][metric] for k in keys], axis=0
+                )
+                part = scores.filter((pl.col("hours") == hours) & (pl.col("model") == model))
+                point = float(part[f"delta_{metric}"].mean())
+                rows.append(
+                    {
+                        "hours": hours,
+                        "model": model,
+                        "decision": "argmax" if metric == "macro_f1" else "validated weights",
+                        "periods": len(keys),
+                        "mean_delta_macro_f1": point,
+                        "lo": float(np.quantile(diffs, 0.05)),
+                        "hi": float(np.quantile(diffs, 0.95)),
+                        "reaches_5_points": point >= TARGET_POINTS,
+                    }
+                )
+    return pl.DataFrame(rows)
+
+
+def markdown(scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
+    lines = ["## Scores per period, horizon and model", ""]
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for r in scores.iter_rows(named=True):
+        lines.append("| " + " | ".join(_row_cells(r)) + " |")
+    lines += ["", "## Mean over periods of the macro-F1 difference to persistence", ""]
+    if summ.height:
+        cols = ["horizon", "model", "decision", "periods", "mean Δ macro-F1 [90% CI]", "≥ 5 points"]
+        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in summ.iter_rows(named=True):
+            lines.append(
+                f"| {r['hours']}h | {r['model']} | {r['decision']} | {r['periods']} | "
+                f"{_ci(r['mean_delta_macro_f1'], r['lo'], r['hi'])} | {'yes' if r['reaches_5_points'] else 'no'} |"
+            )
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Scores per period, horizon and model</h2>",
+        table(HEADER, [_row_cells(r) for r in md_scores.iter_rows(named=True)]),
+    ]
+    if summ.height:
+        parts += [
+            "<h2>Mean over periods of the macro-F1 difference to persistence</h2>",
+            table(
+                ["horizon", "model", "decision", "periods", "mean Δ macro-F1 [90% CI]", "≥ 5 points"],
+                [
+                    [
+                        f"{r['hours']}h",
+                        r["model"],
+                        r["decision"],
+                        str(r["periods"]),
+                        _ci(r["mean_delta_macro_f1"], r["lo"], r["hi"]),
+                        "yes" if r["reaches_5_points"] else "no",
+                    ]
+                    for r in summ.iter_rows(named=True)
+                ],
+            ),
+        ]
+    if notes:
+        parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul>"]
+    parts.append("</body></html>")
+    return "\n".join(parts)

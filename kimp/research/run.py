@@ -1,0 +1,192 @@
+"""``run_research``: every configured period and horizon, scored and written as one report.
+
+Outputs under ``Settings.research_dir`` (``$KIMP_HOME/research``): ``predictions/<period>_<h>h.parquet``
+(every out-of-sample prediction, decision and training day), ``choices/<period>_<h>h.parquet`` (the
+validated choice per training day), ``research_scores.parquet`` / ``.csv`` (the table),
+``research_summary.parquet``, ``research.md`` and ``research.html``. A period or horizon that cannot run
+is listed in the notes with the reason; a failed period never replaces the outputs of the last good run
+(they are written only at the end, to temporary names first).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from kimp.errors import KimpError
+from kimp.research import periods as period_registry
+from kimp.research.bootstrap import BootstrapConfig, score_table
+from kimp.research.data import period_inputs
+from kimp.research.periods import Period
+from kimp.research.report import html_page, markdown, summary
+from kimp.research.study import horizon_config, run_horizon
+from kimp.settings import Settings
+from kimp.timeutil import days_between
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ResearchResult:
+    scores: pl.DataFrame
+    summary: pl.DataFrame
+    notes: list[str]
+    out_dir: Path
+    samples: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.out_dir / "research.md"
+
+    @property
+    def html_path(self) -> Path:
+        return self.out_dir / "research.html"
+
+
+def selected_periods(settings: Settings) -> list[Period]:
+    names = settings.research.periods or tuple(period_registry.PERIODS)
+    return [period_registry.get(n) for n in names]
+
+
+def _days(period: Period, start: date | None, end: date | None, max_days: int | None) -> list[date]:
+    lo = max(period.start, start) if start else period.start
+    hi = min(period.end, end) if end else period.end
+    if hi < lo:
+        return []
+    days = days_between(lo, hi)
+    return days[-max_days:] if max_days else days
+
+
+def run_research(
+    settings: Settings,
+    start: date | None = None,
+    end: date | None = None,
+    *,
+    periods: list[Period] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ResearchResult:
+    """Run the walk-forward of every period x horizon inside ``start``..``end`` and write the report."""
+    rs = settings.research
+    if settings.data_dir is None:
+        raise ValueError(
+            "kimp research reads the real data: set KIMP_DATA_DIR to the shared real-data folder"
+        )
+    data_dir = Path(settings.data_dir)
+    out_dir = settings.research_dir
+    work = out_dir / "work"
+    notes: list[str] = []
+    frames: list[pl.DataFrame] = []
+    samples: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = {}
+    runs: dict[str, pl.DataFrame] = {}
+    boot = BootstrapConfig(n_samples=rs.bootstrap_samples, block_days=rs.block_days, seed=settings.seed)
+    for period in periods or selected_periods(settings):
+        days = _days(period, start, end, rs.max_days)
+        if not days:
+            notes.append(
+                f"{period.name}: not run, its days {period.start}..{period.end} are outside {start}..{end}"
+            )
+            continue
+        hours_list = [h for h in (rs.horizons_h or period.horizons_h) if period.allows(h)]
+        not_allowed = [h for h in rs.horizons_h if not period.allows(h)]
+        if not_allowed:
+            notes.append(f"{period.name}: horizons {not_allowed} h not run (bars of {period.interval_s} s)")
+        if not hours_list:
+            continue
+        window = rs.window_days or period.window_days
+        retrain = rs.retrain_every_days or period.retrain_every_days
+        t0 = time.perf_counter()
+        try:
+            inputs = period_inputs(
+                period, data_dir, work, window_days=window, first_day=days[0], last_day=days[-1]
+            )
+        except KimpError as exc:  # one period's bad data must not cost the others their results
+            notes.append(f"{period.name}: not run, its data failed: {exc}")
+            log.error("research %s: %s", period.name, exc)
+            continue
+        log.info("research %s: inputs in %.1fs", period.name, time.perf_counter() - t0)
+        if progress:
+            progress(
+                f"{period.name}: {inputs.features.height} feature rows x {inputs.features.width - 3} features "
+                f"({time.perf_counter() - t0:.0f}s); predicting {days[0]}..{days[-1]}"
+            )
+        for hours in hours_list:
+            config = horizon_config(
+                settings.walk_forward, period, hours, window_days=window, models=rs.models
+            )
+            t1 = time.perf_counter()
+            run = run_horizon(
+                inputs, period, config, retrain_every_days=retrain, days=days, progress=progress
+            )
+            for s in run.skipped:
+                notes.append(f"{period.name} {hours}h: training day skipped: {s}")
+            if run.predictions.height == 0:
+                notes.append(f"{period.name} {hours}h: no predictions (every training day was skipped)")
+                continue
+            table, samp = score_table(run.predictions, config=boot)
+            if table.height == 0:
+                notes.append(f"{period.name} {hours}h: no scored rows (no label known in the predicted days)")
+                continue
+            samples[(period.name, hours)] = samp
+            frames.append(
+                table.with_columns(
+                    period=pl.lit(period.name),
+                    hours=pl.lit(hours),
+                    kr_venue=pl.lit(period.kr_venue),
+                    flat_band=pl.lit(config.flat_band),
+                    window_days=pl.lit(window),
+                    retrain_every_days=pl.lit(retrain),
+                    first_day=pl.lit(days[0]),
+                    last_day=pl.lit(days[-1]),
+                    seconds=pl.lit(round(time.perf_counter() - t1, 1)),
+                )
+            )
+            runs[f"predictions/{period.name}_{hours}h.parquet"] = run.predictions
+            if run.choices.height:
+                runs[f"choices/{period.name}_{hours}h.parquet"] = run.choices
+                chosen = run.choices["chosen"].value_counts(sort=True)
+                notes.append(
+                    f"{period.name} {hours}h: validated choice per training day: "
+                    + ", ".join(f"{r['chosen']} {r['count']}x" for r in chosen.iter_rows(named=True))
+                )
+    lead = ["period", "hours", "model"]
+    scores = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if scores.height:
+        scores = scores.select(*lead, pl.exclude(lead)).sort(lead)
+    summ = summary(scores, samples)
+    _write(out_dir, scores, summ, notes, runs)
+    return ResearchResult(scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples)
+
+
+def _write(
+    out_dir: Path, scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str], runs: dict[str, pl.DataFrame]
+) -> None:
+    """Everything to temporary names first, then renamed: a failure leaves the previous report whole."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged: list[tuple[Path, Path]] = []
+
+    def stage(rel: str, write: Callable[[Path], object]) -> None:
+        final = out_dir / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(final.name + ".tmp")
+        write(tmp)
+        staged.append((tmp, final))
+
+    for rel, frame in runs.items():
+        stage(rel, frame.write_parquet)
+    stage("research_scores.parquet", scores.write_parquet)
+    stage(
+        "research_scores.csv",
+        lambda p: scores.drop([c for c, t in scores.schema.items() if t == pl.Object]).write_csv(p),
+    )
+    stage("research_summary.parquet", summ.write_parquet)
+    stage("research.md", lambda p: p.write_text("# Research report\n\n" + markdown(scores, summ, notes)))
+    stage("research.html", lambda p: p.write_text(html_page("kimp research report", scores, summ, notes)))
+    for tmp, final in staged:
+        tmp.replace(final)
