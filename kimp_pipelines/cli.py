@@ -421,6 +421,13 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
 )
 @click.option("--models", help="Comma-separated members to train [KIMP_RESEARCH_MODELS, default lightgbm].")
 @click.option(
+    "--target",
+    "targets",
+    type=click.Choice(["premium", "price"]),
+    multiple=True,
+    help="Direction of the premium and/or of the Korean price, repeatable [KIMP_RESEARCH_TARGETS, default premium].",
+)
+@click.option(
     "--retrain-every",
     type=click.IntRange(1, 365),
     help="Days between trainings (default each period's own) [KIMP_RESEARCH_RETRAIN_DAYS].",
@@ -438,6 +445,7 @@ def research(
     periods: tuple[str, ...],
     horizons: tuple[int, ...],
     models: str | None,
+    targets: tuple[str, ...],
     retrain_every: int | None,
     window_days: int | None,
     max_days: int | None,
@@ -455,6 +463,7 @@ def research(
             periods=tuple(p.strip().lower() for p in periods) or None,
             horizons_h=horizons or None,
             models=_names(models) if models else None,
+            targets=targets or None,
             retrain_every_days=retrain_every,
             window_days=window_days,
             max_days=max_days,

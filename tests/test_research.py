@@ -130,7 +130,7 @@ def test_kimp_research_scores_every_model_out_of_sample(researched: tuple[Path, 
     choices = pl.read_parquet(out / "choices" / "hourly_2018_euphoria_1h.parquet")
     assert choices["chosen"].to_list()[0] in set(scores["model"]) - {"selected"}
     md = (out / "research.md").read_text()
-    assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | 1h | selected |" in md
+    assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | selected |" in md
     assert (out / "research.html").read_text().startswith("<!doctype html>")
 
 
@@ -144,7 +144,11 @@ def test_research_report_asset_materializes_over_a_range(
 
     _, data = researched
     settings = Settings(home=tmp_path / "home", data_dir=str(data)).with_research(
-        periods=("hourly_2018_euphoria",), horizons_h=(1,), window_days=4, bootstrap_samples=20
+        periods=("hourly_2018_euphoria",),
+        horizons_h=(1,),
+        window_days=4,
+        bootstrap_samples=20,
+        targets=("price",),  # the Korean price's direction, labelled from Bithumb's candles
     )
     asset = build_research_report(settings)
     result = materialize(
@@ -154,5 +158,6 @@ def test_research_report_asset_materializes_over_a_range(
     assert result.success
     scores = result.output_for_node("research_report")
     assert scores.filter(pl.col("model") == "selected")["days"].item() == 1
+    assert scores["target"].unique().to_list() == ["price"]
     meta = result.asset_materializations_for_node("research_report")[0].metadata
     assert Path(meta["html"].value).exists() and "scores" in meta

@@ -31,6 +31,7 @@ class PeriodInputs:
     premium: pl.DataFrame
     features: pl.DataFrame
     interval_s: int
+    candles: pl.DataFrame  # the Korean venue's candles (the price target's input) and the foreign leg's
     unavailable: dict[str, str]
 
 
@@ -151,5 +152,6 @@ def period_inputs(
         premium=premium,
         features=frame.select("ts", "coin", "interval_s", *keep),
         interval_s=result.interval_s,
+        candles=candles,
         unavailable=result.unavailable,
     )

@@ -30,6 +30,7 @@ def _row_cells(r: Mapping[str, object]) -> list[str]:
 
     return [
         str(r["period"]),
+        str(r.get("target", "premium")),
         f"{r['hours']}h",
         str(r["model"]),
         str(r["rows"]),
@@ -45,6 +46,7 @@ def _row_cells(r: Mapping[str, object]) -> list[str]:
 
 HEADER = [
     "period",
+    "target",
     "horizon",
     "model",
     "rows",
@@ -59,25 +61,28 @@ HEADER = [
 
 
 def summary(
-    scores: pl.DataFrame, samples: Mapping[tuple[str, int], Mapping[str, Mapping[str, np.ndarray]]]
+    scores: pl.DataFrame, samples: Mapping[tuple[str, str, int], Mapping[str, Mapping[str, np.ndarray]]]
 ) -> pl.DataFrame:
-    """Per horizon and model: the mean over periods of the macro-F1 difference to persistence (argmax and
+    """Per target, horizon and model: the mean over periods of the macro-F1 difference to persistence (argmax and
     weighted decisions), with a 90% interval from averaging the periods' bootstrap samples."""
     rows = []
     if scores.height == 0:
         return pl.DataFrame()
-    for hours in sorted(scores["hours"].unique().to_list()):
-        keys = [k for k in samples if k[1] == hours and "persistence" in samples[k]]
+    for target, hours in sorted(scores.select("target", "hours").unique().iter_rows()):
+        keys = [k for k in samples if k[1:] == (target, hours) and "persistence" in samples[k]]
         models = set.intersection(*(set(samples[k]) for k in keys)) if keys else set()
         for model in sorted(models - {"persistence"}):
             for metric in ("macro_f1", "macro_f1_w"):
                 diffs = np.mean(
                     [samples[k][model][metric] - samples[k]["persistence"][metric] for k in keys], axis=0
                 )
-                part = scores.filter((pl.col("hours") == hours) & (pl.col("model") == model))
+                part = scores.filter(
+                    (pl.col("target") == target) & (pl.col("hours") == hours) & (pl.col("model") == model)
+                )
                 point = float(part[f"delta_{metric}"].mean())
                 rows.append(
                     {
+                        "target": target,
                         "hours": hours,
                         "model": model,
                         "decision": "argmax" if metric == "macro_f1" else "validated weights",
@@ -98,11 +103,11 @@ def markdown(scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
         lines.append("| " + " | ".join(_row_cells(r)) + " |")
     lines += ["", "## Mean over periods of the macro-F1 difference to persistence", ""]
     if summ.height:
-        cols = ["horizon", "model", "decision", "periods", "mean Δ macro-F1 [90% CI]", "≥ 5 points"]
+        cols = ["target", "horizon", "model", "decision", "periods", "mean Δ macro-F1 [90% CI]", "≥ 5 points"]
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in summ.iter_rows(named=True):
             lines.append(
-                f"| {r['hours']}h | {r['model']} | {r['decision']} | {r['periods']} | "
+                f"| {r['target']} | {r['hours']}h | {r['model']} | {r['decision']} | {r['periods']} | "
                 f"{_ci(r['mean_delta_macro_f1'], r['lo'], r['hi'])} | {'yes' if r['reaches_5_points'] else 'no'} |"
             )
     if notes:
@@ -128,9 +133,18 @@ def html_page(title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: li
         parts += [
             "<h2>Mean over periods of the macro-F1 difference to persistence</h2>",
             table(
-                ["horizon", "model", "decision", "periods", "mean Δ macro-F1 [90% CI]", "≥ 5 points"],
+                [
+                    "target",
+                    "horizon",
+                    "model",
+                    "decision",
+                    "periods",
+                    "mean Δ macro-F1 [90% CI]",
+                    "≥ 5 points",
+                ],
                 [
                     [
+                        r["target"],
                         f"{r['hours']}h",
                         r["model"],
                         r["decision"],

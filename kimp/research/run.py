@@ -39,7 +39,7 @@ class ResearchResult:
     summary: pl.DataFrame
     notes: list[str]
     out_dir: Path
-    samples: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+    samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
 
     @property
     def markdown_path(self) -> Path:
@@ -83,7 +83,7 @@ def run_research(
     work = out_dir / "work"
     notes: list[str] = []
     frames: list[pl.DataFrame] = []
-    samples: dict[tuple[str, int], dict[str, dict[str, np.ndarray]]] = {}
+    samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
     runs: dict[str, pl.DataFrame] = {}
     boot = BootstrapConfig(n_samples=rs.bootstrap_samples, block_days=rs.block_days, seed=settings.seed)
     for period in periods or selected_periods(settings):
@@ -116,27 +116,36 @@ def run_research(
                 f"{period.name}: {inputs.features.height} feature rows x {inputs.features.width - 3} features "
                 f"({time.perf_counter() - t0:.0f}s); predicting {days[0]}..{days[-1]}"
             )
-        for hours in hours_list:
+        for target, hours in [(t, h) for t in rs.targets for h in hours_list]:
+            tag = f"{period.name} {hours}h" + ("" if target == "premium" else f" ({target})")
+            name = f"{period.name}_{hours}h" + ("" if target == "premium" else f"_{target}")
             config = horizon_config(
                 settings.walk_forward, period, hours, window_days=window, models=rs.models
             )
             t1 = time.perf_counter()
             run = run_horizon(
-                inputs, period, config, retrain_every_days=retrain, days=days, progress=progress
+                inputs,
+                period,
+                config,
+                retrain_every_days=retrain,
+                days=days,
+                progress=progress,
+                target=target,  # type: ignore[arg-type]
             )
             for s in run.skipped:
-                notes.append(f"{period.name} {hours}h: training day skipped: {s}")
+                notes.append(f"{tag}: training day skipped: {s}")
             if run.predictions.height == 0:
-                notes.append(f"{period.name} {hours}h: no predictions (every training day was skipped)")
+                notes.append(f"{tag}: no predictions (every training day was skipped)")
                 continue
             table, samp = score_table(run.predictions, config=boot)
             if table.height == 0:
-                notes.append(f"{period.name} {hours}h: no scored rows (no label known in the predicted days)")
+                notes.append(f"{tag}: no scored rows (no label known in the predicted days)")
                 continue
-            samples[(period.name, hours)] = samp
+            samples[(period.name, target, hours)] = samp
             frames.append(
                 table.with_columns(
                     period=pl.lit(period.name),
+                    target=pl.lit(target),
                     hours=pl.lit(hours),
                     kr_venue=pl.lit(period.kr_venue),
                     flat_band=pl.lit(config.flat_band),
@@ -147,15 +156,15 @@ def run_research(
                     seconds=pl.lit(round(time.perf_counter() - t1, 1)),
                 )
             )
-            runs[f"predictions/{period.name}_{hours}h.parquet"] = run.predictions
+            runs[f"predictions/{name}.parquet"] = run.predictions
             if run.choices.height:
-                runs[f"choices/{period.name}_{hours}h.parquet"] = run.choices
+                runs[f"choices/{name}.parquet"] = run.choices
                 chosen = run.choices["chosen"].value_counts(sort=True)
                 notes.append(
-                    f"{period.name} {hours}h: validated choice per training day: "
+                    f"{tag}: validated choice per training day: "
                     + ", ".join(f"{r['chosen']} {r['count']}x" for r in chosen.iter_rows(named=True))
                 )
-    lead = ["period", "hours", "model"]
+    lead = ["period", "target", "hours", "model"]
     scores = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     if scores.height:
         scores = scores.select(*lead, pl.exclude(lead)).sort(lead)

@@ -21,6 +21,7 @@ import polars as pl
 
 from kimp.models.base import WalkForwardConfig
 from kimp.models.dataset import DatasetError
+from kimp.models.labels import Target
 from kimp.models.walk_forward import predict_day, train_day, validation_scores
 from kimp.research.data import PeriodInputs
 from kimp.research.decision import choose, decide, fit_class_weights
@@ -62,6 +63,7 @@ class HorizonRun:
     predictions: pl.DataFrame  # ts, coin, horizon, model, p_*, label, day, pred, pred_w, trained_on
     choices: pl.DataFrame  # trained_on, chosen, validation macro-F1 per model, weights
     skipped: list[str]
+    target: str = "premium"
 
 
 def _decisions(frame: pl.DataFrame, weights: dict[str, np.ndarray]) -> pl.DataFrame:
@@ -84,6 +86,7 @@ def run_horizon(
     *,
     retrain_every_days: int = 7,
     days: list[date] | None = None,
+    target: Target = "premium",
     progress: Callable[[str], None] | None = None,
 ) -> HorizonRun:
     """Walk-forward of ``period`` at ``config.horizon_minutes`` (module docstring)."""
@@ -100,7 +103,9 @@ def run_horizon(
             continue
         trained_on = block[0]
         try:
-            dm = train_day(features, premium, day=trained_on, config=config)
+            dm = train_day(
+                features, premium, day=trained_on, config=config, target=target, candles=inputs.candles
+            )
         except DatasetError as exc:
             skipped.append(f"{trained_on}: {exc}")
             log.warning("research %s %dh: %s", period.name, hours, exc)
@@ -121,7 +126,9 @@ def run_horizon(
             }
         )
         for day in block:
-            frame = predict_day(dm, features, premium, day=day, config=config)
+            frame = predict_day(
+                dm, features, premium, day=day, config=config, target=target, candles=inputs.candles
+            )
             frame = pl.concat(
                 [frame, frame.filter(pl.col("model") == chosen).with_columns(model=pl.lit(SELECTED))]
             )
@@ -130,7 +137,7 @@ def run_horizon(
             )
             preds.append(frame)
         if progress:
-            progress(f"{period.name} {hours}h: trained on {trained_on}, chose {chosen}")
+            progress(f"{period.name} {target} {hours}h: trained on {trained_on}, chose {chosen}")
     predictions = pl.concat(preds, how="vertical_relaxed") if preds else pl.DataFrame()
     choice_frame = (
         pl.DataFrame(
@@ -142,4 +149,4 @@ def run_horizon(
         if choices
         else pl.DataFrame()
     )
-    return HorizonRun(period.name, hours, predictions, choice_frame, skipped)
+    return HorizonRun(period.name, hours, predictions, choice_frame, skipped, target)
