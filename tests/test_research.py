@@ -112,7 +112,9 @@ def researched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return home, data
 
 
-def test_kimp_research_scores_every_model_out_of_sample(researched: tuple[Path, Path]) -> None:
+def test_kimp_research_scores_every_model_out_of_sample(
+    researched: tuple[Path, Path], tmp_path: Path
+) -> None:
     home, _ = researched
     out = home / "research"
     scores = pl.read_parquet(out / "research_scores.parquet")
@@ -132,6 +134,13 @@ def test_kimp_research_scores_every_model_out_of_sample(researched: tuple[Path, 
     md = (out / "research.md").read_text()
     assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | selected |" in md
     assert (out / "research.html").read_text().startswith("<!doctype html>")
+    # a report combined from saved outputs recomputes the same intervals from the saved predictions
+    from kimp.research.bootstrap import BootstrapConfig
+    from kimp.research.run import combine_reports
+
+    combined = combine_reports([out], tmp_path / "combined", boot=BootstrapConfig(n_samples=50))
+    assert combined.scores.select(scores.columns).equals(scores)
+    assert combined.summary.equals(pl.read_parquet(out / "research_summary.parquet"))
 
 
 def test_research_report_asset_materializes_over_a_range(

@@ -199,3 +199,32 @@ def _write(
     stage("research.html", lambda p: p.write_text(html_page("kimp research report", scores, summ, notes)))
     for tmp, final in staged:
         tmp.replace(final)
+
+
+def combine_reports(
+    sources: list[Path], out_dir: Path, *, boot: BootstrapConfig | None = None
+) -> ResearchResult:
+    """One report from several ``run_research`` outputs (e.g. periods run as separate processes): their
+    score tables side by side, and the mean over periods recomputed from their saved predictions with the
+    same seeded bootstrap (``boot`` must be the one they ran with for the intervals to match)."""
+    boot = boot or BootstrapConfig()
+    frames, notes = [], []
+    samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
+    for src in sources:
+        scores = pl.read_parquet(src / "research_scores.parquet")
+        if "target" not in scores.columns:
+            scores = scores.with_columns(target=pl.lit("premium"))
+        frames.append(scores)
+        for period, target, hours in scores.select("period", "target", "hours").unique().iter_rows():
+            name = f"{period}_{hours}h" + ("" if target == "premium" else f"_{target}")
+            _, samples[(period, target, hours)] = score_table(
+                pl.read_parquet(src / "predictions" / f"{name}.parquet"), config=boot
+            )
+        md = (src / "research.md").read_text()
+        if "## Notes" in md:
+            notes += [ln[2:] for ln in md.split("## Notes", 1)[1].splitlines() if ln.startswith("- ")]
+    lead = ["period", "target", "hours", "model"]
+    scores = pl.concat(frames, how="diagonal_relaxed").select(*lead, pl.exclude(lead)).sort(lead)
+    summ = summary(scores, samples)
+    _write(out_dir, scores, summ, notes, {})
+    return ResearchResult(scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples)
