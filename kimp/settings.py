@@ -29,6 +29,7 @@ KIMP_WF_HORIZON_MINUTES, KIMP_WF_WINDOW_DAYS, KIMP_WF_TRIALS, KIMP_WF_MODELS, KI
 KIMP_WF_KR_VENUE     the walk-forward (WalkForwardConfig: horizon_minutes, window_days, n_trials, models,
                      lstm_size, kr_venue)
 KIMP_BT_STRATEGIES   strategies of the daily backtests (BacktestSettings.strategies)
+KIMP_BT_CARRY        true (default): positions carry across days; false: every day starts and ends flat
 KIMP_RL_WINDOW_DAYS, KIMP_RL_EMBARGO_MINUTES, KIMP_RL_TIMESTEPS, KIMP_RL_MAX_TRAIN_SECONDS
                      the daily RL agents (kimp.rl.config.RLSettings: window_days, embargo_minutes,
                      total_timesteps, max_train_seconds)
@@ -82,6 +83,9 @@ class BacktestSettings:
     kr_venues: tuple[str, ...] = ("upbit", "bithumb")
     scenarios: tuple[str, ...] = ()
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # Positions carry across days (each day continues from the previous day's closing state); False:
+    # every day starts flat and is closed out at its last bar (independent days).
+    carry: bool = True
 
     def __post_init__(self) -> None:
         for name in ("strategies", "coins", "kr_venues"):
@@ -302,6 +306,8 @@ class Settings:
         bt: dict[str, Any] = {}
         if "KIMP_BT_STRATEGIES" in read:
             bt["strategies"] = _names(read["KIMP_BT_STRATEGIES"])
+        if "KIMP_BT_CARRY" in read:
+            bt["carry"] = _bool("KIMP_BT_CARRY", read["KIMP_BT_CARRY"])
         try:
             walk_forward = WalkForwardConfig(**wf)
         except ValueError as exc:
@@ -400,3 +406,12 @@ def _int(name: str, raw: str) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r}: expected an integer") from None
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r}: expected true or false")

@@ -247,8 +247,9 @@ def _run_walk_forward(
 @click.option(
     "--strategy",
     default=None,
-    help="Comma-separated strategies: zscore (the rule-based baseline) and/or a model name from the "
-    "predictions (ensemble, xgboost, ...) [KIMP_BT_STRATEGIES, default zscore,ensemble].",
+    help="Comma-separated strategies of the registry (kimp.backtest.strategies): zscore (the rule-based "
+    "baseline), a model's predictions (ensemble, xgboost, ...), the RL agents ppo, dqn, rl (trained for "
+    "the days first unless stored) [KIMP_BT_STRATEGIES, default zscore,ensemble].",
 )
 @click.option("--with-data/--no-data", default=True, help="Materialize market data (and features) first.")
 def backtest(start: date, end: date, strategy: str | None, with_data: bool) -> None:
@@ -257,23 +258,66 @@ def backtest(start: date, end: date, strategy: str | None, with_data: bool) -> N
     settings = _settings()
     if strategy:
         settings = settings.with_backtest(strategies=_names(strategy))
+    _check_strategies(settings)
     _run_backtest(settings, start, end, with_data=with_data)
 
 
+def _check_strategies(settings: Settings) -> None:
+    """Every configured strategy is in the registry (plugins loaded first), else a usage error."""
+    from kimp.backtest import strategies
+    from kimp_pipelines.definitions import load_plugins
+
+    try:
+        load_plugins(settings)
+        strategies.strategies(settings.backtest.strategies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--strategy / KIMP_BT_STRATEGIES") from None
+
+
 def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool) -> None:
+    from kimp.backtest import strategies
+    from kimp.storage import ParquetStore
+
     stage_days: dict[str, list[date]] = {}
+    stage_select = {"reports_job": "backtest_summary"}
     if with_data:
         stage_days["market_data_job"] = _days(start, end)
+    # The agents the strategies act with: trained for the days where none is stored (reused otherwise).
+    wanted = [s.name for s in strategies.strategies(settings.backtest.strategies) if s.kind == "agent"]
+    from kimp.rl.config import AGENTS
+
+    kinds = tuple(k for k in AGENTS if k in wanted or "rl" in wanted)  # rl picks among all of them
+    store = ParquetStore(settings.storage_uri)
+    missing = {
+        k: [d for d in _days(start, end) if not store.exists(f"{k}_agent", d.isoformat())] for k in kinds
+    }
+    todo = tuple(k for k in kinds if missing[k])
+    if todo:
+        agent_days, selection = _agent_stages(settings, start, end, todo, with_data=with_data)
+        days_needed = sorted({d for k in todo for d in missing[k]})
+        if "market_data_job" in agent_days:
+            stage_days["market_data_job"] = sorted(
+                set(stage_days.get("market_data_job", [])) | set(agent_days["market_data_job"])
+            )
+        stage_days["agents_job"] = days_needed
+        stage_select["agents_job"] = selection
+    if kinds:
+        reused = sum(len(_days(start, end)) - len(missing[k]) for k in kinds)
+        click.echo(
+            f"kimp: agents {', '.join(kinds)}: {sum(len(v) for v in missing.values())} to train, {reused} reused",
+            err=True,
+        )
     stage_days["backtest_job"] = _days(start, end)
     stage_days["reports_job"] = [end]
+    first = min(min(days) for days in stage_days.values())
     _materialize(
         settings,
-        start,
+        first,
         end,
         None,
         stage_days=stage_days,
         run_configs={"reports_job": _report_config("backtest_summary", start, end)},
-        stage_select={"reports_job": "backtest_summary"},
+        stage_select=stage_select,
     )
     _print_table(settings, "backtest_summary", "backtest summary (per strategy and scenario over the range)")
 
@@ -387,9 +431,16 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
     import polars as pl
 
     frame = store.read(table, None)
+    ranged = None
     if table == "backtest_summary":  # one line per strategy, scenario and engine; the days are in `kimp sql`
         from kimp.reporting.summaries import backtest_overview
 
+        if "scope" in frame.columns:
+            ranged = frame.filter(pl.col("scope") == "range").select(
+                "strategy", "coin", "kr_venue", "engine", "scenario", "days", "total_return", "sharpe",
+                "max_drawdown", "turnover", "cost_total",
+            )  # fmt: skip
+            frame = frame.filter(pl.col("scope") == "day")
         frame = backtest_overview(frame)
     with pl.Config(
         tbl_rows=60,
@@ -400,6 +451,8 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
         float_precision=4,
     ):
         click.echo(f"\n{title}:\n{frame}")
+        if ranged is not None and ranged.height:
+            click.echo(f"\nover the range, as one run per market (scope=range):\n{ranged}")
 
 
 @main.command()

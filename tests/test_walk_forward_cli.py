@@ -93,7 +93,13 @@ def test_backtests_per_scenario_and_range_reports(walked: Path) -> None:
     assert {"zscore", "ensemble"} <= set(reports["strategy"])
     assert set(reports["engine"]) == {"vectorized", "event_driven"}
     summary = pl.read_parquet(walked / "store" / "backtest_summary" / "all.parquet")
-    assert summary.height == reports.height
+    assert summary.filter(pl.col("scope") == "day").height == reports.height
+    # one range row per strategy, coin, venue, engine and scenario, over both days (positions carried)
+    ranged = summary.filter(pl.col("scope") == "range")
+    assert ranged.height == reports.select("strategy", "coin", "kr_venue", "engine", "scenario").n_unique()
+    assert ranged["date"].null_count() == ranged.height and (ranged["days"] == len(DAYS)).all()
+    second = reports.filter(pl.col("date") == pl.lit(DAYS[1]).str.to_date())
+    assert second["continued"].all()  # day 2 continued from day 1's closing state
     assert (walked / "reports" / "backtest" / DAYS[0] / "flash_crash.html").read_text().startswith("<!")
     wf = pl.read_parquet(walked / "store" / "walk_forward_report" / "all.parquet")
     assert {"ensemble", "majority"} <= set(wf["model"])

@@ -1,99 +1,62 @@
 """Daily backtest reports, per market scenario: the spread trade under each strategy and both engines.
 
-For day D and scenario S: the day's market (premium, candles for volumes, L10 books) is transformed by
-S, each strategy's signals are computed from that market (z-score) or read from the out-of-sample
-``predictions`` of D, and both engines run: vectorized (bar fills) and event-driven (orders with latency
-against the L10 book when the market has books). Each day starts flat and ends flat (independent days).
+``backtest_report`` (day D, scenario S) is :func:`kimp.backtest.daily.backtest_day` on D's stored tables:
+every strategy of the registry (kimp.backtest.strategies) configured in ``BacktestSettings.strategies``,
+both engines. It depends on itself: the previous day's partition of the same scenario (a time-window
+mapping to the previous date) holds the engines' closing states and the strategies' own states, so each
+day continues where the day before stopped (positions carry across days; ``KIMP_BT_CARRY=false`` closes
+every day flat instead). Those states are part of the stored output, written atomically with it by the
+IO manager: a failed day writes nothing, and the last good day stays what the next run continues from.
 """
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import polars as pl
-from dagster import AssetExecutionContext, AssetIn, AssetsDefinition, MetadataValue, Output, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    AssetKey,
+    AssetsDefinition,
+    DimensionPartitionMapping,
+    IdentityPartitionMapping,
+    MetadataValue,
+    MultiPartitionMapping,
+    Output,
+    TimeWindowPartitionMapping,
+    asset,
+)
 
+from kimp.rl.config import AGENTS
 from kimp.timeutil import parse_day
+from kimp_pipelines.assets.agents import agent_asset_name
 from kimp_pipelines.assets.metadata import frame_table, list_table, png_markdown, table_metadata
 from kimp_pipelines.partitions import Partitions
 from kimp_pipelines.resources.backtest import BacktestResource
 from kimp_pipelines.resources.io_manager import ALLOW_MISSING
-from kimp_pipelines.resources.store import StoreResource
 
-METRIC_COLUMNS = (
-    "total_return",
-    "annualized_return",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "win_rate",
-    "profit_factor",
-    "turnover",
-    "exposure",
-    "round_trips",
-    "pnl",
+# The previous day of the same scenario.
+PREVIOUS_DAY = MultiPartitionMapping(
+    {
+        "date": DimensionPartitionMapping(
+            "date",
+            TimeWindowPartitionMapping(
+                start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True
+            ),
+        ),
+        "scenario": DimensionPartitionMapping("scenario", IdentityPartitionMapping()),
+    }
 )
 
 
-# A z-score over n samples cannot exceed (n - 1) / sqrt(n): fewer than ~24 bars could never reach the
-# entry threshold on hourly data, so the window is at least this many bars.
-MIN_ZSCORE_BARS = 24
-
-
-def _signals(
-    market: Any, strategy: str, predictions: pl.DataFrame, res: BacktestResource, history: np.ndarray
-) -> pl.DataFrame | None:
-    """Targets in [-1, 1] per bar of the day. The z-score warms up on the previous day's premium
-    (``history``, known before the day starts), so the first bars of a day trade like the rest."""
-    from kimp.backtest import prediction_signals
-    from kimp.backtest.signals import zscore_targets
-
-    if strategy == "zscore":
-        bars = max(MIN_ZSCORE_BARS, -(-res.zscore_window_minutes * 60 // market.interval_s))
-        series = np.concatenate([history, market.premium]).astype(np.float64)
-        target, z = zscore_targets(series, bars, res.entry_z, res.exit_z, 1.0)
-        n = market.n
-        return pl.DataFrame({"ts": market.ts_series(), "target": target[-n:], "zscore": z[-n:]})
-    if not predictions.width or predictions.filter(pl.col("model") == strategy).height == 0:
-        return None
-    return prediction_signals(
-        market,
-        predictions,
-        model=strategy,
-        threshold=res.prediction_threshold,
-        exit_threshold=res.prediction_exit_threshold,
-        hold_minutes=res.prediction_hold_minutes,
-        size_step=res.prediction_size_step,
-    )
-
-
-def _history(premium: pl.DataFrame, coin: str, venue: str, column: str) -> np.ndarray:
-    if not premium.height:
-        return np.empty(0)
-    rows = premium.filter((pl.col("coin") == coin) & (pl.col("kr_venue") == venue)).sort("ts")
-    return rows[column].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-
-
-def _row(result: Any, day: Any, strategy: str) -> dict[str, Any]:
-    m = result.metrics
-    return {
-        "date": day,
-        "scenario": result.scenario,
-        "strategy": strategy,
-        "coin": result.coin,
-        "kr_venue": result.kr_venue,
-        "engine": result.engine,
-        **{k: float(m.get(k, float("nan"))) for k in METRIC_COLUMNS},
-        **{f"cost_{k}": float(v) for k, v in result.costs.items()},
-        "trades": result.trades.height,
-        "rejections": len(result.rejections),
-    }
+def _cards(frames: dict[str, pl.DataFrame]) -> dict[str, dict[str, Any]]:
+    """The day's agent cards by kind (an agent not trained for the day is absent)."""
+    return {kind: frame.row(0, named=True) for kind, frame in frames.items() if frame.height}
 
 
 def build_backtest_asset(partitions: Partitions) -> AssetsDefinition:
     """``backtest_report`` over (day, scenario) partitions."""
+    agent_ins = {agent_asset_name(kind): AssetIn(metadata={ALLOW_MISSING: True}) for kind in AGENTS}
 
     @asset(
         partitions_def=partitions.daily_scenario,
@@ -101,101 +64,71 @@ def build_backtest_asset(partitions: Partitions) -> AssetsDefinition:
         kinds={"numba", "parquet"},
         ins={
             "predictions": AssetIn(metadata={ALLOW_MISSING: True}),
+            "previous": AssetIn(
+                key=AssetKey("backtest_report"),
+                partition_mapping=PREVIOUS_DAY,
+                metadata={ALLOW_MISSING: True},
+            ),
+            **agent_ins,
         },
     )
     def backtest_report(
         context: AssetExecutionContext,
         backtest: BacktestResource,
-        store: StoreResource,
         kimchi_premium: pl.DataFrame,
         upbit_candles: pl.DataFrame,
         bithumb_candles: pl.DataFrame,
         binance_candles: pl.DataFrame,
         orderbook_snapshots: pl.DataFrame,
         predictions: pl.DataFrame,
+        previous: pl.DataFrame,
+        **agents: pl.DataFrame,
     ) -> Iterator[Output[pl.DataFrame]]:
-        """Backtest of day D under one market scenario: one row per strategy, coin, Korean venue and engine
-        with returns, risk ratios, drawdown, trade statistics and costs by kind; a small-multiples plot (one
-        panel per strategy, coin and venue) and an HTML report."""
-        from kimp.backtest import (
-            BacktestConfig,
-            apply_scenario,
-            html_report,
-            market_from_tables,
-            run_event_driven,
-            run_vectorized,
-        )
+        """Backtest of day D under one market scenario, continuing from day D-1's closing state: one row
+        per strategy, coin, Korean venue and engine with returns, risk ratios, drawdown, trade statistics,
+        costs by kind, the day's equity curve and the state the next day continues from; a small-multiples
+        plot (one panel per strategy, coin and venue) and an HTML report."""
+        from kimp.backtest import html_report
+        from kimp.backtest.daily import backtest_day, chain_columns_dropped
         from kimp.backtest.report import small_multiples_png, span_text
 
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
         day, scenario = parse_day(keys["date"]), keys["scenario"]
-        # The day before D warms the z-score up (read from the store: Dagster's time-window mappings do not
-        # reach into a (date, scenario) partition); a first day without it simply warms up within the day.
-        prev = (day - timedelta(days=1)).isoformat()
-        history_premium = (
-            store.store().read("kimchi_premium", prev)
-            if store.store().exists("kimchi_premium", prev)
-            else pl.DataFrame()
-        )
         candles = pl.concat(
             [f for f in (upbit_candles, bithumb_candles, binance_candles) if f.width], how="vertical_relaxed"
         )
-        rows, results, skipped = [], [], []
-        coins = [c.strip() for c in backtest.coins.split(",") if c.strip()]
-        venues = [v.strip() for v in backtest.kr_venues.split(",") if v.strip()]
-        # A (coin, venue) market is traded only where the day has premiums to trade on: e.g. the shared real
-        # samples also hold Upbit DAILY candles, whose premium has no Binance daily counterpart (all null).
-        tradable = (
-            kimchi_premium.filter(pl.col("premium_fx").is_not_null()) if kimchi_premium.height else None
+        config = backtest.day_config()
+        ran = backtest_day(
+            day,
+            scenario,
+            premium=kimchi_premium,
+            candles=candles,
+            orderbook=orderbook_snapshots,
+            config=config,
+            predictions=predictions,
+            agents=_cards({kind: agents[agent_asset_name(kind)] for kind in AGENTS}),
+            previous=previous,
         )
-        present = (
-            {f"{c}/{v}" for c, v in tradable.select("coin", "kr_venue").unique().iter_rows()}
-            if tradable is not None
-            else set()
-        )
-        for coin in coins:
-            for venue in venues:
-                if f"{coin}/{venue}" not in present:
-                    skipped.append(f"{coin} on {venue}: no premium to trade on this day")
-                    continue
-                bar_cfg = BacktestConfig(fill="bar")
-                market = market_from_tables(
-                    kimchi_premium, candles, orderbook_snapshots, coin=coin, kr_venue=venue, config=bar_cfg
-                )
-                market = apply_scenario(market, scenario, seed=backtest.seed)
-                book_cfg = (
-                    BacktestConfig(fill="book")
-                    if market.kr_book is not None and market.bn_book is not None
-                    else bar_cfg
-                )
-                history = _history(history_premium, coin, venue, bar_cfg.premium_column)
-                for strategy in backtest.strategy_list():
-                    signals = _signals(market, strategy, predictions, backtest, history)
-                    if signals is None:
-                        skipped.append(
-                            f"{strategy} for {coin}/{venue}: no predictions of that model for {day}"
-                        )
-                        continue
-                    for result in (
-                        run_vectorized(market, signals, bar_cfg),
-                        run_event_driven(market, signals, book_cfg),
-                    ):
-                        rows.append(_row(result, day, strategy))
-                        results.append(result)
-        for line in skipped:
+        frame = ran.frame
+        for line in ran.skipped:
             context.log.info(f"backtest {day} {scenario}: skipped {line}")
-        if not rows:
-            raise ValueError(f"backtest_report {day} {scenario}: nothing to backtest ({'; '.join(skipped)})")
-        frame = pl.DataFrame(rows).with_columns(pl.col("date").cast(pl.Date))
-        strategies = frame["strategy"].to_list()  # one per result, in order
+        for line in ran.notes:
+            context.log.info(f"backtest {day} {scenario}: {line}")
+        continued = int(frame["continued"].sum())
+        chain = (
+            f"{continued} of {frame.height} runs continued from {previous['date'].max() if previous.height else '-'}"
+            if config.carry
+            else "every day starts and ends flat (KIMP_BT_CARRY=false)"
+        )
+        context.log.info(f"backtest {day} {scenario}: {chain}")
         page = html_report(
-            results,
+            ran.results,
             title=f"kimp backtest {day} ({scenario})",
-            strategies=strategies,
+            strategies=ran.strategies,
             index_href="../../index.html",  # the range index page backtest_summary writes
         )
         html_path = backtest.write_report(day.isoformat(), scenario, page)
-        span = span_text(results[0])
+        span = span_text(ran.results[0])
         # What a row is (strategy, coin, venue, engine) and the run's own figures; a single day's
         # annualised Sharpe says how far it was extrapolated.
         show = frame.select(
@@ -209,18 +142,21 @@ def build_backtest_asset(partitions: Partitions) -> AssetsDefinition:
             pl.col("sharpe").alias(f"sharpe (annualised from {span})"),
             "trades",
             "cost_total",
+            "continued",
         )
         context.log.info(f"backtest {day} {scenario}: {frame.height} results, report {html_path}")
         yield Output(
             frame,
             metadata={
-                **table_metadata(frame, preview_rows=0),
+                **table_metadata(chain_columns_dropped(frame), preview_rows=0),
                 "results": frame_table(show),
+                "chain": chain,
                 "returns": png_markdown(
-                    small_multiples_png(results, strategies), "return per strategy, coin and venue"
+                    small_multiples_png(ran.results, ran.strategies), "return per strategy, coin and venue"
                 ),
                 "html_report": MetadataValue.path(str(html_path)),
-                "skipped": list_table(skipped, column="skipped"),
+                "skipped": list_table(ran.skipped, column="skipped"),
+                "notes": list_table(ran.notes, column="note"),
             },
         )
 

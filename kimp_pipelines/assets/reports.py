@@ -7,7 +7,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetsDefinition, Config, MetadataValue, Output, asset
 from pydantic import Field
 
-from kimp.reporting.summaries import backtest_overview, walk_forward_overview
+from kimp.reporting.summaries import backtest_overview, summary_rows, walk_forward_overview
 from kimp.settings import Settings
 from kimp_pipelines.assets.metadata import frame_table, png_markdown
 from kimp_pipelines.resources.backtest import BacktestResource
@@ -48,8 +48,10 @@ def backtest_summary(
     context: AssetExecutionContext, config: RangeConfig, store: StoreResource, backtest: BacktestResource
 ) -> Output[pl.DataFrame]:
     """Backtests over a range: metrics per day, strategy, scenario, coin, venue and engine as columns
-    (reachable with `kimp sql`), summarised per strategy and scenario in per-day figures, with compounded
-    returns plotted; rewrites the range index page (``<reports>/index.html``) linking every day's and
+    (``scope`` = ``day``, reachable with `kimp sql`) and one ``range`` row per strategy, coin, venue,
+    engine and scenario computed from the concatenated equity curve of the range (``date`` null: total
+    return, Sharpe, Sortino, drawdown spanning days, Calmar, turnover, costs), summarised per strategy and
+    scenario in per-day figures, with compounded returns plotted; rewrites the range index page (``<reports>/index.html``) linking every day's and
     scenario's HTML report."""
     from kimp.reporting.index import write_index
     from kimp.reporting.plots import cumulative_returns_png
@@ -60,6 +62,9 @@ def backtest_summary(
             f"backtest_summary: no backtest_report partitions stored in [{config.start}, {config.end}]"
         )
     daily = daily.sort("date", "scenario", "strategy", "coin", "kr_venue", "engine")
+    summary = summary_rows(daily)
+    daily = summary.filter(pl.col("scope") == "day")
+    ranged = summary.filter(pl.col("scope") == "range")
     overview = backtest_overview(daily)
     context.log.info(f"backtest_summary over {len(keys)} partition(s):\n{overview}")
     index = write_index(Path(backtest.report_dir).parent, daily)
@@ -69,10 +74,28 @@ def backtest_summary(
         "first_day": keys[0][:10],
         "last_day": keys[-1][:10],
         "overview": frame_table(overview),
+        "range": frame_table(
+            ranged.select(
+                "strategy",
+                "coin",
+                "kr_venue",
+                "engine",
+                "scenario",
+                "days",
+                "total_return",
+                "sharpe",
+                "sortino",
+                "max_drawdown",
+                "calmar",
+                "turnover",
+                "cost_total",
+                "continued",
+            )
+        ),
         "cumulative_returns": png_markdown(cumulative_returns_png(daily), "compounded daily returns"),
         "html_index": MetadataValue.path(str(index)),
     }
-    return Output(daily, metadata=meta)
+    return Output(summary, metadata=meta)
 
 
 class ResearchConfig(Config):

@@ -11,6 +11,7 @@ keys, exchange API keys) are read only from the environment by the libraries tha
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from dagster import EnvVar
@@ -59,6 +60,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             strategies=",".join(s.backtest.strategies),
             coins=",".join(s.backtest.coins),
             kr_venues=",".join(s.backtest.kr_venues),
+            params=json.dumps({k: dict(v) for k, v in s.backtest.params.items()}, sort_keys=True),
+            carry=s.backtest.carry,
             seed=s.seed,
             report_dir=str(s.report_dir / "backtest"),
         ),

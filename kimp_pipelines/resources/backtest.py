@@ -2,32 +2,47 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
 
+if TYPE_CHECKING:
+    from kimp.backtest.daily import DayConfig
+
 
 class BacktestResource(ConfigurableResource):
-    """``strategies``: comma-separated ``zscore`` (the rule-based baseline) and/or model names from the
-    ``predictions`` asset (``ensemble``, ``xgboost``, ...); a model without predictions for the day is
-    skipped and said so. Defaults follow docs/backtesting.md."""
+    """``strategies``: comma-separated names of the strategy registry (kimp.backtest.strategies:
+    ``zscore``, a model's predictions such as ``ensemble`` or ``xgboost``, the agents ``ppo``, ``dqn``,
+    ``rl``); a strategy with nothing to act on for the day is skipped and said so. ``params``: JSON
+    object of per-strategy parameter overrides (``{"zscore": {"entry_z": 2.5}}``; the defaults are each
+    strategy's own). ``carry``: positions carry across days (False: every day starts and ends flat).
+    Built from ``Settings.backtest`` (kimp_pipelines.resources)."""
 
-    strategies: str = "zscore,ensemble"
-    coins: str = "BTC,ETH"
-    kr_venues: str = "upbit,bithumb"
-    zscore_window_minutes: int = 240
-    entry_z: float = 2.0
-    exit_z: float = 0.5
-    prediction_threshold: float = 0.1  # the edge p_down - p_up to enter
-    prediction_exit_threshold: float | None = None  # the edge below which to leave (None: half the entry)
-    prediction_hold_minutes: int | None = None  # shortest holding (None: the predictions' horizon)
-    prediction_size_step: float = 0.25  # sizes are multiples of this (0: unrounded)
-    seed: int = 7
+    strategies: str
+    coins: str
+    kr_venues: str
+    params: str = "{}"
+    carry: bool = True
+    seed: int
     report_dir: str
 
     def strategy_list(self) -> list[str]:
         return [s.strip() for s in self.strategies.split(",") if s.strip()]
+
+    def day_config(self) -> DayConfig:
+        from kimp.backtest.daily import DayConfig
+
+        return DayConfig(
+            strategies=tuple(self.strategy_list()),
+            coins=tuple(c.strip() for c in self.coins.split(",") if c.strip()),
+            kr_venues=tuple(v.strip() for v in self.kr_venues.split(",") if v.strip()),
+            params=json.loads(self.params or "{}"),
+            seed=self.seed,
+            carry=self.carry,
+        )
 
     def write_report(self, day: str, scenario: str, html: str) -> Path:
         """Write atomically (temporary file, then rename) so a failed run never leaves half a report."""
