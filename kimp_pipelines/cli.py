@@ -1,4 +1,5 @@
-"""The ``kimp`` command line: demo, materialize, walk-forward, research, backtest, sql, sentiment, ui."""
+"""The ``kimp`` command line: demo, materialize, walk-forward, research, backtest, sql, sentiment, stream,
+serve, ui."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from kimp.models import registry
 from kimp.settings import PROJECT_ROOT, Settings
 from kimp.timeutil import days_between
 from kimp_pipelines.sentiment_cli import sentiment
+from kimp_pipelines.serve_cli import serve, stream
 
 DEMO_RANGE = (date(2024, 3, 1), date(2024, 3, 5))  # simulated: any dates work; fixed so results repeat
 
@@ -661,9 +663,14 @@ def demo(start: date | None, end: date | None) -> None:
         f"    http://127.0.0.1:3000/assets/kimchi_premium?view=partitions&default_range=[{start}...{end}]\n"
         f"  Dagster instance (runs, events): {settings.dagster_home}"
     )
+    from kimp_pipelines.serve_cli import live_demo
+
+    live_demo(settings)
 
 
 main.add_command(sentiment)
+main.add_command(stream)
+main.add_command(serve)
 
 
 @main.command()

@@ -5,6 +5,8 @@ KIMP_PG_URL         offline time-series store in PostgreSQL (served vectors, pre
 KIMP_STREAM_KR_VENUE  the Korean venue whose premium is streamed and signalled (upbit | bithumb; default upbit)
 KIMP_STREAM_PREFIX  key prefix in Redis / table prefix in PostgreSQL (default kimp), so deployments can share
 KIMP_STALE_AFTER_S  a stored feature vector older than this is stale (default: two bars plus 30 s)
+KIMP_SERVE_MODEL    the model whose champion is served (registered as kimp-<model>; default ensemble)
+KIMP_MODEL_POLL_S   how often the registry is asked whether the champion moved (default 10 s)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ class StreamSettings:
     kr_venue: str = "upbit"
     prefix: str = "kimp"
     stale_after_s: float | None = None  # None: 2 bars + 30 s
+    model: str = "ensemble"  # served: kimp-<model>@champion, else its newest version
+    model_poll_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.kr_venue not in KR_VENUES:
@@ -40,6 +44,13 @@ class StreamSettings:
         if self.stale_after_s is not None and not self.stale_after_s > 0:
             raise ValueError(f"stale_after_s (KIMP_STALE_AFTER_S) must be > 0, got {self.stale_after_s}")
 
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,60}", self.model):
+            raise ValueError(
+                f"model (KIMP_SERVE_MODEL) is {self.model!r}: expected a model name, e.g. ensemble"
+            )
+        if not self.model_poll_s > 0:
+            raise ValueError(f"model_poll_s (KIMP_MODEL_POLL_S) must be > 0 seconds, got {self.model_poll_s}")
+
     def stale_after(self, interval_s: int) -> float:
         """Seconds after which a stored vector is stale: the setting, or two bars plus 30 s."""
         return self.stale_after_s if self.stale_after_s is not None else 2 * interval_s + 30.0
@@ -51,16 +62,16 @@ class StreamSettings:
             ("KIMP_REDIS_URL", "redis_url"),
             ("KIMP_PG_URL", "pg_url"),
             ("KIMP_STREAM_PREFIX", "prefix"),
+            ("KIMP_SERVE_MODEL", "model"),
         ):
             if var in read:
                 values[name] = read[var].strip()
         if "KIMP_STREAM_KR_VENUE" in read:
             values["kr_venue"] = read["KIMP_STREAM_KR_VENUE"].strip().lower()
-        if "KIMP_STALE_AFTER_S" in read:
-            try:
-                values["stale_after_s"] = float(read["KIMP_STALE_AFTER_S"])
-            except ValueError:
-                raise ValueError(
-                    f"KIMP_STALE_AFTER_S={read['KIMP_STALE_AFTER_S']!r}: expected seconds"
-                ) from None
+        for var, name in (("KIMP_STALE_AFTER_S", "stale_after_s"), ("KIMP_MODEL_POLL_S", "model_poll_s")):
+            if var in read:
+                try:
+                    values[name] = float(read[var])
+                except ValueError:
+                    raise ValueError(f"{var}={read[var]!r}: expected seconds") from None
         return cls(**values)  # type: ignore[arg-type]

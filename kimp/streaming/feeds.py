@@ -266,7 +266,11 @@ def stored_history(
                 continue
             known = pl.col(column) < until if table in ("orderbook", "news") else pl.col(column) <= until
             parts.setdefault(table, []).append(frame.filter(known))
-    return FeatureInputs(**{k: pl.concat(v, how="vertical_relaxed") for k, v in parts.items() if v})
+    tables = {k: pl.concat(v, how="vertical_relaxed") for k, v in parts.items() if v}
+    tables.setdefault(
+        "premium", None
+    )  # nothing published before ``until``: a cold start, features warm up live
+    return FeatureInputs(**tables)
 
 
 def day_tables_fx(source: MarketSource, day: date) -> pl.DataFrame | None:
