@@ -1,7 +1,7 @@
 """Feature-store speed: one day and one year of 1-minute data for two coins.
 
 Targets (issue 3): a day in under 2 s; a year (525,600 bars per coin, two coins) in under 20 s with peak
-memory under 6 GB on a 2-core machine. Inputs are synthesized with numpy (kimp.features.synthetic,
+memory under 6 GB on a 2-core machine. Inputs are synthesized with numpy (kimp.testing,
 same schemas; order books at one snapshot per minute for the year, 5 s for the day) because generating
 a year through the simulated source takes ~9 minutes. Each case runs in a fresh process so that its
 peak RSS (ru_maxrss) is its own; "inputs RSS" is the peak after generating the inputs, before features.
@@ -25,7 +25,7 @@ def _rss_gb() -> float:
 
 def _case(name: str) -> dict[str, object]:
     from kimp.features import FeatureConfig, build_features, lookback_days
-    from kimp.features.synthetic import synthetic_inputs
+    from kimp.testing import synthetic_inputs
 
     config = FeatureConfig()
     history = lookback_days(config)["premium"]
@@ -57,7 +57,7 @@ def _simulated_day() -> dict[str, object]:
     """One day from the simulated source (5-second books) with one day of history."""
 
     from kimp.features import build_features
-    from kimp.features.synthetic import simulated_source_inputs
+    from kimp.testing import simulated_source_inputs
     from kimp.timeutil import day_start
 
     days = [datetime(2024, 3, 4, tzinfo=UTC).date(), datetime(2024, 3, 5, tzinfo=UTC).date()]

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kimp.models import registry
 from kimp.models.base import WalkForwardConfig
 from kimp.models.dataset import scoring_frame
-from kimp.models.synthetic import synthetic_market, wide_features
 from kimp.models.tuning import tune
 from kimp.models.walk_forward import fit_day_ensemble, fit_member, predictions_frame, training_dataset
+from kimp.testing import synthetic_market, wide_features
 
 
 def _progress(label: str, value: object) -> None:

@@ -99,7 +99,7 @@ def real_hourly_tables(first: date, last: date) -> dict[str, pl.DataFrame]:
 
 
 def synthetic_tables(first: date, days: int, interval_s: int, venue: str) -> dict[str, pl.DataFrame]:
-    from kimp.features.synthetic import synthetic_inputs
+    from kimp.testing import synthetic_inputs
 
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     inputs = synthetic_inputs(start, days, interval_s=interval_s, orderbook_every_s=None, kr_venues=(venue,))

@@ -56,6 +56,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kimp.market_data.source import ORDERBOOK_INTERVAL_MS
 from kimp.models.base import WalkForwardConfig
 from kimp.rl.config import RLSettings
 from kimp.sentiment.config import SentimentSettings
@@ -153,7 +154,7 @@ class Settings:
     storage_uri: str | None = None  # None: $home/store
     start_date: date = date(2017, 8, 17)
     seed: int = WalkForwardConfig.seed  # one seed for everything; walk_forward.seed follows it
-    orderbook_interval_ms: int = 5_000
+    orderbook_interval_ms: int = ORDERBOOK_INTERVAL_MS
     max_gap_minutes: int = 360
     max_fx_age_hours: int = 120
     # Accept partitions holding less than the stored ones (`kimp materialize --allow-shrink`; no variable).

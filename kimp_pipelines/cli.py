@@ -15,7 +15,7 @@ import click
 
 from kimp.errors import KimpError
 from kimp.models import registry
-from kimp.settings import PROJECT_ROOT, Settings
+from kimp.settings import PROJECT_ROOT, BacktestSettings, Settings
 from kimp.timeutil import days_between
 from kimp_pipelines.sentiment_cli import sentiment
 from kimp_pipelines.serve_cli import serve, stream
@@ -90,6 +90,7 @@ def _materialize(
     stage_days: dict[str, list[date]] | None = None,
     run_configs: dict[str, dict] | None = None,
     stage_select: dict[str, str] | None = None,
+    reuse: bool = False,
 ) -> None:
     log_level = (click.get_current_context().find_root().obj or {}).get("log_level", "WARNING")
     from kimp_pipelines.runner import materialize_range
@@ -110,10 +111,14 @@ def _materialize(
             run_configs=run_configs,
             stage_select=stage_select,
             log_level=log_level,
+            reuse=reuse,
         )
     except ValueError as exc:  # e.g. a selection that matches nothing
         raise click.ClickException(str(exc)) from None
     click.echo(f"kimp: {outcome.summary()} in {time.perf_counter() - t0:.1f}s", err=True)
+    reused = outcome.reuse_summary()
+    if reused:
+        click.echo(f"kimp: {reused} (--recompute redoes them)", err=True)
     for warning in outcome.warnings:
         click.echo(f"  warning: {warning}", err=True)
     if not outcome.ok:
@@ -156,6 +161,11 @@ def _report_config(asset: str, start: date, end: date) -> dict[str, dict]:
     default=True,
     help="Also materialize the market data of the features' look-back before the training window.",
 )
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Recompute market data and features even where they are stored from the same code and inputs.",
+)
 def walk_forward(
     start: date,
     end: date,
@@ -167,12 +177,14 @@ def walk_forward(
     kr_venue: str | None,
     retune: bool,
     feature_warmup: bool,
+    recompute: bool,
 ) -> None:
     """Walk-forward study: for each day D in the range, train on the window before D minus the embargo,
     predict D out of sample, evaluate against the baselines; then a report over the range.
 
     Market data and features are materialized first for the training window and the features'
-    look-back before START (days already stored are recomputed; they are deterministic)."""
+    look-back before START; days already stored from the same code version and inputs are reused (and
+    counted), unless --recompute."""
     try:
         settings = _settings().with_walk_forward(
             window_days=window_days,
@@ -185,7 +197,7 @@ def walk_forward(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     _check_models(settings)
-    _run_walk_forward(settings, start, end, retune=retune, feature_warmup=feature_warmup)
+    _run_walk_forward(settings, start, end, retune=retune, feature_warmup=feature_warmup, reuse=not recompute)
 
 
 def _check_models(settings: Settings) -> None:
@@ -207,7 +219,7 @@ def _names(raw: str) -> tuple[str, ...]:
 
 
 def _run_walk_forward(
-    settings: Settings, start: date, end: date, *, retune: bool, feature_warmup: bool
+    settings: Settings, start: date, end: date, *, retune: bool, feature_warmup: bool, reuse: bool = True
 ) -> None:
     wf = settings.walk_forward
     from kimp.features import lookback_days
@@ -239,6 +251,7 @@ def _run_walk_forward(
         stage_days=stage_days,
         run_configs={"reports_job": _report_config("walk_forward_report", start, end)},
         stage_select={"reports_job": "walk_forward_report"},
+        reuse=reuse,
     )
     _print_table(settings, "walk_forward_report", "walk-forward metrics over the range (model vs baselines)")
 
@@ -251,17 +264,22 @@ def _run_walk_forward(
     default=None,
     help="Comma-separated strategies of the registry (kimp.backtest.strategies): zscore (the rule-based "
     "baseline), a model's predictions (ensemble, xgboost, ...), the RL agents ppo, dqn, rl (trained for "
-    "the days first unless stored) [KIMP_BT_STRATEGIES, default zscore,ensemble].",
+    f"the days first unless stored) [KIMP_BT_STRATEGIES, default {','.join(BacktestSettings.strategies)}].",
 )
 @click.option("--with-data/--no-data", default=True, help="Materialize market data (and features) first.")
-def backtest(start: date, end: date, strategy: str | None, with_data: bool) -> None:
+@click.option(
+    "--recompute",
+    is_flag=True,
+    help="Recompute market data and features even where they are stored from the same code and inputs.",
+)
+def backtest(start: date, end: date, strategy: str | None, with_data: bool, recompute: bool) -> None:
     """Backtest the kimchi-premium spread trade day by day under every market scenario, then a summary
     over the range (`backtest_summary`, also an HTML report)."""
     settings = _settings()
     if strategy:
         settings = settings.with_backtest(strategies=_names(strategy))
     _check_strategies(settings)
-    _run_backtest(settings, start, end, with_data=with_data)
+    _run_backtest(settings, start, end, with_data=with_data, reuse=not recompute)
 
 
 def _check_strategies(settings: Settings) -> None:
@@ -276,7 +294,7 @@ def _check_strategies(settings: Settings) -> None:
         raise click.BadParameter(str(exc), param_hint="--strategy / KIMP_BT_STRATEGIES") from None
 
 
-def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool) -> None:
+def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool, reuse: bool = True) -> None:
     from kimp.backtest import strategies
     from kimp.storage import ParquetStore
 
@@ -320,6 +338,7 @@ def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool
         stage_days=stage_days,
         run_configs={"reports_job": _report_config("backtest_summary", start, end)},
         stage_select=stage_select,
+        reuse=reuse,
     )
     _print_table(settings, "backtest_summary", "backtest summary (per strategy and scenario over the range)")
 

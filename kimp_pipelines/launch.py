@@ -49,11 +49,6 @@ def remote_job_origin(job_name: str) -> RemoteJobOrigin:
     )
 
 
-def repository_label() -> str:
-    """The label the UI filters a job's runs by (``__repository__@kimp``)."""
-    return RemoteRepositoryOrigin(code_location_origin(), SINGLETON_REPOSITORY_NAME).get_label()
-
-
 def execute_in_process(
     job: JobDefinition,
     *,

@@ -4,14 +4,36 @@ Stage by stage (market data, features, training, backtests), and within a stage 
 order, so that every look-back input exists before the days that need it. Runs execute in process (fast
 on two cores) as runs of the ``kimp`` code location (kimp_pipelines.launch), so the UI shows them in its
 timeline and under their jobs, like runs launched from the UI.
+
+**Reuse** (``reuse=True``: ``kimp walk-forward`` and ``kimp backtest`` unless ``--recompute``): a market-data
+or features run of a day is skipped when every asset of it is already stored from the same code version and
+inputs. What Dagster's event log records decides it (:class:`StoredPartitions`): the partition's latest
+materialization was committed (its run succeeded), the run that made it carries the same ``kimp/inputs``
+tag (a hash of the assets' code versions, e.g. the feature-set hash, and, for market data, of the source:
+kind, seed, order-book interval, data folder and the size and modification time of every file in it), and
+it is newer than the latest materialization of every upstream partition it reads (its look-back included).
+Anything else (never stored, stored by other code or from other inputs, an input re-materialized since, a
+file missing from the store) runs again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
-from dagster import AssetKey, AssetSelection, DagsterEventType, MultiPartitionKey, MultiPartitionsDefinition
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    AssetSelection,
+    DagsterEventType,
+    DagsterRunStatus,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+)
 from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
 from dagster._core.errors import DagsterInvalidSubsetError
 from tqdm import tqdm
@@ -35,6 +57,10 @@ STAGES: tuple[str, ...] = (
     "reports_job",
 )
 DEFAULT_STAGES: tuple[str, ...] = ("market_data_job", "features_job")
+# Stages whose stored partitions a range reuses (reuse=True) when their code version and inputs are unchanged.
+REUSABLE_STAGES: tuple[str, ...] = ("market_data_job", "features_job")
+# Run tag: the fingerprint of the code versions and inputs a run of a reusable stage computed from.
+INPUTS_TAG = "kimp/inputs"
 PREMIUM = AssetKey("kimchi_premium")
 FX = AssetKey("fx_usdkrw")
 
@@ -59,6 +85,101 @@ def _fx_warmup(
     ]
 
 
+def source_signature(settings: Settings) -> dict[str, Any]:
+    """What the market-data assets' output depends on besides their code: the source and its inputs."""
+    sig: dict[str, Any] = {"source": settings.source, "data_dir": settings.data_dir}
+    if settings.source == "simulated":
+        sig |= {"seed": settings.seed, "orderbook_interval_ms": settings.orderbook_interval_ms}
+    if settings.source == "exchange":
+        sig["news_feeds"] = list(settings.sentiment.news_feeds)
+    if settings.data_dir and "://" not in settings.data_dir and Path(settings.data_dir).is_dir():
+        root = Path(settings.data_dir)
+        files = hashlib.sha1()
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            st = path.stat()
+            files.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        sig["files"] = files.hexdigest()
+    return sig
+
+
+def inputs_fingerprint(settings: Settings, job: object, graph: Any) -> str:
+    """The ``kimp/inputs`` tag of a reusable stage's runs: the code version of every asset of the job (the
+    feature-set hash for the features) and, for market data, the source's signature."""
+    keys = sorted(job.asset_layer.executable_asset_keys, key=str)  # type: ignore[attr-defined]
+    parts: dict[str, Any] = {
+        "job": job.name,  # type: ignore[attr-defined]
+        "code_versions": {k.to_user_string(): graph.get(k).code_version for k in keys},
+    }
+    if job.name == MAIN_JOB:  # type: ignore[attr-defined]
+        parts["source"] = source_signature(settings)
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class StoredPartitions:
+    """What the instance's event log and the store say about stored partitions: whether a run of a reusable
+    stage can be skipped (module docstring). Latest materializations are cached per asset partition and
+    forgotten for the partitions a run materializes."""
+
+    def __init__(self, instance: Any, graph: Any, store: ParquetStore) -> None:
+        self.instance, self.graph, self.store = instance, graph, store
+        self._latest: dict[tuple[AssetKey, str], tuple[int, str] | None] = {}
+        self._runs: dict[str, Any] = {}
+
+    def latest(self, key: AssetKey, partitions: list[str]) -> dict[str, tuple[int, str]]:
+        """partition -> (storage id, run id) of its latest materialization, for those materialized."""
+        todo = [p for p in partitions if (key, p) not in self._latest]
+        if todo:
+            found: dict[str, tuple[int, str]] = {}
+            cursor = None
+            while True:
+                result = self.instance.fetch_materializations(
+                    AssetRecordsFilter(asset_key=key, asset_partitions=todo), limit=500, cursor=cursor
+                )
+                for record in result.records:  # newest first: the first one seen per partition is the latest
+                    part = record.partition_key
+                    if part is not None and part not in found:
+                        found[part] = (record.storage_id, record.run_id)
+                if len(found) == len(todo) or not result.has_more:
+                    break
+                cursor = result.cursor
+            for p in todo:
+                self._latest[(key, p)] = found.get(p)
+        return {p: v for p in partitions if (v := self._latest[(key, p)]) is not None}
+
+    def forget(self, keys: list[AssetKey], partition: str) -> None:
+        for key in keys:
+            self._latest.pop((key, partition), None)
+
+    def _run(self, run_id: str) -> Any:
+        if run_id not in self._runs:
+            self._runs[run_id] = self.instance.get_run_by_id(run_id)
+        return self._runs[run_id]
+
+    def reusable(self, keys: list[AssetKey], partition: str, fingerprint: str) -> bool:
+        """Whether every asset of ``keys`` is stored for ``partition`` from runs with this fingerprint, committed,
+        and newer than every upstream partition it reads."""
+        for key in keys:
+            if not self.store.exists("__".join(key.path), partition):
+                return False
+            latest = self.latest(key, [partition]).get(partition)
+            if latest is None:
+                return False
+            storage_id, run_id = latest
+            run = self._run(run_id)
+            if run is None or run.tags.get(INPUTS_TAG) != fingerprint:
+                return False
+            if run.tags.get(COMMIT_TAG) == COMMIT_ON_SUCCESS and run.status != DagsterRunStatus.SUCCESS:
+                return False  # its outputs were discarded: the stored file is an older run's
+            for parent in self.graph.get(key).parent_keys:
+                if not self.graph.get(parent).is_partitioned:
+                    continue
+                upstream = self.graph.get_parent_partition_keys_for_child(partition, parent, key)
+                parts = list(upstream.partitions_subset.get_partition_keys())
+                if any(sid > storage_id for sid, _ in self.latest(parent, parts).values()):
+                    return False  # an input was materialized again since
+        return True
+
+
 @dataclass
 class RangeOutcome:
     days: int = 0
@@ -67,6 +188,9 @@ class RangeOutcome:
     checks_passed: int = 0
     problems: list[str] = field(default_factory=list)  # one paragraph per failed run
     warnings: list[str] = field(default_factory=list)
+    # stage -> (runs skipped because everything was stored, runs planned), for the reusable stages
+    reused: dict[str, list[int]] = field(default_factory=dict)
+    reused_partitions: int = 0
 
     @property
     def ok(self) -> bool:
@@ -77,6 +201,19 @@ class RangeOutcome:
         return (
             f"{state}: {self.days} day(s), {len(self.runs)} run(s), {self.materializations} asset partitions "
             f"materialized, {self.checks_passed} checks passed"
+        )
+
+    def reuse_summary(self) -> str | None:
+        """E.g. 'reused 9 of 9 market-data days and 7 of 7 feature days (63 asset partitions)'."""
+        if not self.reused:
+            return None
+        names = {"market_data_job": "market-data", "features_job": "feature"}
+        parts = [
+            f"{n} of {total} {names.get(stage, stage)} days" for stage, (n, total) in self.reused.items()
+        ]
+        return (
+            f"reused {' and '.join(parts)} ({self.reused_partitions} asset partitions) already stored from the "
+            "same code version and inputs"
         )
 
 
@@ -90,12 +227,14 @@ def materialize_range(
     stage_select: dict[str, str] | None = None,
     progress: bool = True,
     log_level: str = "WARNING",
+    reuse: bool = False,
 ) -> RangeOutcome:
     """Materialize ``days`` of the given stages (jobs), or of whichever stages hold the ``select``ed assets.
 
     ``days`` may name different days per stage (a walk-forward needs features for its training window
     before the first predicted day); ``run_configs`` adds run config per job (e.g. a report's range) and
-    ``stage_select`` narrows one job to some of its assets.
+    ``stage_select`` narrows one job to some of its assets. ``reuse`` skips the market-data and features
+    runs whose partitions are stored from the same code version and inputs (module docstring).
     """
     instance = get_instance(settings)
     _discard_dead_stages(instance, ParquetStore(settings.storage_uri))
@@ -115,7 +254,8 @@ def materialize_range(
         if not selected:
             raise ValueError(f"--select {select!r} matches no asset")
     stage_names = stages or (STAGES if selected else DEFAULT_STAGES)
-    plan: list[tuple[str, object, date, list | None, list | None]] = []
+    # (job name, job, day, assets or None for all, checks, FX warm-up run: only planned when not stored)
+    plan: list[tuple[str, object, date, list | None, list | None, bool]] = []
     all_days = sorted({d for ds in (days.values() if isinstance(days, dict) else [days]) for d in ds})
     for name in stage_names:
         job = defs.resolve_job_def(name)
@@ -140,13 +280,32 @@ def materialize_range(
             # The simulated market publishes USD/KRW every minute; daily FX (files, exchange) needs the
             # days before the range.
             plan += [
-                (name, job, d, a, c) for d, a, c in _fx_warmup(settings, stage_days[0], valid_days, graph)
+                (name, job, d, a, c, True)
+                for d, a, c in _fx_warmup(settings, stage_days[0], valid_days, graph)
             ]
-        plan += [(name, job, d, run_assets, run_checks) for d in stage_days]
+        plan += [(name, job, d, run_assets, run_checks, False) for d in stage_days]
     outcome = RangeOutcome(days=len(all_days))
+    store = ParquetStore(settings.storage_uri)
+    stored = StoredPartitions(instance, graph, store)
+    fingerprints = {
+        name: inputs_fingerprint(settings, defs.resolve_job_def(name), graph)
+        for name in stage_names
+        if name in REUSABLE_STAGES
+    }
     bar = tqdm(plan, unit="run", disable=not progress, desc="materialize")
-    for name, job, day, run_assets, run_checks in bar:
+    for name, job, day, run_assets, run_checks, warmup in bar:
         bar.set_postfix_str(f"{name.removesuffix('_job')} {day}")
+        fingerprint = fingerprints.get(name)
+        if fingerprint is not None:
+            keys = run_assets or sorted(job.asset_layer.executable_asset_keys, key=str)  # type: ignore[attr-defined]
+            counts = outcome.reused.setdefault(name, [0, 0]) if reuse and not warmup else None
+            if counts is not None:
+                counts[1] += 1
+                if day.isoformat() in valid_days and stored.reusable(keys, day.isoformat(), fingerprint):
+                    counts[0] += 1
+                    outcome.reused_partitions += len(keys)
+                    continue
+            stored.forget(keys, day.isoformat())
         for key in _partition_keys(job, day):
             extra = (run_configs or {}).get(name, {})
             _run_one(
@@ -161,14 +320,13 @@ def materialize_range(
                 settings,
                 extra,
                 valid_days,
+                {INPUTS_TAG: fingerprint} if fingerprint else {},
             )
     return outcome
 
 
 def _discard_dead_stages(instance: object, store: ParquetStore) -> None:
     """Drop outputs staged by runs that will never commit them (killed, crashed, or already failed)."""
-    from dagster import DagsterRunStatus
-
     live = {DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED}
     for stage in store.stages():
         run = instance.get_run_by_id(stage)  # type: ignore[attr-defined]
@@ -203,6 +361,7 @@ def _run_one(
     settings: Settings,
     extra_config: dict,
     valid_days: set[str],
+    extra_tags: dict[str, str],
 ) -> None:
     day_key = key.keys_by_dimension["date"] if isinstance(key, MultiPartitionKey) else key
     if day_key is not None and day_key not in valid_days:
@@ -224,7 +383,7 @@ def _run_one(
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}, **extra_config},
-        tags={"kimp/launched_by": "cli", COMMIT_TAG: COMMIT_ON_SUCCESS, **process_tag()},
+        tags={"kimp/launched_by": "cli", COMMIT_TAG: COMMIT_ON_SUCCESS, **process_tag(), **extra_tags},
     )
     store = ParquetStore(settings.storage_uri)
     if result.success:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kimp.sentiment.scoring import MODEL_CHOICES
 from kimp.settings import Settings
 
 
@@ -116,7 +117,7 @@ def train(
 )
 @click.option("--text-column", required=True)
 @click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "model_name", type=click.Choice(["finetuned", "lm", "vader", "wordlist"]),
+@click.option("--model", "model_name", type=click.Choice(MODEL_CHOICES),
               default="finetuned", show_default=True,
               help="finetuned: the newest registered kimp-sentiment version; or a lexicon.")  # fmt: skip
 def score(input_path: Path, text_column: str, output_path: Path, model_name: str) -> None:

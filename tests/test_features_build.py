@@ -10,7 +10,7 @@ import pytest
 
 from kimp.errors import MarketDataError
 from kimp.features import FeatureInputs, build_features, catalog
-from kimp.features.synthetic import simulated_source_inputs, synthetic_inputs
+from kimp.testing import simulated_source_inputs, synthetic_inputs
 from kimp.timeutil import day_start
 from tests.conftest import SHARED_REAL
 

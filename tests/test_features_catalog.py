@@ -18,7 +18,7 @@ from kimp.features import (
     feature_set_version,
     lookback_days,
 )
-from kimp.features.synthetic import synthetic_inputs
+from kimp.testing import synthetic_inputs
 
 REQUIRED_FAMILIES = {
     "returns",
@@ -153,7 +153,7 @@ def test_the_feature_package_never_imports_dagster() -> None:
     import sys
 
     code = (
-        "import sys, kimp.features, kimp.features.docs, kimp.features.synthetic; "
+        "import sys, kimp.features, kimp.features.docs, kimp.testing; "
         "sys.exit(1 if 'dagster' in sys.modules else 0)"
     )
     assert (

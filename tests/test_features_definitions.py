@@ -11,7 +11,7 @@ import pytest
 
 from kimp.features import FeatureConfig, FeatureInputs, build_features
 from kimp.features.kernels import windowed_ewm
-from kimp.features.synthetic import synthetic_inputs
+from kimp.testing import synthetic_inputs
 
 START = datetime(2024, 2, 1, tzinfo=UTC)
 DAYS = 9  # 8 days of history before the day under test: the 7-day volume baseline fits

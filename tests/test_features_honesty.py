@@ -1,6 +1,6 @@
 """Honesty of every feature: no look-ahead, declared warm-up, and partition independence.
 
-Synthetic 1-minute inputs (kimp.features.synthetic, the documented schemas) cover the longest look-back
+Synthetic 1-minute inputs (kimp.testing, the documented schemas) cover the longest look-back
 (14 days) so that every feature has values to check; the tests fail if any feature is all null in the
 rows they compare, so a feature cannot pass by being empty.
 """
@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from kimp.features import FeatureConfig, FeatureInputs, build_features, catalog, lookback_days
-from kimp.features.synthetic import synthetic_inputs
+from kimp.testing import synthetic_inputs
 
 START = datetime(2024, 1, 15, tzinfo=UTC)  # a Monday: macro values from Friday are in the look-back
 HISTORY = lookback_days()["premium"]

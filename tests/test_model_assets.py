@@ -24,9 +24,9 @@ from dagster import AssetSelection, DagsterInstance, materialize
 
 from kimp.models import registry
 from kimp.models.base import WalkForwardConfig
-from kimp.models.synthetic import alter_after, synthetic_market
 from kimp.settings import Settings
 from kimp.storage import ParquetStore
+from kimp.testing import alter_after, synthetic_market
 from kimp.timeutil import day_start, in_day
 from kimp_pipelines.definitions import build_definitions
 

@@ -15,7 +15,7 @@ from kimp.models.dataset import training_frame
 from kimp.models.evaluation import scores
 from kimp.models.labels import premium_labels
 from kimp.models.registry import load_model
-from kimp.models.synthetic import synthetic_market
+from kimp.testing import synthetic_market
 
 CONFIG = WalkForwardConfig(window_days=3)
 # Eight independent synthetic "coins": the test split then holds several regimes and balanced classes.

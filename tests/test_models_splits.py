@@ -12,7 +12,7 @@ from kimp.models.base import WalkForwardConfig
 from kimp.models.dataset import DatasetError, cutoff, feature_columns, scoring_frame, training_frame
 from kimp.models.labels import premium_labels
 from kimp.models.splits import chronological_split, purged_kfold
-from kimp.models.synthetic import synthetic_market
+from kimp.testing import synthetic_market
 from kimp.timeutil import day_start
 
 DAY = date(2024, 1, 6)

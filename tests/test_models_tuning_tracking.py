@@ -18,9 +18,9 @@ from kimp.models.base import WalkForwardConfig
 from kimp.models.boosting import fit_boosting, importance_png, xgboost_space
 from kimp.models.dataset import training_frame
 from kimp.models.labels import premium_labels
-from kimp.models.synthetic import synthetic_market
 from kimp.models.tracking import log_evaluation, log_to_active_run, log_trained_model, pyfunc_input
 from kimp.models.tuning import best_params, cv_rows, tune
+from kimp.testing import synthetic_market
 
 CONFIG = WalkForwardConfig(window_days=2, cv_folds=3, n_trials=3, tune_max_rows=2_000)
 

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from kimp.features import FeatureConfig, FeatureInputs, build_features
-from kimp.features.synthetic import synthetic_inputs
+from kimp.testing import synthetic_inputs
 
 talib = pytest.importorskip("talib", reason="the ref extra is not installed (make setup installs it)")
 ta = pytest.importorskip("ta", reason="the ref extra is not installed (make setup installs it)")

@@ -11,13 +11,13 @@ import pytest
 
 from kimp.features import FeatureConfig, catalog
 from kimp.features.inputs import base_frame, ensure_columns, prepare
-from kimp.features.synthetic import synthetic_inputs
 from kimp.market_data.simulated import SimulatedSource
 from kimp.streaming import BarClose, StreamingEngine
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.events import Rows
 from kimp.streaming.feeds import StoredFeed, stored_history
 from kimp.streaming.parity import batch_reference, compare, vectors_frame
+from kimp.testing import synthetic_inputs
 from tests.test_streaming_parity import Since
 
 CONFIG = FeatureConfig()

@@ -19,11 +19,11 @@ import pytest
 
 from kimp.features import FeatureConfig, build_features
 from kimp.features.inputs import base_frame, ensure_columns, prepare
-from kimp.features.synthetic import synthetic_inputs
 from kimp.market_data.simulated import SimulatedSource
 from kimp.market_data.source import MarketSource
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.parity import compare, replay_parity, vectors_frame
+from kimp.testing import synthetic_inputs
 from tests.conftest import SHARED_REAL
 
 CONFIG = FeatureConfig()

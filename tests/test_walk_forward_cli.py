@@ -17,10 +17,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "real_hourly"
 DAYS = ["2018-01-10", "2018-01-11"]
 
 
-@pytest.fixture(scope="module")
-def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("wf") / "kimp_home"
-    env = {
+def _env(home: Path) -> dict[str, str]:
+    return {
         "KIMP_HOME": str(home),
         "KIMP_SOURCE": "files",
         "KIMP_DATA_DIR": str(FIXTURE),
@@ -28,16 +26,62 @@ def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "KIMP_WF_TRIALS": "2",
         "KIMP_WF_KR_VENUE": "bithumb",  # the 2017-2019 samples have Bithumb, not Upbit
     }
+
+
+@pytest.fixture(scope="module")
+def walked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("wf") / "kimp_home"
+    env = _env(home)
     runner = CliRunner()
     result = runner.invoke(
         main, ["walk-forward", "--start", DAYS[0], "--end", DAYS[1], "--no-feature-warmup"], env=env
     )
     assert result.exit_code == 0, result.output
     assert "walk-forward metrics" in result.output
-    result = runner.invoke(main, ["backtest", "--start", DAYS[0], "--end", DAYS[1], "--no-data"], env=env)
+    assert "reused 0 of 8 market-data days and 0 of 8 feature days" in result.output
+    # The backtest's market data are the walk-forward's: stored from the same code and files, reused.
+    result = runner.invoke(main, ["backtest", "--start", DAYS[0], "--end", DAYS[1]], env=env)
     assert result.exit_code == 0, result.output
     assert "backtest summary" in result.output
+    assert "reused 2 of 2 market-data days" in result.output
     return home
+
+
+def test_a_second_walk_forward_reuses_stored_market_data_and_features(walked: Path) -> None:
+    """The stages `kimp walk-forward` runs before training (kimp_pipelines.cli._run_walk_forward), again:
+    nothing runs; after an input is materialized again (--recompute of one market-data day), the feature
+    days that read it run again and the rest is still reused."""
+    from datetime import date
+
+    from kimp.settings import Settings
+    from kimp_pipelines.runner import materialize_range
+
+    settings = Settings.from_env(_env(walked))
+    first, last = date.fromisoformat(DAYS[0]), date.fromisoformat(DAYS[1])
+    window = [first - timedelta(days=6) + timedelta(days=i) for i in range(8)]  # window 5 + 1, then DAYS
+    stages = {"market_data_job": window, "features_job": window}
+    again = materialize_range(settings, stages, stages=tuple(stages), progress=False, reuse=True)
+    assert again.ok and again.runs == [], again.problems
+    assert again.reused == {"market_data_job": [8, 8], "features_job": [8, 8]}
+    assert "reused 8 of 8 market-data days and 8 of 8 feature days" in (again.reuse_summary() or "")
+    stored = (walked / "store" / "features" / f"{DAYS[1]}.parquet").stat().st_mtime_ns
+
+    recomputed = materialize_range(
+        settings, {"market_data_job": [first]}, stages=("market_data_job",), progress=False
+    )
+    assert recomputed.ok and len(recomputed.runs) == 1 and recomputed.reused == {}
+    after = materialize_range(
+        settings,
+        {"market_data_job": [first, last], "features_job": [first, last]},
+        stages=("market_data_job", "features_job"),
+        progress=False,
+        reuse=True,
+    )
+    # DAYS[1]'s premium reads the FX of DAYS[0] (its look-back) and both feature days read DAYS[0]'s
+    # market data: they ran again; DAYS[0]'s market data, materialized just now, is reused
+    assert after.ok and after.reused == {"market_data_job": [1, 2], "features_job": [0, 2]}
+    assert len(after.runs) == 3
+    assert (walked / "store" / "features" / f"{DAYS[1]}.parquet").stat().st_mtime_ns > stored
 
 
 def _read(home: Path, table: str) -> pl.DataFrame:

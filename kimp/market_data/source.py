@@ -14,8 +14,10 @@ from typing import Literal, Protocol, runtime_checkable
 
 import polars as pl
 
-SourceKind = Literal["simulated", "files", "exchange"]
 Table = Literal["candles", "fx", "orderbook", "onchain", "macro", "news"]
+# The simulated market's order-book snapshot interval unless configured (Settings.orderbook_interval_ms,
+# KIMP_ORDERBOOK_MS): the one place this default is written.
+ORDERBOOK_INTERVAL_MS = 5_000
 
 
 @runtime_checkable
@@ -48,7 +50,7 @@ def build_source(
     *,
     seed: int = 7,
     data_dir: str | None = None,
-    orderbook_interval_ms: int = 5_000,
+    orderbook_interval_ms: int = ORDERBOOK_INTERVAL_MS,
     news_feeds: tuple[str, ...] = (),
     news_dir: str | None = None,
 ) -> MarketSource:

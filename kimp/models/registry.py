@@ -169,10 +169,6 @@ def register(spec: ModelSpec, *, replace: bool = False) -> ModelSpec:
     return spec
 
 
-def unregister(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
 def get(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]

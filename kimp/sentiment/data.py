@@ -10,7 +10,7 @@ a label mapping; a single CSV is split train / early-stop / validation (80/10/10
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,7 +191,3 @@ def default_data_dir(shared: Path | None = None) -> Path:
 
     root = shared or PROJECT_ROOT.parent / "shared"
     return root / "data" / "real" / "financial_tweets_sentiment"
-
-
-def label_names(labels: Sequence[int] | np.ndarray) -> list[str]:
-    return [LABELS[int(i)] for i in labels]

@@ -25,7 +25,6 @@ from kimp.features.types import FeatureConfig
 from kimp.streaming import vm
 
 DAY_S = 86_400
-DATETIME_COLUMNS_PREFIX = ("ts", "_close", "fx_pub", "fx_fix_pub")
 
 
 class Unsupported(Exception):

@@ -16,6 +16,7 @@ from kimp.market_data.simulated.onchain import onchain_frame
 from kimp.market_data.simulated.orderbook import book_frame
 from kimp.market_data.simulated.params import REGIME_NAMES, SimParams
 from kimp.market_data.simulated.timegrid import DAY_MS, MINUTES, day_index
+from kimp.market_data.source import ORDERBOOK_INTERVAL_MS
 from kimp.timeutil import day_start
 
 _US_PER_MIN = 60_000_000
@@ -49,7 +50,10 @@ class SimulatedSource:
     name = "simulated"
 
     def __init__(
-        self, seed: int = 7, orderbook_interval_ms: int = 5_000, params: SimParams | None = None
+        self,
+        seed: int = 7,
+        orderbook_interval_ms: int = ORDERBOOK_INTERVAL_MS,
+        params: SimParams | None = None,
     ) -> None:
         if orderbook_interval_ms <= 0 or DAY_MS % orderbook_interval_ms:
             raise ValueError(
