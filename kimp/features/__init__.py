@@ -8,8 +8,7 @@ Entry points
 - ``catalog()`` / ``catalog_frame()``: every feature's name, family, params, formula, look-back, source
   tables; ``feature_set_version()`` hashes it; ``lookback_days()`` says how many days of each input
   table a run must read before ``start``; ``python -m kimp.features.docs`` writes docs/features.md.
-- ``Preprocessor`` (bounded forward fill + family missing flags, training medians, RobustScaler,
-  IsolationForest) and ``adf_report`` (statsmodels ADF per feature), fitted on training rows only.
+- ``adf_report`` (statsmodels ADF per feature) of a training window.
 - ``point_in_time(store_uri, requests)``: DuckDB ASOF JOIN over the stored ``features`` partitions,
   matching each request time with rows whose bar closed (``ts + interval_s``) at or before it.
 
@@ -46,7 +45,7 @@ Time rules
 
 from kimp.features.build import build_features, catalog, catalog_frame, feature_set_version, lookback_days
 from kimp.features.pit import point_in_time
-from kimp.features.preprocess import Preprocessor, adf_report
+from kimp.features.stationarity import adf_report
 from kimp.features.types import TIMEFRAMES, FeatureConfig, FeatureInputs, FeatureResult, FeatureSpec
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "FeatureInputs",
     "FeatureResult",
     "FeatureSpec",
-    "Preprocessor",
     "adf_report",
     "build_features",
     "catalog",
