@@ -207,9 +207,10 @@ class RLSettings:
     embargo_minutes: int = 60
     validation_fraction: float = 0.15
     span_days: int = 1
-    total_timesteps: int = 30_000
-    max_train_seconds: float = 110.0
-    n_envs: int = 4
+    # the learning budget's defaults are the agent's own (AgentConfig): written once
+    total_timesteps: int = AgentConfig.total_timesteps
+    max_train_seconds: float = AgentConfig.max_train_seconds
+    n_envs: int = AgentConfig.n_envs
     env: EnvConfig = field(default_factory=lambda: EnvConfig(use_books=False))
 
     def __post_init__(self) -> None:

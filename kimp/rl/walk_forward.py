@@ -36,12 +36,13 @@ class RLWalkForward:
     the window has two or more) are held out to score the agent; ``span_days`` days per episode; one
     episode per span, coin and Korean venue that has a premium (venues without one are skipped, noted)."""
 
-    window_days: int = 30
-    embargo_minutes: int = 60
-    validation_fraction: float = 0.15
+    # the product's defaults (RLSettings), written once
+    window_days: int = RLSettings.window_days
+    embargo_minutes: int = RLSettings.embargo_minutes
+    validation_fraction: float = RLSettings.validation_fraction
     kr_venues: tuple[str, ...] = ("upbit", "bithumb")
     coins: tuple[str, ...] = ("BTC", "ETH")
-    span_days: int = 1
+    span_days: int = RLSettings.span_days
     env: EnvConfig = field(default_factory=EnvConfig)
     backtest: BacktestConfig = field(default_factory=BacktestConfig)
 
