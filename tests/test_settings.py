@@ -64,6 +64,7 @@ def test_every_variable_reaches_its_field(tmp_path: Path) -> None:
         "KIMP_WF_LSTM_SIZE": "prd",
         "KIMP_WF_KR_VENUE": "bithumb",
         "KIMP_BT_STRATEGIES": "zscore,xgboost",
+        "KIMP_BT_CARRY": "false",
         "KIMP_PLUGINS": "a.b, c",
         "KIMP_OPTUNA_STORAGE": "postgresql://u:secret@h/db",
     }
@@ -72,6 +73,7 @@ def test_every_variable_reaches_its_field(tmp_path: Path) -> None:
     assert (wf.horizon_minutes, wf.window_days, wf.n_trials, wf.models) == (120, 5, 3, ("lightgbm", "lstm"))
     assert (wf.lstm_size, wf.kr_venue, wf.seed, s.seed) == ("prd", "bithumb", 11, 11)
     assert s.backtest.strategies == ("zscore", "xgboost") and s.plugins == ("a.b", "c")
+    assert s.backtest.carry is False and Settings(home=tmp_path).backtest.carry is True
     # defaults come from the domain's own config objects, in one place
     assert Settings(home=tmp_path).walk_forward == WalkForwardConfig()
     # a secret from the environment is bound through EnvVar (the UI shows the name, not the value) ...
