@@ -144,7 +144,7 @@ def live_demo(settings: Settings, *, bars: int = 4, speed: float = 30.0) -> None
             f"(v{signal.model_version}; bar close to signal {ms:.1f} ms)"
         )
 
-    options = StreamOptions(source="simulated", speed=speed, warmup_days=1, max_bars=bars)
+    options = StreamOptions(source="simulated", speed=speed, warmup_days=0, max_bars=bars)  # cold start
     try:
         loop = run_stream(settings, options, on_signal=show)
     except Exception as exc:  # the demo's batch results stand; say why the live part did not run
