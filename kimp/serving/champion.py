@@ -93,11 +93,10 @@ def load_version(client: Any, tracking_uri: str, name: str, version: str, via: s
     t0 = time.perf_counter()
     registered = registered_name(name)
     mv = client.get_model_version(registered, version)
-    local = Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{registered}/{version}", tracking_uri=tracking_uri
-        )
-    )
+    # the version's own artifact location (a models:/ URI would be resolved against the process-global
+    # registry URI, not this one)
+    source = client.get_model_version_download_uri(registered, version)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, tracking_uri=tracking_uri))
     flavor = Model.load(str(local)).flavors.get("python_function", {})
     data = flavor.get("data")
     if data is None:
@@ -134,7 +133,7 @@ class ChampionHolder:
     def _client(self) -> Any:
         from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def poll(self) -> bool:
         """Load the registry's current champion if it is not the loaded one. True when a model changed."""
