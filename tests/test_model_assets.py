@@ -145,6 +145,9 @@ def test_models_are_registered_in_mlflow(base) -> None:  # type: ignore[no-untyp
     cards = stored(settings, "xgboost_model")
     run = client.get_run(cards["mlflow_run_id"][0])
     assert run.data.tags["partition"] == DAY.isoformat() and "mlflow.parentRunId" in run.data.tags
+    # the parent (the Dagster run's MLflow run) says job and day; the child says model and day
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert run.info.run_name == f"xgboost {DAY}" and parent.info.run_name.endswith(f" {DAY}")
 
 
 def test_data_after_the_day_does_not_change_its_predictions(base, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -215,6 +215,9 @@ def test_registered_models_load_through_mlflow_and_reproduce_the_predictions(wal
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.model = 'xgboost'")
     assert {r.info.run_name for r in runs} == {f"xgboost {d}" for d in DAYS}
+    # the Dagster runs' MLflow runs (their parents) say job and day
+    parents = client.search_runs([experiment.experiment_id], filter_string="tags.`kimp.dagster_run` LIKE '%'")
+    assert {f"training_job {d}" for d in DAYS} <= {r.info.run_name for r in parents}
 
 
 def test_reports_name_their_strategy_and_the_range_index_links_every_report(walked: Path) -> None:

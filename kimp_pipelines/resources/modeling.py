@@ -84,10 +84,12 @@ class MlflowResource(ConfigurableResource):
         input_example). Returns (run id, registered version)."""
         import mlflow
 
-        from kimp.models.tracking import log_trained_model
+        from kimp.models.tracking import log_trained_model, run_name
 
         run = context.run
-        parent = self.dagster_run(run.run_id, run.job_name)
+        # the Dagster run's MLflow run says its job and day ('training_job 2024-03-04'), as its children
+        # say their model and day: a run list of the same job name on every row tells nothing
+        parent = self.dagster_run(run.run_id, run_name(run.job_name, str(context.partition_key)))
         with mlflow.start_run(run_id=parent):
             return log_trained_model(
                 mlflow,
