@@ -54,6 +54,10 @@ def main(ctx: click.Context, verbose: bool) -> None:
         import warnings
 
         warnings.filterwarnings("ignore")
+        # MLflow sets its own logger to INFO when imported; these children print a line per registered model
+        # ("Validating input example against model signature") and per new tracking database: noise here.
+        for name in ("mlflow.pyfunc", "mlflow.models", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @main.command()
