@@ -91,6 +91,37 @@ def test_training_is_seeded_reproducible_and_survives_saving(kind: str, episodes
     signals, notes = agent_signals(tmp_path / kind, held_out[0].market, history=yesterday)
     np.testing.assert_array_equal(signals["target"].to_numpy(), plays[0].targets)
     assert len(notes) == plays[0].kills.shape[0]
+    _backtested_as_a_strategy(kind, tmp_path / kind)
+
+
+def _backtested_as_a_strategy(kind: str, path: Path) -> None:
+    """The registered strategy (and ``rl``, which picks it) in the daily backtest: its targets are the saved
+    agent's on the day's market, warmed up on the day before as the previous day's stored rows hold it."""
+    from kimp.backtest import market_from_tables
+    from kimp.backtest.daily import DayConfig, backtest_day
+    from kimp.market_data.files import FilesSource
+    from kimp.premium import compute_premium
+
+    src = FilesSource(FIXTURE)
+    config = DayConfig(strategies=(kind, "rl"), coins=("BTC",), kr_venues=("bithumb",))
+    cards = {kind: {"path": str(path), "val_sharpe": 0.5, "agent": kind}}
+    previous, markets = None, []
+    for day in (DAY - timedelta(days=1), DAY):
+        c = {v: src.candles(v, day) for v in ("bithumb", "binance")}
+        fx = pl.concat([src.fx(day - timedelta(days=k)) for k in range(7, -1, -1)])
+        premium = compute_premium({"bithumb": c["bithumb"]}, c["binance"], fx, day=day)
+        candles = pl.concat(list(c.values()))
+        ran = backtest_day(
+            day, "normal", premium=premium, candles=candles, orderbook=pl.DataFrame(), config=config,
+            agents=cards, previous=previous,
+        )  # fmt: skip
+        previous = ran.frame
+        markets.append(market_from_tables(premium, candles, pl.DataFrame(), coin="BTC", kr_venue="bithumb"))
+    assert sorted(set(ran.strategies)) == sorted({kind, "rl"}) and ran.frame["continued"].all()
+    assert any(note.startswith(f"rl chose {kind}") for note in ran.notes)
+    expected, _ = agent_signals(path, markets[1], history=markets[0])
+    for result, strategy in zip(ran.results, ran.strategies, strict=True):
+        np.testing.assert_array_equal(result.records.target, expected["target"].to_numpy(), err_msg=strategy)
 
 
 def test_time_budget_stops_training_and_says_so(episodes) -> None:

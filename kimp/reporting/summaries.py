@@ -7,8 +7,6 @@ import polars as pl
 
 # One range row per chain of days: the market and the run.
 RANGE_KEY = ("strategy", "coin", "kr_venue", "engine", "scenario")
-# Columns of backtest_report that hold a day's chain (curves and states), not figures.
-CHAIN_COLUMNS = ("equity", "position", "carry")
 
 
 def day_returns(daily: pl.DataFrame) -> pl.DataFrame:
@@ -109,6 +107,8 @@ def summary_rows(daily: pl.DataFrame) -> pl.DataFrame:
     carry their curves, one ``range`` row per (strategy, coin, kr_venue, engine, scenario) (:func:`range_rows`,
     ``date`` null). ``days``: the days a row covers; ``continued`` on a range row: every day continued the
     one before (one unbroken chain)."""
+    from kimp.backtest.daily import CHAIN_COLUMNS
+
     figures = daily.drop([c for c in CHAIN_COLUMNS if c in daily.columns])
     day = figures.with_columns(scope=pl.lit("day"), days=pl.lit(1, dtype=pl.Int64))
     if not all(c in daily.columns for c in ("equity", "position", "opening_equity", "continued")):
