@@ -39,6 +39,7 @@ from kimp.backtest import kernel as BK
 from kimp.backtest.carry import ClosingState
 from kimp.backtest.market import US, Market
 from kimp.backtest.signals import prediction_signals, prediction_state, zscore_signals, zscore_state
+from kimp.backtest.strategies import MIN_ZSCORE_BARS, PredictionParams, ZScoreParams
 from kimp.rl.agents import Agent
 from kimp.rl.config import AGENTS
 from kimp.rl.episodes import day_markets, previous_market
@@ -46,9 +47,9 @@ from kimp.rl.walk_forward import RLWalkForward, TrainedDay, act_day, train_day
 from kimp.settings import Settings
 
 STRATEGIES = ("zscore", "ensemble", *AGENTS)
-# The daily backtests' rule parameters (kimp_pipelines.resources.backtest.BacktestResource defaults).
-ZSCORE_MINUTES, ENTRY_Z, EXIT_Z, MIN_ZSCORE_BARS = 240, 2.0, 0.5, 24
-PRED_THRESHOLD, PRED_SIZE_STEP = 0.1, 0.25
+# The daily backtests' rule parameters: the registered strategies' defaults (kimp.backtest.strategies).
+ZSCORE_MINUTES, ENTRY_Z, EXIT_Z = ZScoreParams().window_minutes, ZScoreParams().entry_z, ZScoreParams().exit_z
+PRED_THRESHOLD, PRED_SIZE_STEP = PredictionParams().threshold, PredictionParams().size_step
 COST_KINDS = ("fees", "slippage", "impact", "funding", "transfer", "fx_conversion", "total")
 
 
