@@ -134,6 +134,7 @@ def test_kimp_research_scores_every_model_out_of_sample(
     md = (out / "research.md").read_text()
     assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | selected |" in md
     assert (out / "research.html").read_text().startswith("<!doctype html>")
+    assert (out / "research_deltas.png").read_bytes()[:4] == b"\x89PNG"
     # a report combined from saved outputs recomputes the same intervals from the saved predictions
     from kimp.research.bootstrap import BootstrapConfig
     from kimp.research.run import combine_reports
@@ -169,4 +170,4 @@ def test_research_report_asset_materializes_over_a_range(
     assert scores.filter(pl.col("model") == "selected")["days"].item() == 1
     assert scores["target"].unique().to_list() == ["price"]
     meta = result.asset_materializations_for_node("research_report")[0].metadata
-    assert Path(meta["html"].value).exists() and "scores" in meta
+    assert Path(meta["html"].value).exists() and "scores" in meta and "deltas" in meta

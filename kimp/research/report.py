@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -115,7 +116,9 @@ def markdown(scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html_page(title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
+def html_page(
+    title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str], *, plot: str | None = None
+) -> str:
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -126,6 +129,7 @@ def html_page(title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: li
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
         "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        f"<img src='{html.escape(plot)}' alt='macro-F1 minus persistence'>" if plot else "",
         "<h2>Scores per period, horizon and model</h2>",
         table(HEADER, [_row_cells(r) for r in md_scores.iter_rows(named=True)]),
     ]
@@ -160,3 +164,50 @@ def html_page(title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: li
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul>"]
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def delta_png(
+    scores: pl.DataFrame, path: Path, *, models: tuple[str, ...] = ("ensemble", "selected", "logistic")
+) -> Path:
+    """Macro-F1 difference to persistence with its 90% interval, per period-horizon (rows) and model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = scores.select("period", "target", "hours").unique(maintain_order=True).rows()
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(keys) + 1.2))
+    for j, model in enumerate(models):
+        part = scores.filter(pl.col("model") == model)
+        for i, (period, target, hours) in enumerate(keys):
+            row = part.filter(
+                (pl.col("period") == period) & (pl.col("target") == target) & (pl.col("hours") == hours)
+            )
+            if row.height == 0:
+                continue
+            r = row.row(0, named=True)
+            y = i + (j - 1) * 0.22
+            ax.errorbar(
+                r["delta_macro_f1"],
+                y,
+                xerr=[
+                    [r["delta_macro_f1"] - r["delta_macro_f1_lo"]],
+                    [r["delta_macro_f1_hi"] - r["delta_macro_f1"]],
+                ],
+                fmt="o",
+                color=f"C{j}",
+                label=model if i == 0 else None,
+                markersize=4,
+            )
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.axvline(TARGET_POINTS, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(keys)), [f"{p} {h}h" + ("" if t == "premium" else f" ({t})") for p, t, h in keys])
+    ax.invert_yaxis()
+    ax.set_xlabel("macro-F1 minus persistence (90% interval); dashed: +5 points")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
+    return path

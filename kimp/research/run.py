@@ -25,7 +25,7 @@ from kimp.research import periods as period_registry
 from kimp.research.bootstrap import BootstrapConfig, score_table
 from kimp.research.data import period_inputs
 from kimp.research.periods import Period
-from kimp.research.report import html_page, markdown, summary
+from kimp.research.report import delta_png, html_page, markdown, summary
 from kimp.research.study import horizon_config, run_horizon
 from kimp.settings import Settings
 from kimp.timeutil import days_between
@@ -48,6 +48,10 @@ class ResearchResult:
     @property
     def html_path(self) -> Path:
         return self.out_dir / "research.html"
+
+    @property
+    def plot_path(self) -> Path:
+        return self.out_dir / "research_deltas.png"
 
 
 def selected_periods(settings: Settings) -> list[Period]:
@@ -196,7 +200,13 @@ def _write(
     )
     stage("research_summary.parquet", summ.write_parquet)
     stage("research.md", lambda p: p.write_text("# Research report\n\n" + markdown(scores, summ, notes)))
-    stage("research.html", lambda p: p.write_text(html_page("kimp research report", scores, summ, notes)))
+    plot = "research_deltas.png" if scores.height else None
+    stage(
+        "research.html",
+        lambda p: p.write_text(html_page("kimp research report", scores, summ, notes, plot=plot)),
+    )
+    if plot:
+        stage(plot, lambda p: delta_png(scores, p))
     for tmp, final in staged:
         tmp.replace(final)
 

@@ -154,6 +154,8 @@ def build_research_report(settings: Settings) -> AssetsDefinition:
         }
         if result.summary.height:
             meta["summary"] = frame_table(result.summary)
+        if result.plot_path.exists():
+            meta["deltas"] = png_markdown(result.plot_path.read_bytes(), "macro-F1 minus persistence")
         return Output(result.scores, metadata=meta)
 
     return research_report
