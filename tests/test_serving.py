@@ -355,7 +355,7 @@ def test_kimp_serve_stream_smoke_on_the_simulated_feed(registry: dict, tmp_path:
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240  # seconds on an idle machine; minutes at a load of 25 on 2 cores
         body = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
@@ -370,7 +370,7 @@ def test_kimp_serve_stream_smoke_on_the_simulated_feed(registry: dict, tmp_path:
         if body is None:
             proc.terminate()
             pytest.fail(
-                "no signal within 90 s; the service said:\n" + proc.communicate(timeout=15)[0][-4000:]
+                "no signal within 240 s; the service said:\n" + proc.communicate(timeout=15)[0][-4000:]
             )
         assert body["model"] == MODEL and body["coin"] == "BTC" and -1 <= body["target_position"] <= 1
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text

@@ -46,7 +46,12 @@ def feature_columns(frame: pl.DataFrame) -> list[str]:
 
 def feature_matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:
     """Float32 matrix in ``features`` order; a feature absent from ``frame`` is all-NaN (nulls become NaN)."""
-    missing = [c for c in features if c not in frame.columns]
+    schema = frame.schema  # built on every access (as is frame.columns): read it once
+    missing = [c for c in features if c not in schema]
+    if not missing and features and all(schema[c] == pl.Float32 for c in features):
+        # the common case (the features table's columns are Float32): one conversion, nulls become NaN;
+        # the per-column expressions below cost ~0.1 ms a column (70 ms for one row of the catalog)
+        return np.ascontiguousarray(frame.select(features).to_numpy(), dtype=np.float32)
     if missing:
         frame = frame.with_columns([pl.lit(None, dtype=pl.Float32).alias(c) for c in missing])
     return frame.select([pl.col(c).cast(pl.Float32).fill_null(float("nan")) for c in features]).to_numpy()

@@ -72,6 +72,8 @@ class LoopStats:
     signals: int = 0
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)  # bar close -> signal readable
+    cpu_ms: list[float] = field(default_factory=list)  # CPU time of the same (what load does not inflate)
+    engine_cpu_ms: list[float] = field(default_factory=list)  # of which the feature engine's bar close
     last_bar: datetime | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     warm_up_s: float | None = None
@@ -119,8 +121,9 @@ class LiveLoop:
 
     # ------------------------------------------------------------------ one event
     def on_event(self, event: Event) -> list[Signal]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         vectors = self.engine.on_event(event)
+        engine_cpu = time.thread_time() - c0
         if not vectors:
             return []
         for vec in vectors:
@@ -139,8 +142,12 @@ class LiveLoop:
         if signals:
             self.metrics.bar_to_signal.observe(elapsed)
             self.stats.latencies_ms.append(elapsed * 1000)
+            self.stats.cpu_ms.append((time.thread_time() - c0) * 1000)  # the same, in this thread's CPU time
+            self.stats.engine_cpu_ms.append(engine_cpu * 1000)  # of which the streaming engine
             if len(self.stats.latencies_ms) > 100_000:
                 del self.stats.latencies_ms[:50_000]
+                del self.stats.cpu_ms[:50_000]
+                del self.stats.engine_cpu_ms[:50_000]
         for signal in signals:  # the audit trail, after the signal is readable
             if self.timeseries is not None:
                 self.timeseries.append_signal(signal)

@@ -50,7 +50,9 @@ def feature_names(config: FeatureConfig, kr_venue: str) -> tuple[str, tuple[str,
 
 def model_frame(loaded: LoadedModel, rows: list[tuple[str, list[datetime], np.ndarray]]) -> pl.DataFrame:
     """The frame a kimp model scores: per coin its bars (ts ascending) and the model's features as Float32
-    (as in the ``features`` table; NaN becomes null), coins in sorted order."""
+    (as in the ``features`` table), coins in sorted order. Unknown values stay NaN: every model reads its
+    features through a matrix where null is NaN (kimp.models.dataset.feature_matrix), so no per-column
+    conversion is spent here."""
     parts = []
     for coin, ts, matrix in sorted(rows, key=lambda r: r[0]):
         values = pl.from_numpy(
@@ -59,7 +61,7 @@ def model_frame(loaded: LoadedModel, rows: list[tuple[str, list[datetime], np.nd
         keys = pl.DataFrame(
             {"ts": ts, "coin": [coin] * len(ts)}, schema={"ts": pl.Datetime("us", "UTC"), "coin": pl.String}
         )
-        parts.append(pl.concat([keys, values.fill_nan(None)], how="horizontal"))
+        parts.append(pl.concat([keys, values], how="horizontal"))
     return pl.concat(parts) if len(parts) > 1 else parts[0]
 
 
