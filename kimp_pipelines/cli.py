@@ -316,19 +316,20 @@ def _run_backtest(settings: Settings, start: date, end: date, *, with_data: bool
         k: [d for d in _days(start, end) if not store.exists(f"{k}_agent", d.isoformat())] for k in kinds
     }
     todo = tuple(k for k in kinds if missing[k])
+    days_needed: list[date] = sorted({d for k in todo for d in missing[k]})
     if todo:
         agent_days, selection = _agent_stages(settings, start, end, todo, with_data=with_data)
-        days_needed = sorted({d for k in todo for d in missing[k]})
         if "market_data_job" in agent_days:
             stage_days["market_data_job"] = sorted(
                 set(stage_days.get("market_data_job", [])) | set(agent_days["market_data_job"])
             )
         stage_days["agents_job"] = days_needed
         stage_select["agents_job"] = selection
-    if kinds:
-        reused = sum(len(_days(start, end)) - len(missing[k]) for k in kinds)
+    if kinds:  # one agents run per day trains every selected agent of that day
+        trained = len(todo) * len(days_needed)
         click.echo(
-            f"kimp: agents {', '.join(kinds)}: {sum(len(v) for v in missing.values())} to train, {reused} reused",
+            f"kimp: agents {', '.join(kinds)} for {len(_days(start, end))} day(s): {trained} to train, "
+            f"{len(kinds) * len(_days(start, end)) - trained} stored and reused",
             err=True,
         )
     stage_days["backtest_job"] = _days(start, end)

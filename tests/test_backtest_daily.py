@@ -238,3 +238,26 @@ def test_backtest_report_materialized_day_by_day_is_one_run(tables, tmp_path: Pa
         assert got["turnover"] == pytest.approx(ref.metrics["turnover"], rel=1e-12)
         assert got["cost_total"] == pytest.approx(ref.costs["total"], rel=1e-9)
     assert "equity" not in summary.columns and "carry" not in summary.columns
+
+
+def test_kimp_backtest_trains_the_missing_agents_and_reuses_stored_ones(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import click
+
+    from kimp_pipelines import cli
+
+    settings = _settings(tmp_path / "home").with_backtest(strategies=("zscore", "ppo", "dqn"))
+    store = ParquetStore(str(settings.storage_uri))
+    store.write("ppo_agent", DAYS[0].isoformat(), pl.DataFrame({"day": [DAYS[0]]}))  # stored: reused
+    plans = []
+    monkeypatch.setattr(cli, "_materialize", lambda *a, **k: plans.append(k))
+    cli._run_backtest(settings, DAYS[0], DAYS[1], with_data=False)
+    (plan,) = plans
+    assert list(plan["stage_days"]) == ["agents_job", "backtest_job", "reports_job"]  # in dependency order
+    assert plan["stage_days"]["agents_job"] == DAYS[:2] and plan["stage_days"]["backtest_job"] == DAYS[:2]
+    assert plan["stage_select"]["agents_job"] == "key:ppo_agent or key:dqn_agent"
+    # Only zscore: no agent stage. An unknown strategy is a usage error naming the registry.
+    plans.clear()
+    cli._run_backtest(settings.with_backtest(strategies=("zscore",)), DAYS[0], DAYS[1], with_data=True)
+    assert "agents_job" not in plans[0]["stage_days"]
+    with pytest.raises(click.BadParameter, match="unknown strategy 'nope'"):
+        cli._check_strategies(settings.with_backtest(strategies=("zscore", "nope")))
