@@ -201,8 +201,9 @@ class BacktestConfig:
     or the traded venue's capital in a single-venue mode. ``s > 0`` is long the premium (long the Korean
     leg, short the Binance leg); ``s < 0`` short it. Each venue's position is limited to
     ``max_position_fraction`` of that venue's capital; a target above the limit is cut and recorded as a
-    rejection. Daily backtests start flat and close out at the last bar of every UTC day
-    (``flat_at_day_end``) so that daily partitions are independent.
+    rejection. With ``flat_at_day_end`` (this config's default) a run closes out at the last bar of every
+    UTC day; the daily ``backtest_report`` runs with ``False`` and continues each day from the previous
+    day's closing state (``KIMP_BT_CARRY``; kimp.backtest.daily), unless told to close every day flat.
     """
 
     capital_krw: float = 100_000_000.0
