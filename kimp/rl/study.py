@@ -9,11 +9,14 @@ day, each day continuing from the previous day's :class:`~kimp.backtest.ClosingS
 and transfers in flight carry; positions are closed at each day's end by the default
 ``flat_at_day_end``), and their rule states carry too (the z-score window, the prediction rule's holding).
 
-Inputs come from the project's store (``KIMP_HOME``): ``kimchi_premium`` and the candles for the window
-before the first day and the range, and the ensemble's out-of-sample ``predictions`` of the range, written
-by ``kimp walk-forward`` (docs/rl.md, "Walk-forward results"). Agents are saved under
-``$KIMP_HOME/rl_study/<kind>/<day>/`` and reused by a later run with the same settings (``--retrain``
-trains them again); the table goes to ``$KIMP_HOME/rl_study/results_<start>_<end>.{csv,md}``.
+Everything runs in this process, by the functions the assets call (one Dagster run per day and stage cost
+about two minutes each on the loaded shared machine): the raw tables from the configured source
+(``KIMP_SOURCE``) and the premium by ``kimp.premium.compute_premium``; the ensemble's out-of-sample
+predictions of each day by the domain walk-forward (``kimp.models.walk_forward.train_day`` /
+``predict_day`` on ``kimp.features.build_features``; ``Settings.walk_forward``, default member
+parameters, no Optuna study). Agents are saved under ``$KIMP_HOME/rl_study/<kind>/<day>/`` and the
+predictions beside them, reused by a later run with the same settings (``--retrain`` redoes them); the
+table goes to ``$KIMP_HOME/rl_study/results_<start>_<end>.{csv,md}``. Results: docs/rl.md.
 
     python -m kimp.rl.study --start 2018-03-01 --end 2018-03-14 --kr-venue bithumb
 """
