@@ -100,3 +100,16 @@ def test_changing_settings_never_touches_the_environment(tmp_path: Path) -> None
     )
     assert s.walk_forward.window_days == 3 and s.backtest.strategies == ("zscore",)
     assert dict(os.environ) == before
+
+
+def test_the_cli_never_writes_the_environment() -> None:
+    """Options reach the runs as a changed Settings object: no command writes os.environ (kimp ui hands
+    its child process an environment of its own)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "kimp_pipelines"
+    for module in ("cli.py", "sentiment_cli.py", "runner.py"):
+        source = (root / module).read_text()
+        assert not re.search(r"os\.environ\s*(\[|\.update|\.setdefault|\.pop|\.clear)|os\.putenv", source), (
+            module
+        )
