@@ -150,7 +150,7 @@ def _report_config(asset: str, start: date, end: date) -> dict[str, dict]:
 @click.option("--trials", type=click.IntRange(1, 1000), help="Optuna trials per study [KIMP_WF_TRIALS].")
 @click.option(
     "--models",
-    help=f"Comma-separated members to train, of {','.join(registry.names(role='member'))} and any a plugin "
+    help=f"Comma-separated members to train, of {','.join(registry.names(kind='direction', role='member'))} and any a plugin "
     "registers (`kimp models` lists them) [KIMP_WF_MODELS].",
 )
 @click.option("--lstm-size", type=click.Choice(["cpu", "prd"]), help="LSTM size [KIMP_WF_LSTM_SIZE].")
