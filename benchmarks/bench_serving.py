@@ -98,11 +98,18 @@ def _wrk(url: str, seconds: int, connections: int, script: Path | None = None) -
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]  # type: ignore[union-attr]
+    _wrk.requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[attr-defined,union-attr]
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if sock:
         errors += sum(int(g) for g in sock.groups())
     return rps, p99, errors
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -196,13 +203,16 @@ def main() -> None:
         assert r.status_code == 200, r.text
         _wrk(f"{base}/v1/signal/BTC?kr_venue=upbit", 5, args.connections)  # warm-up
         _wrk(f"{base}/v1/predict", 5, args.connections, lua)
+        c0 = _cpu_s(server.pid)
         get = _wrk(f"{base}/v1/signal/BTC?kr_venue=upbit", args.seconds, args.connections)
-        print(f"GET /v1/signal: {get[0]:.0f} req/s, p99 {get[1]:.2f} ms, errors {get[2]}", flush=True)
+        get_cpu = (_cpu_s(server.pid) - c0) / _wrk.requests * 1000  # type: ignore[attr-defined]
+        print(f"GET /v1/signal: {get[0]:.0f} req/s, p99 {get[1]:.2f} ms, errors {get[2]}; service CPU "
+              f"{get_cpu:.2f} ms a request (one idle core: ~{1000 / get_cpu:.0f} req/s)", flush=True)  # fmt: skip
+        c0 = _cpu_s(server.pid)
         predict = _wrk(f"{base}/v1/predict", args.seconds, args.connections, lua)
-        print(
-            f"POST /v1/predict: {predict[0]:.0f} req/s, p99 {predict[1]:.2f} ms, errors {predict[2]}",
-            flush=True,
-        )
+        pred_cpu = (_cpu_s(server.pid) - c0) / _wrk.requests * 1000  # type: ignore[attr-defined]
+        print(f"POST /v1/predict: {predict[0]:.0f} req/s, p99 {predict[1]:.2f} ms, errors {predict[2]}; service "
+              f"CPU {pred_cpu:.2f} ms a request (one idle core: ~{1000 / pred_cpu:.0f} req/s)", flush=True)  # fmt: skip
         rss = _rss_mb(server.pid)
         print(
             f"service RSS after load: {rss:.0f} MB; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
