@@ -207,6 +207,14 @@ class Study:
             )
         return self._tables
 
+    def data_key(self) -> dict[str, Any]:
+        """What the saved agents and predictions were computed from (a change retrains them)."""
+        s = self.settings
+        return _jsonable(
+            {"source": s.source, "data_dir": s.data_dir, "seed": s.seed, "orderbook_ms": s.orderbook_interval_ms,
+             "kr_venues": self.kr_venues, "coins": self.coins, "feature_warmup": self.feature_warmup}
+        )  # fmt: skip
+
     def feature_start(self) -> date:
         return self.start - timedelta(days=self.settings.walk_forward.window_days + 1)
 
@@ -223,7 +231,7 @@ class Study:
         trained on the window before D minus the embargo and D's predictions. Cached on disk."""
         path = self.folder / f"predictions_{self.start}_{self.end}.parquet"
         key = path.with_suffix(".json")
-        want = _jsonable(asdict(self.settings.walk_forward))
+        want = {"data": self.data_key(), "walk_forward": _jsonable(asdict(self.settings.walk_forward))}
         if path.exists() and key.exists() and json.loads(key.read_text()) == want and not self.retrain:
             return pl.read_parquet(path)
         from kimp.features import FeatureInputs, build_features
@@ -272,7 +280,11 @@ class Study:
         path = self.folder / kind / day.isoformat()
         wf = self.walk_forward()
         acfg = self.settings.rl.agent(kind, self.settings.seed)
-        want = {"walk_forward": _jsonable(asdict(wf)), "agent": _jsonable(asdict(acfg))}
+        want = {
+            "data": self.data_key(),
+            "walk_forward": _jsonable(asdict(wf)),
+            "agent": _jsonable(asdict(acfg)),
+        }
         card_file = path / "study_card.json"
         if not self.retrain and card_file.exists():
             saved = json.loads(card_file.read_text())
