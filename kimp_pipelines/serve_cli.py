@@ -154,6 +154,6 @@ def live_demo(settings: Settings, *, bars: int = 4, speed: float = 30.0) -> None
     if lat:
         click.echo(
             f"  {loop.stats.bars} bars, {loop.stats.signals} signals; bar close to signal p50 "
-            f"{lat[len(lat) // 2]:.1f} ms, max {lat[-1]:.1f} ms (warm-up from stored history "
-            f"{loop.stats.warm_up_s:.1f} s). Serve them: .venv/bin/kimp serve --stream"
+            f"{lat[len(lat) // 2]:.1f} ms, max {lat[-1]:.1f} ms (the first bar includes loading; a cold "
+            "start: features with a look-back fill in as bars arrive). Serve them: .venv/bin/kimp serve --stream"
         )
