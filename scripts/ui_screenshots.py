@@ -13,6 +13,7 @@ and stops both servers when done.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -75,6 +76,25 @@ def _wait_http(url: str, timeout_s: float = 240) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
+def _dismiss(page: object) -> None:
+    """Close the Dagster UI's first-visit 'Join the Dagster community' dialog (it covers every page)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        page.get_by_role("button", name="Skip").click(timeout=1500)  # type: ignore[attr-defined]
+
+
+def _shrink(path: Path, max_height: int = 4000) -> None:
+    """Keep the committed PNGs small: at most ``max_height`` px tall, 256 colours (UI pages have few)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+    if image.height > max_height:
+        image = image.crop((0, 0, image.width, max_height))
+    image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def _experiment_id(tracking_uri: str) -> str:
     import mlflow
 
@@ -95,6 +115,7 @@ def main() -> None:
     parser.add_argument("--last", default="2024-03-05", help="the demo's last day")
     args = parser.parse_args()
     from playwright.sync_api import Page, sync_playwright
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     home = Path(os.environ.get("KIMP_HOME", ROOT / ".kimp")).resolve()
     if not (home / "reports" / "index.html").exists():
@@ -129,11 +150,18 @@ def main() -> None:
             ) -> None:
                 page.goto(url)
                 page.wait_for_load_state("domcontentloaded")
+                _dismiss(page)
                 if ready:
-                    ready(page)
+                    try:
+                        ready(page)
+                    except PlaywrightTimeout:  # shoot what is there: a broken page is worth seeing
+                        print(f"{name}: the page did not show what was awaited; shooting it as it is")
+                page.set_viewport_size({"width": WIDTH, "height": 2200 if full else 1000})
                 page.wait_for_timeout(3500)  # the UIs keep polling: let the first answers render
+                _dismiss(page)  # the dialog opens a few seconds after the first page
                 path = args.out / f"{name}.png"
                 page.screenshot(path=str(path), full_page=full)
+                _shrink(path)
                 shots.append(path.name)
                 print(f"{path}  <-  {url}", flush=True)
 
@@ -143,7 +171,7 @@ def main() -> None:
             # Dagster
             shoot("dagster-timeline", f"{dagit}/overview/activity/timeline", text("market_data_job"))
             shoot("dagster-job-runs", f"{dagit}/locations/kimp/jobs/training_job/runs", text("training_job"))
-            shoot("dagster-asset-groups", f"{dagit}/asset-groups", text("kimchi_premium"))
+            shoot("dagster-asset-groups", f"{dagit}/asset-groups", text("premium"))
             shoot(
                 "dagster-premium-partitions",
                 f"{dagit}/assets/kimchi_premium?view=partitions&default_range={day_range}&partition={args.day}",
