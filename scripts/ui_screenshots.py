@@ -203,11 +203,14 @@ def main() -> None:
                 full=True,
             )
             # MLflow
-            shoot("mlflow-runs", f"{mlflow_url}/#/experiments/{experiment}", text("xgboost"))
-            shoot("mlflow-models", f"{mlflow_url}/#/models", text("kimp-xgboost"))
+            # MLflow 3.17's UI opens every experiment in its GenAI view (a browser-wide setting, whatever the
+            # experiment's kind): ?workflowType=machine_learning opens the runs of model training
+            ml = "workflowType=machine_learning"
+            shoot("mlflow-runs", f"{mlflow_url}/#/experiments/{experiment}/runs?{ml}", text("xgboost"))
+            shoot("mlflow-models", f"{mlflow_url}/#/models?{ml}", text("kimp-xgboost"))
             shoot(
                 "mlflow-model-version",
-                f"{mlflow_url}/#/models/kimp-xgboost/versions/1",
+                f"{mlflow_url}/#/models/kimp-xgboost/versions/1?{ml}",
                 text("day"),
                 full=True,
             )
