@@ -683,6 +683,7 @@ def demo(start: date | None, end: date | None) -> None:
         f'  query them:  .venv/bin/kimp sql "SELECT model, macro_f1, log_loss FROM model_evaluation"\n'
         f"  backtest reports (HTML): {settings.home / 'reports' / 'index.html'} (every day and scenario)\n"
         f"  MLflow runs and registered models: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_uri}\n"
+        f"    then {_mlflow_runs_link(settings)}\n"
         f"  Dagster UI:  .venv/bin/kimp ui, then Overview -> Timeline, or the demo's days of an asset:\n"
         f"    http://127.0.0.1:3000/assets/kimchi_premium?view=partitions&default_range=[{start}...{end}]\n"
         f"  Dagster instance (runs, events): {settings.dagster_home}"
@@ -690,6 +691,19 @@ def demo(start: date | None, end: date | None) -> None:
     from kimp_pipelines.serve_cli import live_demo
 
     live_demo(settings)
+
+
+def _mlflow_runs_link(settings: Settings) -> str:
+    """The experiment's runs in MLflow's UI. MLflow 3.17 opens every experiment in its GenAI view (a
+    browser-wide choice, whatever the experiment's kind tag says): the link asks for model training."""
+    import mlflow
+
+    experiment = mlflow.MlflowClient(tracking_uri=str(settings.mlflow_uri)).get_experiment_by_name("kimp")
+    if experiment is None:
+        return "http://127.0.0.1:5000 (no experiment 'kimp' yet)"
+    return (
+        f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+    )
 
 
 main.add_command(sentiment)

@@ -70,6 +70,7 @@ def test_demo_runs_end_to_end_and_says_where_to_look(kimp_env: Path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "walk-forward metrics" in result.output and "backtest summary" in result.output
     assert "BTC,upbit,2024-03-01,1440," in result.output
+    assert "/runs?workflowType=machine_learning" in result.output  # MLflow opens on the experiment's runs
     store = kimp_env / "store"
     for table in ("features", "feature_catalog", "predictions", "model_evaluation", "backtest_report"):
         assert list((store / table).glob("*.parquet")), table
