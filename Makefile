@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/kimp demo
 
+# Two workers (the machine has two cores; most tests are single-threaded Python); a test file stays on one
+# worker, so module fixtures (a walk-forward, a trained text model) are built once.
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=30
 
 lint: setup
 	$(BIN)/ruff check .
