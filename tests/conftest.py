@@ -21,3 +21,14 @@ def kimp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KIMP_HOME", str(home))
     return home
+
+
+# The longest files first. `make test` runs two xdist workers with one file per worker; collected in
+# alphabetical order, test_walk_forward_cli.py (a whole walk-forward in its fixture) started last and left the
+# other worker idle for minutes. Stable sort: every other test keeps its order.
+LONGEST_FIRST = ("test_walk_forward_cli.py", "test_model_assets.py", "test_cli.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
