@@ -17,26 +17,12 @@ from kimp.errors import KimpError
 from kimp.models import registry
 from kimp.settings import PROJECT_ROOT, BacktestSettings, Settings
 from kimp.timeutil import days_between
+from kimp_pipelines.cli_options import day_option as _day
+from kimp_pipelines.cli_options import settings_from_env as _settings
 from kimp_pipelines.sentiment_cli import sentiment
 from kimp_pipelines.serve_cli import serve, stream
 
 DEMO_RANGE = (date(2024, 3, 1), date(2024, 3, 5))  # simulated: any dates work; fixed so results repeat
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
 
 
 @click.group()

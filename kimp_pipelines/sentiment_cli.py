@@ -7,14 +7,7 @@ from pathlib import Path
 import click
 
 from kimp.sentiment.scoring import MODEL_CHOICES
-from kimp.settings import Settings
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+from kimp_pipelines.cli_options import settings_from_env as _settings
 
 
 @click.group()

@@ -5,28 +5,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from datetime import date
 from typing import Any
 
 import click
 
 from kimp.settings import Settings
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _day(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date in YYYY-MM-DD form") from None
+from kimp_pipelines.cli_options import day_option as _day
+from kimp_pipelines.cli_options import settings_from_env as _settings
 
 
 def stream_options(func: Callable[..., Any]) -> Callable[..., Any]:

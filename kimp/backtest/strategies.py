@@ -27,7 +27,6 @@ to act on for the day (no predictions of its model, no agent) returns ``signals=
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,6 +36,7 @@ import numpy as np
 import polars as pl
 
 from kimp.backtest.market import Market
+from kimp.models.registry import resolve_ref
 
 KINDS: tuple[str, ...] = ("rule", "model", "agent")
 # A z-score over n samples cannot exceed (n - 1) / sqrt(n): fewer than ~24 bars could never reach the
@@ -79,13 +79,7 @@ Ref = Callable[..., StrategySignals] | str
 
 
 def _resolve(ref: Ref) -> Callable[..., StrategySignals]:
-    if callable(ref):
-        return ref
-    module, _, attr = ref.partition(":")
-    target: Any = importlib.import_module(module)
-    for part in attr.split("."):
-        target = getattr(target, part)
-    return target  # type: ignore[no-any-return]
+    return resolve_ref(ref)  # the model registry's "module:attribute" rule, one implementation
 
 
 @dataclass(frozen=True)

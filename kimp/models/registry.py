@@ -89,7 +89,8 @@ def named(*names: str) -> FeaturePolicy:
 Ref = Callable[..., Any] | str
 
 
-def _resolve(ref: Ref) -> Callable[..., Any]:
+def resolve_ref(ref: Ref) -> Callable[..., Any]:
+    """A callable, or the attribute a ``"module:attr.sub"`` string names (imported now, on first use)."""
     if callable(ref):
         return ref
     module, _, attr = ref.partition(":")
@@ -147,15 +148,15 @@ class ModelSpec:
         features: list[str],
         params: dict[str, Any] | None = None,
     ) -> FittedModel:
-        return _resolve(self.fit)(frame, config, features=features, params=params)  # type: ignore[no-any-return]
+        return resolve_ref(self.fit)(frame, config, features=features, params=params)  # type: ignore[no-any-return]
 
     def load_model(self, path: Path) -> FittedModel:
-        return _resolve(self.load)(Path(path))  # type: ignore[no-any-return]
+        return resolve_ref(self.load)(Path(path))  # type: ignore[no-any-return]
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         if self.search_space is None:
             raise ValueError(f"{self.name} has no search space: it is not tuned")
-        return _resolve(self.search_space)(trial)  # type: ignore[no-any-return]
+        return resolve_ref(self.search_space)(trial)  # type: ignore[no-any-return]
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
