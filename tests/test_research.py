@@ -137,7 +137,11 @@ def test_kimp_research_scores_every_model_out_of_sample(
     assert set(bt["coin"]) == {"BTC", "ETH", "all"} and bt["kr_venue"].unique().to_list() == ["bithumb"]
     assert bt["days"].max() == 3 and bt["hours"].unique().to_list() == [1]
     traded = bt.filter((pl.col("coin") != "all") & (pl.col("trades") > 0))
-    assert traded.height and (traded["cost_fees"] > 0).all() and (traded["cost_total"] >= traded["cost_fees"]).all()
+    assert (
+        traded.height
+        and (traded["cost_fees"] > 0).all()
+        and (traded["cost_total"] >= traded["cost_fees"]).all()
+    )
     md = (out / "research.md").read_text()
     assert "After-cost backtest" in md and "| z-score rule | BTC | 3 |" in md
     assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | selected |" in md
