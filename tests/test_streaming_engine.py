@@ -129,3 +129,77 @@ def test_warm_up_refuses_history_at_another_interval() -> None:
     engine = StreamingEngine(CONFIG, interval_s=60)
     with pytest.raises(ValueError, match="3600 s, the engine's 60 s"):
         engine.warm_up(hourly, until=t0 + timedelta(days=2))
+
+
+def test_base_rows_equal_the_batch_base_frame_with_placeholders_gaps_and_bad_values() -> None:
+    """kimp.streaming.rows builds each bar's base row from records: every column equals the batch
+    base_frame's on inputs with zero-volume bars, missing legs, non-finite values and scored news."""
+    from kimp.features.build import lookback_days
+    from kimp.features.inputs import base_columns, kr_venues
+    from kimp.features.types import FeatureInputs
+    from kimp.market_data.schemas import KR_VENUES
+    from kimp.premium import compute_premium
+    from kimp.streaming.rows import BaseRows, to_us
+
+    day = date(2024, 1, 16)
+    d0 = datetime(2024, 1, 16, tzinfo=UTC)
+    lo, hi = d0 + timedelta(hours=9), d0 + timedelta(hours=11)
+    raw = synthetic_inputs(d0 - timedelta(days=1), 2, orderbook_every_s=20, seed=3)
+    assert raw.candles is not None and raw.orderbook is not None and raw.fx is not None
+    minute = pl.col("ts").dt.minute()
+    candles = raw.candles.with_columns(
+        volume=pl.when((pl.col("symbol") == "BTC/KRW") & (minute % 7 == 0)).then(0.0).otherwise("volume"),
+        close=pl.when((pl.col("symbol") == "ETH/KRW") & (minute == 13)).then(float("nan")).otherwise("close"),
+        quote_volume=pl.when(minute % 5 == 0).then(None).otherwise("quote_volume"),
+    ).filter(~((pl.col("symbol") == "ETH/USDT") & (minute % 11 == 0)))
+    candles = candles.with_columns(
+        volume=pl.when((pl.col("symbol") == "BTC/USDT") & (minute % 9 == 0)).then(0.0).otherwise("volume")
+    )
+    books = raw.orderbook.filter((pl.col("ts") >= lo - timedelta(minutes=1)) & (pl.col("ts") < hi))
+    books = books.with_columns(
+        bid_sz_3=pl.when(pl.col("ts").dt.second() == 20).then(float("nan")).otherwise("bid_sz_3"),
+        ask_sz_1=pl.when(minute % 4 == 0).then(None).otherwise("ask_sz_1"),
+    ).filter(~((pl.col("venue") == "binance") & (minute % 6 == 0)))
+    fx = raw.fx.with_columns(
+        close=pl.when((pl.col("series") == "intraday") & (minute == 30)).then(float("nan")).otherwise("close")
+    )
+    premium = []
+    for d in (day - timedelta(days=1), day):
+        c = candles.filter(pl.col("ts").dt.date() == d)
+        kr = {v: c.filter(pl.col("venue") == v) for v in KR_VENUES}
+        premium.append(compute_premium(kr, c.filter(pl.col("venue") == "binance"), fx, day=d))
+    tables = {
+        "candles": candles,
+        "orderbook": books,
+        "fx": fx,
+        "onchain": raw.onchain,
+        "macro": raw.macro,
+        "news": raw.news,
+        "news_sentiment": raw.news_sentiment,
+    }
+    inputs = FeatureInputs(premium=pl.concat(premium), **tables)  # type: ignore[arg-type]
+    prep = prepare(inputs, start=lo, end=hi, config=CONFIG)
+    rows = BaseRows(CONFIG, 60, lookback_days(CONFIG))
+    for table, frame in tables.items():
+        rows.add(table, frame.filter(pl.col("ts") < hi))  # type: ignore[union-attr]
+    columns = ["ts", "_close", "_hist_s", *base_columns(), "fx_pub", "fx_fix_pub"]
+    checked = 0
+    for coin in CONFIG.coins:
+        assert prep.tables["premium"] is not None
+        venues = kr_venues(prep.tables["premium"], coin, CONFIG)
+        batch = ensure_columns(base_frame(prep, coin, end=hi, config=CONFIG, venues=venues)[0])
+        origin = to_us(batch["ts"][0])
+        for want in batch.filter(pl.col("ts") >= lo).iter_rows(named=True):
+            bar = to_us(want["ts"])
+            candles_now = rows.bars["candles"].get(bar, [])
+            got = rows.row(bar, coin, venues, rows.premium(bar, candles_now), candles_now, origin)
+            for name in columns:
+                a, b = want[name], got.get(name)
+                same = a == b or (
+                    isinstance(a, float)
+                    and isinstance(b, float)
+                    and ((np.isnan(a) and np.isnan(b)) or np.isclose(a, b, rtol=1e-12, atol=0))
+                )
+                assert same, f"{coin} {want['ts']} {name}: batch {a!r}, streaming {b!r}"
+                checked += a is not None
+    assert checked > 2 * 120 * 100

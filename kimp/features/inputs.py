@@ -428,9 +428,12 @@ def base_frame(
     """The regular bar grid of one coin with every raw series the families read, and its kr venue.
 
     By default the grid runs from the coin's first premium bar to ``end``, the venues come from
-    ``kr_venues`` and history (``_hist_s``) is measured from the grid's first bar. The streaming engine
-    (kimp.streaming) builds the rows of new bars with this same code: it passes the first new bar, the
-    venues it serves and the first bar of its whole history.
+    ``kr_venues`` and history (``_hist_s``) is measured from the grid's first bar (``grid_start`` and
+    ``history_start`` override them for a grid that continues an earlier one).
+
+    The streaming engine warms up with this function; the row of each new bar it builds from records with
+    the same rules (kimp.streaming.rows, no frame per bar): a rule changed here must change there too,
+    which tests/test_streaming_engine.py (base rows, column by column) and the parity tests catch.
     """
     iv = prep.interval_s
     premium = prep.tables["premium"]
