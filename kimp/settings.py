@@ -42,9 +42,10 @@ KIMP_RESEARCH_WINDOW_DAYS, KIMP_RESEARCH_MAX_DAYS, KIMP_RESEARCH_BOOTSTRAP
                      the research study (ResearchSettings: periods, horizons_h, models, targets, retrain_every_days,
                      window_days, max_days, bootstrap_samples)
 KIMP_REDIS_URL, KIMP_PG_URL, KIMP_STREAM_KR_VENUE, KIMP_STREAM_PREFIX, KIMP_STALE_AFTER_S,
-KIMP_SERVE_MODEL, KIMP_MODEL_POLL_S
+KIMP_SERVE_MODEL, KIMP_MODEL_POLL_S, KIMP_SIGNAL_CACHE_MS
                      the live side (kimp.streaming.config.StreamSettings: online store, time-series store,
-                     streamed venue, key/table prefix, staleness, served model, registry poll interval)
+                     streamed venue, key/table prefix, staleness, served model, registry poll interval,
+                     how long the API serves a signal before reading the store again)
 """
 
 from __future__ import annotations

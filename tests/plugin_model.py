@@ -30,7 +30,10 @@ class CentroidModel:
     name: str = "centroid"
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        x = np.nan_to_num((feature_matrix(frame, self.features) - self.mean) / self.std)
+        return self.predict_proba_rows(feature_matrix(frame, self.features))
+
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        x = np.nan_to_num((x - self.mean) / self.std)
         d = ((x[:, None, :] - self.centroids[None, :, :]) ** 2).mean(axis=2)  # (n, 3)
         logits = np.where(np.isnan(d), -np.inf, -d)
         logits -= logits.max(axis=1, keepdims=True)

@@ -131,7 +131,19 @@ def test_kimp_research_scores_every_model_out_of_sample(
     assert (preds["trained_on"] <= preds["day"]).all()
     choices = pl.read_parquet(out / "choices" / "hourly_2018_euphoria_1h.parquet")
     assert choices["chosen"].to_list()[0] in set(scores["model"]) - {"selected"}
+    # the after-cost backtest of the predictions, positions carried over the days, on Bithumb's fees
+    bt = pl.read_parquet(out / "research_backtest.parquet")
+    assert set(bt["strategy"]) == {"zscore", "ensemble", "persistence"}
+    assert set(bt["coin"]) == {"BTC", "ETH", "all"} and bt["kr_venue"].unique().to_list() == ["bithumb"]
+    assert bt["days"].max() == 3 and bt["hours"].unique().to_list() == [1]
+    traded = bt.filter((pl.col("coin") != "all") & (pl.col("trades") > 0))
+    assert (
+        traded.height
+        and (traded["cost_fees"] > 0).all()
+        and (traded["cost_total"] >= traded["cost_fees"]).all()
+    )
     md = (out / "research.md").read_text()
+    assert "After-cost backtest" in md and "| z-score rule | BTC | 3 |" in md
     assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | selected |" in md
     assert (out / "research.html").read_text().startswith("<!doctype html>")
     assert (out / "research_deltas.png").read_bytes()[:4] == b"\x89PNG"
@@ -140,7 +152,7 @@ def test_kimp_research_scores_every_model_out_of_sample(
     from kimp.research.run import combine_reports
 
     combined = combine_reports([out], tmp_path / "combined", boot=BootstrapConfig(n_samples=50))
-    assert combined.scores.select(scores.columns).equals(scores)
+    assert combined.scores.select(scores.columns).equals(scores) and combined.backtest.equals(bt)
     assert combined.summary.equals(pl.read_parquet(out / "research_summary.parquet"))
 
 

@@ -208,6 +208,10 @@ def test_predict_scores_a_partial_vector_missing_features_null(client: TestClien
         ),
         (json.dumps({"coin": "BTC", "features": {"prem_fx": "high"}}).encode(), "features.prem_fx"),
         (json.dumps({"coin": "BTC", "features": {"prem_fx": True}}).encode(), "features.prem_fx"),
+        (
+            b'{"coin": "BTC", "features": {"kr_ret_1m": 1.0, "prem_fx": 1' + b"0" * 400 + b"}}",
+            "body",  # a number beyond float range: orjson refuses it
+        ),
         (json.dumps({"coin": "BTC", "features": {}, "extra": 1}).encode(), "extra"),
         (json.dumps({"coin": "BTC", "features": {}, "ts": "yesterday"}).encode(), "ts"),
         (json.dumps({"coin": "BTC", "features": {}, "ts": "2024-03-01T10:00:00"}).encode(), "ts"),
@@ -299,8 +303,11 @@ def test_live_loop_signals_follow_the_backtest_rule_into_the_stores(
     pg_url: str,  # noqa: F811 (the fixture of test_streaming_timeseries)
 ) -> None:
     """A replay of the simulated market through the loop: every bar's signal is in the online store and in
-    PostgreSQL, and the targets are what prediction_signals gives for the same probabilities."""
+    PostgreSQL with the bar's premium rows, and the targets are what prediction_signals gives for the same
+    probabilities."""
     from kimp.backtest.signals import prediction_targets
+    from kimp.market_data.source import build_source
+    from kimp.premium import compute_premium
     from kimp.serving.live import StreamOptions
     from kimp.serving.run import run_stream
     from kimp.streaming.timeseries import TimeSeriesStore
@@ -325,6 +332,23 @@ def test_live_loop_signals_follow_the_backtest_rule_into_the_stores(
         )
     ts = TimeSeriesStore(pg_url, loop.engine.names)
     assert ts.read("signals").height == 12 and ts.read("predictions").height == 12
+    # every closed bar's premium rows, as the kimchi_premium asset computes them from the same candles
+    bars = (
+        ts.read("bars")
+        .filter(pl.col("kr_venue") == "upbit")
+        .with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+    )
+    assert bars.height == 12 and bars["ts"].n_unique() == 6
+    assert sorted(bars["ts"].unique().to_list()) == sorted({s.ts for s in seen})
+    source, day = build_source("simulated", seed=settings.seed), date(2024, 3, 4)
+    kr = {v: source.candles(v, day) for v in ("upbit", "bithumb")}
+    batch = compute_premium(kr, source.candles("binance", day), pl.DataFrame(), day=day)
+    joined = bars.join(batch, on=["ts", "coin", "kr_venue"], suffix="_batch")
+    assert joined.height == 12
+    for column in ("kr_close", "binance_close", "usdt_krw_close", "premium_usdt"):  # FX: none in a cold start
+        np.testing.assert_allclose(
+            joined[column].to_numpy(), joined[f"{column}_batch"].to_numpy(), rtol=1e-12
+        )
     served = ts.read("served_features")  # bar closes and the tick refreshes between them
     assert served.filter(~pl.col("tick")).height == 12 and served.filter(pl.col("tick")).height > 0
     ts.close()

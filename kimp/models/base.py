@@ -108,11 +108,20 @@ class FittedModel(Protocol):
 
     ``predict_proba`` returns an (n, 3) float array (p_down, p_flat, p_up), one row per row of ``frame``;
     rows a model cannot score (e.g. a sequence model without enough history) get NaN.
+
+    ``predict_proba_rows`` scores a matrix ``x`` of shape (n, len(features)) in ``features`` order (float32
+    or float64, NaN = null), each row on its own, with no history: the numpy path. A model whose rows need
+    no context implements ``predict_proba`` as ``predict_proba_rows(feature_matrix(frame, features))``, so
+    batch predictions and the signal service (which builds the row straight from a request or a streamed
+    vector, without a frame: ~7 ms a call saved) run the same code. A sequence model answers NaN rows
+    (it needs the bars before; score it through ``predict_proba`` with them).
     """
 
     name: str
     features: list[str]
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray: ...
+
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray: ...
 
     def save(self, path: Path) -> None: ...

@@ -50,6 +50,9 @@ class MajorityModel:
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         return np.tile(self.priors, (frame.height, 1))
 
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        return np.tile(self.priors, (x.shape[0], 1))
+
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -75,8 +78,12 @@ class PersistenceModel:
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         if LAST_MOVE not in frame.columns:
             raise ValueError(f"persistence needs the {LAST_MOVE!r} column (kimp.models.labels.last_move)")
-        last = frame[LAST_MOVE].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-        out = np.tile(self.priors, (frame.height, 1))
+        return self.predict_proba_rows(frame[LAST_MOVE].cast(pl.Float64).fill_null(float("nan")).to_numpy())
+
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        """``x``: the last move (its one feature) per row, as a column or a vector."""
+        last = np.asarray(x, dtype=np.float64).reshape(-1)
+        out = np.tile(self.priors, (last.shape[0], 1))
         known = ~np.isnan(last)
         other = (1.0 - self.hit_rate) / 2.0
         out[known] = other
@@ -127,7 +134,10 @@ class LogisticModel:
     name: str = "logistic"
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        x = feature_matrix(frame, self.features).astype(np.float64)  # float64: rows sum to 1 within 1e-12
+        return self.predict_proba_rows(feature_matrix(frame, self.features))
+
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)  # float64: rows sum to 1 within 1e-12
         out = np.zeros((x.shape[0], 3))
         if x.shape[0]:
             # Classes absent from training keep probability 0 (the model never saw them).

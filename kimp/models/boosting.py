@@ -100,7 +100,9 @@ class BoostingModel:
     importance: pl.DataFrame = field(repr=False)
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
-        x = feature_matrix(frame, self.features)
+        return self.predict_proba_rows(feature_matrix(frame, self.features))
+
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 0:
             return np.empty((0, 3))
         if self.kind == "xgboost":
@@ -110,7 +112,9 @@ class BoostingModel:
                 xgb.DMatrix(x, missing=np.nan), iteration_range=(0, self.best_iteration + 1)
             )
         else:
-            out = self.booster.predict(x, num_iteration=self.best_iteration + 1)
+            # one thread: on 2 shared cores OpenMP's second thread costs more than it saves, and a
+            # single served row (tens of microseconds of trees) would pay its start-up on every call
+            out = self.booster.predict(x, num_iteration=self.best_iteration + 1, num_threads=1)
         return np.asarray(out, dtype=np.float64).reshape(-1, 3)
 
     def save(self, path: Path) -> None:

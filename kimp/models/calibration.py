@@ -81,6 +81,9 @@ class Calibrated:
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         return scale(self.model.predict_proba(frame), self.temperature)
 
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        return scale(self.model.predict_proba_rows(x), self.temperature)
+
     def save(self, path: Path) -> None:
         self.model.save(path)
         (Path(path) / CALIBRATION_FILE).write_text(json.dumps({"temperature": self.temperature}))

@@ -91,7 +91,18 @@ class EnsembleModel:
         return combine([member_probas[n] for n in names], np.array([self.weights[n] for n in names]))
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
+        # member by member on the frame: a sequence member reads the bars before each row
         return self.combine({n: m.predict_proba(frame) for n, m in self.members.items()})
+
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        """``x`` in ``features`` order (the union of the members'); each member reads its own columns."""
+        columns = self.__dict__.get("_columns")
+        if columns is None:  # each member's columns in the union, computed once (members never change)
+            where = {f: i for i, f in enumerate(self.features)}
+            columns = self.__dict__["_columns"] = {
+                n: np.array([where[f] for f in m.features], dtype=np.int64) for n, m in self.members.items()
+            }
+        return self.combine({n: m.predict_proba_rows(x[:, columns[n]]) for n, m in self.members.items()})
 
     def save(self, path: Path) -> None:
         """Its weights, and a copy of each member (loadable through the registry, calibration included)."""

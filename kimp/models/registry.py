@@ -1,8 +1,8 @@
 """The model registry: one :class:`ModelSpec` per model, and everything per model generated from it.
 
 A model is one module plus one registration. The module holds the model (a ``FittedModel``: ``name``,
-``features``, ``predict_proba(frame)``, ``save(path)``), a ``fit`` function and a ``load`` function; the
-registration is one ``register(ModelSpec(...))`` call, either in the list of built-in models at the end
+``features``, ``predict_proba(frame)``, ``predict_proba_rows(x)``, ``save(path)``; see kimp.models.base),
+a ``fit`` function and a ``load`` function; the registration is one ``register(ModelSpec(...))`` call, either in the list of built-in models at the end
 of this file or in the model's own module named in ``Settings.plugins`` (KIMP_PLUGINS). From the registry
 come the Dagster model assets (one per configured member; the baselines share ``baseline_models``), the
 ensemble's candidates, the Optuna studies (specs with a search space), MLflow registration (``kimp-<name>``),

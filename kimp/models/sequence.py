@@ -241,6 +241,11 @@ class LSTMModel:
         out[rows.original_row[valid]] = probs
         return out
 
+    def predict_proba_rows(self, x: np.ndarray) -> np.ndarray:
+        """NaN rows: a window of ``steps`` bars ends at each scored row, and lone rows carry none (score
+        through ``predict_proba`` with the bars before)."""
+        return np.full((x.shape[0], len(CLASSES)), np.nan, dtype=np.float64)
+
     def save(self, path: Path) -> None:
         """Write ``path/`` = weights (``lstm_state.pt``, cpu tensors) + ``lstm_config.json`` (sizes, features,
         scaler statistics, bar length, seed, history)."""

@@ -97,6 +97,33 @@ def _candle_premium(
     )
 
 
+def period_market(
+    period: Period, data_dir: Path, work_dir: Path, first: date, last: date
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """(premium, candles, fx) of ``period`` from day ``first`` to ``last`` (inclusive): what the features
+    and the backtest read (fx is None for the daily periods, whose premium file holds its rate)."""
+    end = _utc(last) + timedelta(days=1)
+    fx: pl.DataFrame | None = None
+    if period.kind == "daily_premium":
+        from kimp.sentiment.study import daily_candles, daily_premium
+
+        lo = _utc(first)
+        premium = daily_premium(data_dir / KIMPLOG).filter((pl.col("ts") >= lo) & (pl.col("ts") < end))
+        candles = daily_candles(data_dir / "investing_daily").filter(
+            (pl.col("ts") >= lo) & (pl.col("ts") < end)
+        )
+    else:
+        premium, candles, fx = _candle_premium(period, data_dir, work_dir, first, last)
+    if premium.height == 0:
+        raise MarketDataError(
+            source="research",
+            partition=None,
+            problem=f"period {period.name}: no premium rows between {first} and {last}",
+            expected=f"data of {', '.join(period.files)} covering the period",
+        )
+    return premium, candles, fx
+
+
 def period_inputs(
     period: Period,
     data_dir: Path,
@@ -115,25 +142,8 @@ def period_inputs(
     first_day, last_day = first_day or period.start, last_day or period.end
     first = data_start(first_day, window_days, look)
     end = _utc(last_day) + timedelta(days=1)
-    if period.kind == "daily_premium":
-        from kimp.sentiment.study import daily_candles, daily_premium
-
-        lo = _utc(first)
-        premium = daily_premium(data_dir / KIMPLOG).filter((pl.col("ts") >= lo) & (pl.col("ts") < end))
-        candles = daily_candles(data_dir / "investing_daily").filter(
-            (pl.col("ts") >= lo) & (pl.col("ts") < end)
-        )
-        inputs = FeatureInputs(premium=premium, candles=candles)
-    else:
-        premium, candles, fx = _candle_premium(period, data_dir, work_dir, first, last_day)
-        inputs = FeatureInputs(premium=premium, candles=candles, fx=fx)
-    if premium.height == 0:
-        raise MarketDataError(
-            source="research",
-            partition=None,
-            problem=f"period {period.name}: no premium rows between {first} and {last_day}",
-            expected=f"data of {', '.join(period.files)} covering the period",
-        )
+    premium, candles, fx = period_market(period, data_dir, work_dir, first, last_day)
+    inputs = FeatureInputs(premium=premium, candles=candles, fx=fx)
     feature_start = _utc(first + timedelta(days=look))
     result = build_features(inputs, start=feature_start, end=end, config=config)
     frame = result.frame

@@ -97,7 +97,70 @@ def summary(
     return pl.DataFrame(rows)
 
 
-def markdown(scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
+BACKTEST_HEADER = [
+    "period",
+    "horizon",
+    "venue",
+    "strategy",
+    "coin",
+    "days",
+    "return",
+    "Sharpe",
+    "max drawdown",
+    "trades",
+    "costs (M KRW)",
+    "of which fees",
+]
+
+
+def _pct(v: object) -> str:
+    return "n/a" if v is None or not np.isfinite(float(v)) else f"{100 * float(v):+.2f}%"  # type: ignore[arg-type]
+
+
+def _num(v: object, fmt: str = "{:.2f}") -> str:
+    return "n/a" if v is None or not np.isfinite(float(v)) else fmt.format(float(v))  # type: ignore[arg-type]
+
+
+def backtest_cells(r: Mapping[str, object]) -> list[str]:
+    """One backtest row: the range figures of a strategy over a period (positions carried across days)."""
+    mdd = r.get("max_drawdown")
+    return [
+        str(r["period"]),
+        f"{r['hours']}h",
+        str(r["kr_venue"]),
+        "z-score rule" if r["strategy"] == "zscore" else f"{r['strategy']} predictions",
+        str(r["coin"]),
+        str(r.get("days")),
+        _pct(r.get("total_return")),
+        _num(r.get("sharpe")),
+        "n/a" if mdd is None else _pct(-abs(float(mdd))),  # type: ignore[arg-type]
+        str(r.get("trades")),
+        _num(float(r.get("cost_total") or 0.0) / 1e6, "{:.1f}"),  # type: ignore[arg-type]
+        _num(float(r.get("cost_fees") or 0.0) / 1e6, "{:.1f}"),  # type: ignore[arg-type]
+    ]
+
+
+def _backtest_rows(backtest: pl.DataFrame) -> list[list[str]]:
+    if not backtest.height:
+        return []
+    order = backtest.with_columns(_z=pl.col("strategy") != "zscore", _all=pl.col("coin") == "all")
+    order = order.sort("period", "hours", "_all", "coin", "_z", "strategy")
+    return [backtest_cells(r) for r in order.iter_rows(named=True)]
+
+
+BACKTEST_INTRO = (
+    "The prediction rule (kimp.backtest.signals.prediction_signals, default parameters) on each model's "
+    "out-of-sample predictions against the z-score rule, through kimp.backtest.daily.backtest_day day by "
+    "day with positions carried across days, on the period's Korean venue with its fees (Bithumb 0.25%, "
+    "Upbit 0.05%, Binance 0.10% per fill), slippage, impact and FX conversion; scenario normal. Return, "
+    "Sharpe and drawdown are those of the chained equity curve (one run over the period); `all`: the "
+    "coins' equal-capital mean of daily returns, compounded."
+)
+
+
+def markdown(
+    scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str], *, backtest: pl.DataFrame | None = None
+) -> str:
     lines = ["## Scores per period, horizon and model", ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for r in scores.iter_rows(named=True):
@@ -111,13 +174,24 @@ def markdown(scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str]) -> str:
                 f"| {r['target']} | {r['hours']}h | {r['model']} | {r['decision']} | {r['periods']} | "
                 f"{_ci(r['mean_delta_macro_f1'], r['lo'], r['hi'])} | {'yes' if r['reaches_5_points'] else 'no'} |"
             )
+    if backtest is not None and backtest.height:
+        lines += ["", "## After-cost backtest of the predictions (positions carried across days)", ""]
+        lines += [BACKTEST_INTRO, ""]
+        lines += ["| " + " | ".join(BACKTEST_HEADER) + " |", "|" + "---|" * len(BACKTEST_HEADER)]
+        lines += ["| " + " | ".join(c) + " |" for c in _backtest_rows(backtest)]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
 
 def html_page(
-    title: str, md_scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str], *, plot: str | None = None
+    title: str,
+    md_scores: pl.DataFrame,
+    summ: pl.DataFrame,
+    notes: list[str],
+    *,
+    plot: str | None = None,
+    backtest: pl.DataFrame | None = None,
 ) -> str:
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -159,6 +233,12 @@ def html_page(
                     for r in summ.iter_rows(named=True)
                 ],
             ),
+        ]
+    if backtest is not None and backtest.height:
+        parts += [
+            "<h2>After-cost backtest of the predictions (positions carried across days)</h2>",
+            f"<p>{html.escape(BACKTEST_INTRO)}</p>",
+            table(BACKTEST_HEADER, _backtest_rows(backtest)),
         ]
     if notes:
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul>"]

@@ -22,8 +22,9 @@ import polars as pl
 
 from kimp.errors import KimpError
 from kimp.research import periods as period_registry
+from kimp.research.backtest import backtest_period, backtest_table
 from kimp.research.bootstrap import BootstrapConfig, score_table
-from kimp.research.data import period_inputs
+from kimp.research.data import period_inputs, period_market
 from kimp.research.periods import Period
 from kimp.research.report import delta_png, html_page, markdown, summary
 from kimp.research.study import horizon_config, run_horizon
@@ -40,6 +41,7 @@ class ResearchResult:
     notes: list[str]
     out_dir: Path
     samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
+    backtest: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def markdown_path(self) -> Path:
@@ -89,6 +91,7 @@ def run_research(
     frames: list[pl.DataFrame] = []
     samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
     runs: dict[str, pl.DataFrame] = {}
+    backtests: list[pl.DataFrame] = []
     boot = BootstrapConfig(n_samples=rs.bootstrap_samples, block_days=rs.block_days, seed=settings.seed)
     for period in periods or selected_periods(settings):
         days = _days(period, start, end, rs.max_days)
@@ -161,6 +164,19 @@ def run_research(
                 )
             )
             runs[f"predictions/{name}.parquet"] = run.predictions
+            if target == "premium":  # the spread trade acts on the premium's direction only
+                backtests.append(
+                    _backtest(
+                        settings,
+                        period,
+                        hours,
+                        target,
+                        inputs.premium,
+                        inputs.candles,
+                        run.predictions,
+                        notes,
+                    )
+                )
             if run.choices.height:
                 runs[f"choices/{name}.parquet"] = run.choices
                 chosen = run.choices["chosen"].value_counts(sort=True)
@@ -173,12 +189,54 @@ def run_research(
     if scores.height:
         scores = scores.select(*lead, pl.exclude(lead)).sort(lead)
     summ = summary(scores, samples)
-    _write(out_dir, scores, summ, notes, runs)
-    return ResearchResult(scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples)
+    bt = (
+        pl.concat([b for b in backtests if b.height], how="diagonal_relaxed")
+        if any(b.height for b in backtests)
+        else pl.DataFrame()
+    )
+    _write(out_dir, scores, summ, notes, runs, bt)
+    return ResearchResult(
+        scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples, backtest=bt
+    )
+
+
+def _backtest(
+    settings: Settings,
+    period: Period,
+    hours: int,
+    target: str,
+    premium: pl.DataFrame,
+    candles: pl.DataFrame,
+    predictions: pl.DataFrame,
+    notes: list[str],
+) -> pl.DataFrame:
+    """The after-cost backtest of one period-horizon's predictions (kimp.research.backtest)."""
+    t0 = time.perf_counter()
+    result = backtest_period(
+        period,
+        premium=premium,
+        candles=candles,
+        predictions=predictions,
+        params=settings.backtest.params,
+        seed=settings.seed,
+    )
+    tag = f"{period.name} {hours}h"
+    if result.skipped:
+        notes.append(
+            f"{tag} backtest: {len(result.skipped)} day(s) not backtested (the chain continues over them), "
+            f"first: {result.skipped[0]}"
+        )
+    log.info("research %s backtest in %.1fs", tag, time.perf_counter() - t0)
+    return backtest_table(period, hours, target, result)
 
 
 def _write(
-    out_dir: Path, scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str], runs: dict[str, pl.DataFrame]
+    out_dir: Path,
+    scores: pl.DataFrame,
+    summ: pl.DataFrame,
+    notes: list[str],
+    runs: dict[str, pl.DataFrame],
+    backtest: pl.DataFrame | None = None,
 ) -> None:
     """Everything to temporary names first, then renamed: a failure leaves the previous report whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -199,11 +257,20 @@ def _write(
         lambda p: scores.drop([c for c, t in scores.schema.items() if t == pl.Object]).write_csv(p),
     )
     stage("research_summary.parquet", summ.write_parquet)
-    stage("research.md", lambda p: p.write_text("# Research report\n\n" + markdown(scores, summ, notes)))
+    bt = backtest if backtest is not None else pl.DataFrame()
+    if bt.height:
+        stage("research_backtest.parquet", bt.write_parquet)
+        stage("research_backtest.csv", bt.write_csv)
+    stage(
+        "research.md",
+        lambda p: p.write_text("# Research report\n\n" + markdown(scores, summ, notes, backtest=bt)),
+    )
     plot = "research_deltas.png" if scores.height else None
     stage(
         "research.html",
-        lambda p: p.write_text(html_page("kimp research report", scores, summ, notes, plot=plot)),
+        lambda p: p.write_text(
+            html_page("kimp research report", scores, summ, notes, plot=plot, backtest=bt)
+        ),
     )
     if plot:
         stage(plot, lambda p: delta_png(scores, p))
@@ -218,7 +285,7 @@ def combine_reports(
     score tables side by side, and the mean over periods recomputed from their saved predictions with the
     same seeded bootstrap (``boot`` must be the one they ran with for the intervals to match)."""
     boot = boot or BootstrapConfig()
-    frames, notes = [], []
+    frames, notes, backtests = [], [], []
     samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
     for src in sources:
         scores = pl.read_parquet(src / "research_scores.parquet")
@@ -230,11 +297,70 @@ def combine_reports(
             _, samples[(period, target, hours)] = score_table(
                 pl.read_parquet(src / "predictions" / f"{name}.parquet"), config=boot
             )
+        if (src / "research_backtest.parquet").exists():
+            backtests.append(pl.read_parquet(src / "research_backtest.parquet"))
         md = (src / "research.md").read_text()
         if "## Notes" in md:
             notes += [ln[2:] for ln in md.split("## Notes", 1)[1].splitlines() if ln.startswith("- ")]
     lead = ["period", "target", "hours", "model"]
     scores = pl.concat(frames, how="diagonal_relaxed").select(*lead, pl.exclude(lead)).sort(lead)
     summ = summary(scores, samples)
-    _write(out_dir, scores, summ, notes, {})
-    return ResearchResult(scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples)
+    bt = pl.concat(backtests, how="diagonal_relaxed") if backtests else pl.DataFrame()
+    _write(out_dir, scores, summ, notes, {}, bt)
+    return ResearchResult(
+        scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples, backtest=bt
+    )
+
+
+def backtest_saved(settings: Settings, src: Path) -> pl.DataFrame:
+    """The after-cost backtest of a saved research run's predictions (``src``: its output folder), written
+    to ``src/research_backtest.parquet|csv`` and its notes appended to ``src/research.md``'s notes, so
+    that :func:`combine_reports` includes it: for runs made before the backtest was part of the run.
+
+    A run from before the product ensemble chose among members and baselines holds that choice as
+    ``selected``: its rows are traded as the ``ensemble`` strategy (what the product ensemble now is) and
+    the old mixture's rows are left out."""
+    if settings.data_dir is None:
+        raise ValueError("backtest_saved reads the real data: set KIMP_DATA_DIR")
+    scores = pl.read_parquet(src / "research_scores.parquet")
+    if "target" not in scores.columns:
+        scores = scores.with_columns(target=pl.lit("premium"))
+    keys = (
+        scores.filter(pl.col("target") == "premium")
+        .select("period", "hours")
+        .unique()
+        .sort("period", "hours")
+    )
+    notes: list[str] = []
+    tables: list[pl.DataFrame] = []
+    markets: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
+    for name, hours in keys.iter_rows():
+        period = period_registry.get(name)
+        preds = pl.read_parquet(src / "predictions" / f"{name}_{hours}h.parquet")
+        if "selected" in set(preds["model"].unique().to_list()):
+            preds = preds.filter(pl.col("model") != "ensemble").with_columns(
+                model=pl.col("model").replace({"selected": "ensemble"})
+            )
+        if name not in markets:
+            days = preds["ts"].dt.date()
+            premium, candles, _ = period_market(
+                period,
+                Path(settings.data_dir),
+                src / "work",
+                days.min(),
+                days.max(),  # type: ignore[arg-type]
+            )
+            markets[name] = (premium, candles)
+        premium, candles = markets[name]
+        tables.append(_backtest(settings, period, int(hours), "premium", premium, candles, preds, notes))
+    bt = pl.concat([t for t in tables if t.height], how="diagonal_relaxed") if tables else pl.DataFrame()
+    if bt.height:
+        bt.write_parquet(src / "research_backtest.parquet")
+        bt.write_csv(src / "research_backtest.csv")
+    if notes:
+        md = src / "research.md"
+        text = md.read_text()
+        if "## Notes" not in text:
+            text += "\n## Notes\n\n"
+        md.write_text(text.rstrip("\n") + "\n" + "".join(f"- {n}\n" for n in notes))
+    return bt

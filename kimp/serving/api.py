@@ -1,5 +1,5 @@
-"""The signal API: a thin FastAPI layer over kimp.serving.service.SignalService (framework choice measured:
-docs/decisions.md).
+"""The signal API: a thin ASGI layer over kimp.serving.service.SignalService (choices measured:
+docs/decisions.md). The two hot routes are answered in plain ASGI (``FastRoutes``), the rest by FastAPI.
 
 Routes: ``GET /v1/signal/{coin}?kr_venue=upbit``, ``POST /v1/predict``, ``GET /healthz`` (503 when features
 are stale or no model is loaded), ``GET /metrics`` (Prometheus). Bad input answers 4xx with
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI, Request
@@ -29,17 +30,73 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type=JSON)
 
 
-class _Timing:
-    """Pure ASGI middleware: the request-latency histogram by route template, method and status."""
+SIGNAL_ROUTE, PREDICT_ROUTE = "/v1/signal/{coin}", "/v1/predict"
+SIGNAL_PREFIX = "/v1/signal/"
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class _Latency:
+    """The request-latency histogram's children by (route, method, status), bound once each."""
+
+    def __init__(self, service: SignalService) -> None:
+        self.metrics = service.metrics
+        self.children: dict[tuple[str, str, int], Any] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        child = self.children.get(key)
+        if child is None:
+            child = self.children[key] = self.metrics.request.labels(route, method, str(status))
+        child.observe(seconds)
+        if 400 <= status < 500:
+            self.metrics.errors.labels("request_4xx").inc()
+        elif status >= 500 and status != 503:
+            self.metrics.errors.labels("request_5xx").inc()
+
+
+class FastRoutes:
+    """The outermost ASGI app: ``GET /v1/signal/{coin}`` and ``POST /v1/predict`` answered here, in plain
+    ASGI over the framework-free service (FastAPI's routing, dependency resolution and response classes
+    cost more than the route itself: docs/decisions.md); every other request goes to the FastAPI app,
+    timed the same way. Both hot routes keep FastAPI's behaviour: the same JSON, 4xx bodies naming the
+    field, 503 when unavailable, 500 only for the service's own failures (logged)."""
 
     def __init__(self, app: Any, service: SignalService) -> None:
         self.app, self.service = app, service
+        self.latency = _Latency(service)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        path, method = scope["path"], scope["method"]
+        if method == "GET" and path.startswith(SIGNAL_PREFIX) and "/" not in path[11:] and len(path) > 11:
+            route = SIGNAL_ROUTE
+            status, body = self._answer(self.service.signal_json, path[11:], _venue(scope["query_string"]))
+        elif method == "POST" and path == PREDICT_ROUTE:
+            route = PREDICT_ROUTE
+            raw = await _body(receive)
+            status, body = self._answer(self.service.predict_json, raw)
+        else:
+            await self._framework(scope, receive, send, t0)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+        await send({"type": "http.response.body", "body": body})
+        self.latency.observe(route, method, status, time.perf_counter() - t0)
+
+    def _answer(self, route: Any, *args: Any) -> tuple[int, bytes]:
+        try:
+            return 200, route(*args)
+        except RequestError as exc:
+            return exc.status, orjson.dumps(exc.payload())
+        except Unavailable as exc:
+            return 503, orjson.dumps({"error": str(exc)})
+        except Exception as exc:
+            log.exception("request failed", extra={"route": route.__name__})
+            return 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}"})
+
+    async def _framework(self, scope: dict, receive: Any, send: Any, t0: float) -> None:
         status = [500]
 
         async def send_status(message: dict) -> None:
@@ -52,15 +109,39 @@ class _Timing:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            m = self.service.metrics
-            m.request.labels(path, scope["method"], str(status[0])).observe(time.perf_counter() - t0)
-            if 400 <= status[0] < 500:
-                m.errors.labels("request_4xx").inc()
-            elif status[0] >= 500 and status[0] != 503:
-                m.errors.labels("request_5xx").inc()
+            self.latency.observe(path, scope["method"], status[0], time.perf_counter() - t0)
 
 
-def create_app(service: SignalService) -> FastAPI:
+def _venue(query: bytes) -> str | None:
+    """``kr_venue`` from the query string (the last one given, as FastAPI reads a scalar parameter)."""
+    if not query:
+        return None
+    venue = None
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == "kr_venue":
+            venue = value
+    return venue
+
+
+async def _body(receive: Any) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def create_app(service: SignalService) -> FastRoutes:
+    """What ``kimp serve`` runs: the hot routes in plain ASGI in front of the FastAPI app."""
+    return FastRoutes(framework_app(service), service)
+
+
+def framework_app(service: SignalService) -> FastAPI:
+    """The FastAPI app: /healthz, /metrics, the OpenAPI docs, and FastAPI's 404 / 405 answers."""
     app = FastAPI(
         title="kimp signals",
         description="Kimchi-premium signals from the champion model on streaming features.",
@@ -91,20 +172,17 @@ def create_app(service: SignalService) -> FastAPI:
         log.exception("request failed", extra={"path": request.url.path})
         return _json({"error": f"internal error: {type(exc).__name__}"}, 500)
 
-    @app.get("/v1/signal/{coin}")
+    # Requests to these two are answered by FastRoutes in front of this app (the same service calls); they
+    # are declared for the OpenAPI schema (/docs) and so that a wrong method gets FastAPI's 405.
+    @app.get(SIGNAL_ROUTE)
     async def signal(coin: str, kr_venue: str | None = None) -> Response:
         """The newest signal of ``coin`` on ``kr_venue`` (default: the streamed venue)."""
-        return _json(service.signal(coin, kr_venue))
+        return Response(service.signal_json(coin, kr_venue), media_type=JSON)
 
-    @app.post("/v1/predict")
+    @app.post(PREDICT_ROUTE)
     async def predict(request: Request) -> Response:
         """Probabilities of the champion for a feature vector: ``{"coin", "kr_venue", "features": {...}}``."""
-        raw = await request.body()
-        try:
-            body = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError as exc:
-            raise RequestError("body", f"not valid JSON: {exc}") from None
-        return _json(service.predict(body))
+        return Response(service.predict_json(await request.body()), media_type=JSON)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -115,5 +193,4 @@ def create_app(service: SignalService) -> FastAPI:
     async def metrics() -> Response:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(_Timing, service=service)  # type: ignore[arg-type]
     return app

@@ -49,8 +49,13 @@ class LoadedModel:
     feature_set: str | None  # the catalog hash the version was trained on (its tag), when known
 
     def predict(self, frame: pl.DataFrame) -> np.ndarray:
-        """(n, 3) probabilities for ``frame`` (ts, coin and features; sorted by coin, ts)."""
+        """(n, 3) probabilities for ``frame`` (ts, coin and features; sorted by coin, ts): for models that
+        read the bars before a row (``history`` > 1)."""
         return np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+
+    def predict_rows(self, x: np.ndarray) -> np.ndarray:
+        """(n, 3) probabilities of the rows of ``x`` (``features`` order, NaN = null), each on its own."""
+        return np.asarray(self.model.predict_proba_rows(x), dtype=np.float64)
 
 
 def _history_of(model: Any) -> int:
@@ -102,6 +107,11 @@ def load_version(client: Any, tracking_uri: str, name: str, version: str, via: s
     if data is None:
         raise NoModelError(f"{registered} version {version} is not a kimp pyfunc model (no data folder)")
     model = load_model(local / data)
+    if not callable(getattr(model, "predict_proba_rows", None)):
+        raise NoModelError(
+            f"{registered} version {version}: {type(model).__name__} has no predict_proba_rows(x), which the "
+            "service scores with (kimp.models.base.FittedModel)"
+        )
     features = tuple(model.features)
     return LoadedModel(
         name=name,

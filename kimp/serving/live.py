@@ -1,5 +1,6 @@
 """The live loop: feed -> streaming features -> online store -> prediction (the champion) -> signal -> online
-store (and PostgreSQL when ``KIMP_PG_URL`` is set).
+store (and PostgreSQL when ``KIMP_PG_URL`` is set: bars, predictions, signals, and with ``--record`` the
+served vectors).
 
 At every bar close the engine gives each coin's feature vector; the loop writes them to the online store,
 scores all coins in one call of the champion (with the bars a sequence member needs before each row), turns
@@ -24,8 +25,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from kimp.backtest.signals import prediction_signals, prediction_state, prediction_step
+from kimp.errors import MarketDataError
 from kimp.serving.champion import ChampionHolder, LoadedModel, NoModelError
 from kimp.serving.metrics import Metrics
 from kimp.serving.service import model_frame
@@ -122,6 +125,8 @@ class LiveLoop:
     # ------------------------------------------------------------------ one event
     def on_event(self, event: Event) -> list[Signal]:
         t0, c0 = time.perf_counter(), time.thread_time()
+        # the closing bars' candles and FX, taken before the engine trims them (for the bars table)
+        inputs = self._bar_inputs() if self.timeseries is not None and isinstance(event, BarClose) else None
         vectors = self.engine.on_event(event)
         engine_cpu = time.thread_time() - c0
         if not vectors:
@@ -148,12 +153,19 @@ class LiveLoop:
                 del self.stats.latencies_ms[:50_000]
                 del self.stats.cpu_ms[:50_000]
                 del self.stats.engine_cpu_ms[:50_000]
-        for signal in signals:  # the audit trail, after the signal is readable
-            if self.timeseries is not None:
+        if self.timeseries is not None:  # the audit trail, after the signal is readable
+            for signal in signals:
                 self.timeseries.append_signal(signal)
-            if self.on_signal is not None:
+            if inputs is not None:
+                self.timeseries.append_bars(bar_rows(*inputs, sorted({v.ts for v in closes})))
+        if self.on_signal is not None:
+            for signal in signals:
                 self.on_signal(signal, elapsed * 1000)
         return signals
+
+    def _bar_inputs(self) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+        raw = self.engine.raw  # polars frames are immutable: holding them costs no copy
+        return raw.get("candles"), raw.get("fx")
 
     def _matrix(self, loaded: LoadedModel, vec: FeatureVector) -> np.ndarray:
         """The vector's values in the model's feature order (NaN for a feature the catalog lacks)."""
@@ -180,9 +192,13 @@ class LiveLoop:
                 hist = self.history[vec.coin] = deque(hist, maxlen=max(loaded.history, 1))
             hist.append((vec.ts, self._matrix(loaded, vec)))
             rows.append((vec.coin, [t for t, _ in hist], np.vstack([m for _, m in hist])))
-        proba = loaded.predict(model_frame(loaded, rows))
-        ends = np.cumsum([len(r[1]) for r in sorted(rows, key=lambda r: r[0])]) - 1
-        by_coin = {r[0]: proba[e] for r, e in zip(sorted(rows, key=lambda r: r[0]), ends, strict=True)}
+        if loaded.history <= 1:  # no member reads earlier bars: the rows straight to the model, no frame
+            x = np.vstack([r[2][-1] for r in rows]).astype(np.float32)  # float32, as the features table
+            by_coin = dict(zip([r[0] for r in rows], loaded.predict_rows(x), strict=True))
+        else:
+            proba = loaded.predict(model_frame(loaded, rows))
+            ends = np.cumsum([len(r[1]) for r in sorted(rows, key=lambda r: r[0])]) - 1
+            by_coin = {r[0]: proba[e] for r, e in zip(sorted(rows, key=lambda r: r[0]), ends, strict=True)}
         out = []
         now = datetime.now(UTC)
         for vec in vectors:
@@ -238,6 +254,32 @@ class LiveLoop:
             if self.recorder is not None:
                 self.recorder.close()
         return self.stats
+
+
+def bar_rows(candles: pl.DataFrame | None, fx: pl.DataFrame | None, bars: list[datetime]) -> pl.DataFrame:
+    """The premium rows of the bars that opened at ``bars`` (the ``bars`` table of the time-series store),
+    computed by the kimchi_premium asset's own function from the candles and FX the engine held (FX of
+    the same look-back days the asset reads)."""
+    from kimp.market_data.schemas import KR_VENUES, PREMIUM, empty
+    from kimp.premium import FX_LOOKBACK_DAYS, compute_premium
+    from kimp.timeutil import day_start
+
+    if candles is None or not bars:
+        return empty(PREMIUM)
+    parts = []
+    for day in sorted({b.date() for b in bars}):
+        opens = [b for b in bars if b.date() == day]
+        closed = candles.filter(pl.col("ts").is_in(opens))
+        if closed.height == 0:
+            continue
+        since = day_start(day) - timedelta(days=FX_LOOKBACK_DAYS)
+        day_fx = fx.filter(pl.col("ts") >= since) if fx is not None else pl.DataFrame()
+        kr = {v: closed.filter(pl.col("venue") == v) for v in KR_VENUES}
+        try:
+            parts.append(compute_premium(kr, closed.filter(pl.col("venue") == "binance"), day_fx, day=day))
+        except MarketDataError:
+            continue  # no Korean candle in these bars: no premium row (as in the asset's table)
+    return pl.concat(parts) if parts else empty(PREMIUM)
 
 
 # ---------------------------------------------------------------------------------------------- building

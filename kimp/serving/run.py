@@ -129,7 +129,18 @@ def serve(settings: Any, *, host: str, port: int, stream: StreamOptions | None =
 
         thread = threading.Thread(target=target, name="live-loop", daemon=True)
         thread.start()
-    config = uvicorn.Config(create_app(service), host=host, port=port, log_config=None, access_log=False)
+    # uvloop + httptools (uvicorn[standard]): the C event loop and HTTP parser; no access log, no Server
+    # header (per-request work a signal request should not pay for; docs/decisions.md)
+    config = uvicorn.Config(
+        create_app(service),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+    )
     server = uvicorn.Server(config)
     try:
         server.run()

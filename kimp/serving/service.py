@@ -8,12 +8,15 @@ nothing a client sends can cause a 5xx. A missing model or online store is ``Una
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 import numpy as np
+import orjson
 import polars as pl
 
 from kimp.features.types import FeatureConfig
@@ -71,6 +74,10 @@ def _number(x: float) -> float | None:
 
 def signal_payload(signal: Signal, now: datetime | None = None) -> dict[str, Any]:
     now = now or datetime.now(UTC)
+    return {**_signal_fields(signal), "age_ms": round((now - signal.feature_ts).total_seconds() * 1000, 1)}
+
+
+def _signal_fields(signal: Signal) -> dict[str, Any]:
     return {
         "ts": signal.ts.isoformat(),
         "coin": signal.coin,
@@ -83,8 +90,27 @@ def signal_payload(signal: Signal, now: datetime | None = None) -> dict[str, Any
         "p_up": _number(signal.p_up),
         "target_position": signal.target_position,
         "feature_ts": signal.feature_ts.isoformat(),
-        "age_ms": round((now - signal.feature_ts).total_seconds() * 1000, 1),
     }
+
+
+@dataclass(frozen=True)
+class _CachedSignal:
+    """A signal serialized once: ``head`` is its JSON up to ``"age_ms":``; a request appends the age."""
+
+    expires: float  # time.monotonic() after which the store is read again
+    head: bytes
+    feature_ts: float  # epoch seconds
+
+    @classmethod
+    def of(cls, signal: Signal, expires: float) -> _CachedSignal:
+        head = orjson.dumps(_signal_fields(signal))[:-1] + b',"age_ms":'
+        return cls(expires, head, signal.feature_ts.timestamp())
+
+    def body(self) -> bytes:
+        return self.head + repr(round((time.time() - self.feature_ts) * 1000, 1)).encode() + b"}"
+
+
+_NUMBER_TYPES = frozenset({float, int, type(None)})
 
 
 class SignalService:
@@ -106,6 +132,9 @@ class SignalService:
         self.metrics.feature_ages(self._ages)
         self.started = datetime.now(UTC)
         self.loop_status: dict[str, Any] | None = None  # set by an in-process live loop (kimp serve --stream)
+        # the newest signal per (coin, venue), serialized, read from the store again after this long
+        self.cache_s = stream.signal_cache_ms / 1000
+        self._signals: dict[tuple[str, str], _CachedSignal] = {}
 
     # ------------------------------------------------------------------ validation
     def _coin(self, coin: Any, field: str = "coin") -> str:
@@ -129,17 +158,34 @@ class SignalService:
             raise Unavailable(str(exc)) from None
 
     # ------------------------------------------------------------------ routes
-    def signal(self, coin: Any, kr_venue: Any = None) -> dict[str, Any]:
+    def signal_json(self, coin: Any, kr_venue: Any = None) -> bytes:
+        """The newest signal of ``coin`` on ``kr_venue`` as the route's JSON body. The serialized signal is
+        kept ``cache_s`` (KIMP_SIGNAL_CACHE_MS) before the store is read again, so a new signal is served
+        at most that late; ``age_ms`` is computed per request."""
         coin, venue = self._coin(coin), self._venue(kr_venue)
+        now = time.monotonic()
+        cached = self._signals.get((coin, venue))
+        if cached is None or now >= cached.expires:
+            try:
+                signal = self.store.get_signal(coin, venue)
+            except Exception as exc:
+                raise Unavailable(f"online store unreachable: {type(exc).__name__}: {exc}") from None
+            if signal is None:
+                raise RequestError(
+                    "coin",
+                    f"no signal yet for {coin} on {venue} (is `kimp stream` running for it?)",
+                    status=404,
+                )
+            cached = self._signals[(coin, venue)] = _CachedSignal.of(signal, now + self.cache_s)
+        return cached.body()
+
+    def predict_json(self, raw: bytes) -> bytes:
+        """``POST /v1/predict``: the request body (bytes) to the response body."""
         try:
-            signal = self.store.get_signal(coin, venue)
-        except Exception as exc:
-            raise Unavailable(f"online store unreachable: {type(exc).__name__}: {exc}") from None
-        if signal is None:
-            raise RequestError(
-                "coin", f"no signal yet for {coin} on {venue} (is `kimp stream` running for it?)", status=404
-            )
-        return signal_payload(signal)
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError as exc:
+            raise RequestError("body", f"not valid JSON: {exc}") from None
+        return orjson.dumps(self.predict(body))
 
     def predict(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, Mapping):
@@ -156,26 +202,9 @@ class SignalService:
         if not isinstance(features, Mapping):
             raise RequestError("features", "required: an object of feature name -> number or null")
         ts = self._ts(body.get("ts"))
-        _, catalog_names = feature_names(self.features, venue)
         loaded = self.model()
-        known = set(catalog_names) | set(loaded.features)
-        unknown = [k for k in features if k not in known]
-        if unknown:
-            shown = ", ".join(map(repr, unknown[:5])) + (
-                f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-            )
-            raise RequestError(f"features.{unknown[0]}", f"unknown feature name(s) {shown}")
-        row = np.full(len(loaded.features), np.nan)
-        index = _index(loaded)
-        for name, value in features.items():
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise RequestError(f"features.{name}", f"expected a number or null, got {value!r}")
-            i = index.get(name)
-            if i is not None:
-                row[i] = float(value)
-        proba = loaded.predict(model_frame(loaded, [(coin, [ts], row[None, :])]))[-1]
+        row = feature_row(loaded, _lookup(loaded, self.features, venue), features)
+        proba = loaded.predict_rows(row[None, :])[0]
         return {
             "coin": coin,
             "kr_venue": venue,
@@ -222,7 +251,7 @@ class SignalService:
         """(healthy, details): a model loaded, the store reachable, and the streamed venue's vectors fresh
         (younger than KIMP_STALE_AFTER_S, default two bars plus 30 s)."""
         problems: list[str] = []
-        details: dict[str, Any] = {"kr_venue": self.stream.kr_venue}
+        details: dict[str, Any] = {"kr_venue": self.stream.kr_venue, "signal_cache_ms": self.cache_s * 1000}
         try:
             loaded = self.model()
             details["model"] = {"name": loaded.registered, "version": loaded.version, "via": loaded.via}
@@ -255,12 +284,55 @@ class SignalService:
         return not problems, details
 
 
-def _index(loaded: LoadedModel) -> dict[str, int]:
-    cached = getattr(loaded, "_index_cache", None)
-    if cached is None:
-        cached = {n: i for i, n in enumerate(loaded.features)}
-        object.__setattr__(loaded, "_index_cache", cached)  # frozen dataclass: computed once per model
-    return cached
+def _lookup(loaded: LoadedModel, config: FeatureConfig, venue: str) -> dict[str, int]:
+    """Every name a request may send for ``venue`` (the catalog's and the model's) -> its column in the
+    model's row, -1 for a catalog feature the model does not read. Built once per model and venue."""
+    cache = loaded.__dict__.get("_lookup_cache")
+    if cache is None:
+        cache = {}
+        object.__setattr__(loaded, "_lookup_cache", cache)  # frozen dataclass: kept with the model
+    lookup = cache.get(venue)
+    if lookup is None:
+        _, catalog_names = feature_names(config, venue)
+        lookup = dict.fromkeys(catalog_names, -1)
+        lookup.update((n, i) for i, n in enumerate(loaded.features))
+        cache[venue] = lookup
+    return lookup
+
+
+def feature_row(loaded: LoadedModel, lookup: dict[str, int], features: Mapping[str, Any]) -> np.ndarray:
+    """The request's ``features`` as one float32 row in the model's order (NaN where missing or null).
+
+    The common case (known names, numbers or nulls) runs in C (a map over the names, one numpy
+    conversion of the values); anything else takes the per-field path that names the bad field."""
+    try:
+        idx = np.fromiter(map(lookup.__getitem__, features), np.int64, len(features))
+    except KeyError:
+        unknown = [k for k in features if k not in lookup]
+        shown = ", ".join(map(repr, unknown[:5])) + (
+            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        )
+        raise RequestError(f"features.{unknown[0]}", f"unknown feature name(s) {shown}") from None
+    values = list(features.values())
+    try:
+        if not _NUMBER_TYPES.issuperset(map(type, values)):
+            raise TypeError
+        vals = np.array(values, dtype=np.float64)  # None -> NaN
+    except (TypeError, ValueError, OverflowError):
+        for name, value in features.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise RequestError(f"features.{name}", f"expected a number or null, got {value!r}") from None
+            try:
+                float(value) if value is not None else None
+            except OverflowError:
+                raise RequestError(
+                    f"features.{name}", f"expected a number in float range, got {value}"
+                ) from None
+        raise
+    row = np.full(len(loaded.features), np.nan, dtype=np.float32)
+    keep = idx >= 0
+    row[idx[keep]] = vals[keep]
+    return row
 
 
 def floor_to(ts: datetime, seconds: int) -> datetime:

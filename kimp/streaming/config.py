@@ -7,6 +7,8 @@ KIMP_STREAM_PREFIX  key prefix in Redis / table prefix in PostgreSQL (default ki
 KIMP_STALE_AFTER_S  a stored feature vector older than this is stale (default: two bars plus 30 s)
 KIMP_SERVE_MODEL    the model whose champion is served (registered as kimp-<model>; default ensemble)
 KIMP_MODEL_POLL_S   how often the registry is asked whether the champion moved (default 10 s)
+KIMP_SIGNAL_CACHE_MS  the API serves a signal it read from the online store for at most this long before
+                    reading again (default 50 ms; 0: every request reads the store)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class StreamSettings:
     stale_after_s: float | None = None  # None: 2 bars + 30 s
     model: str = "ensemble"  # served: kimp-<model>@champion, else its newest version
     model_poll_s: float = 10.0
+    signal_cache_ms: float = 50.0
 
     def __post_init__(self) -> None:
         if self.kr_venue not in KR_VENUES:
@@ -48,6 +51,10 @@ class StreamSettings:
             raise ValueError(
                 f"model (KIMP_SERVE_MODEL) is {self.model!r}: expected a model name, e.g. ensemble"
             )
+        if not 0 <= self.signal_cache_ms <= 60_000:
+            raise ValueError(
+                f"signal_cache_ms (KIMP_SIGNAL_CACHE_MS) must be 0..60000 milliseconds, got {self.signal_cache_ms}"
+            )
         if not self.model_poll_s > 0:
             raise ValueError(f"model_poll_s (KIMP_MODEL_POLL_S) must be > 0 seconds, got {self.model_poll_s}")
 
@@ -68,10 +75,15 @@ class StreamSettings:
                 values[name] = read[var].strip()
         if "KIMP_STREAM_KR_VENUE" in read:
             values["kr_venue"] = read["KIMP_STREAM_KR_VENUE"].strip().lower()
-        for var, name in (("KIMP_STALE_AFTER_S", "stale_after_s"), ("KIMP_MODEL_POLL_S", "model_poll_s")):
+        for var, name in (
+            ("KIMP_STALE_AFTER_S", "stale_after_s"),
+            ("KIMP_MODEL_POLL_S", "model_poll_s"),
+            ("KIMP_SIGNAL_CACHE_MS", "signal_cache_ms"),
+        ):
             if var in read:
                 try:
                     values[name] = float(read[var])
                 except ValueError:
-                    raise ValueError(f"{var}={read[var]!r}: expected seconds") from None
+                    unit = "milliseconds" if var.endswith("_MS") else "seconds"
+                    raise ValueError(f"{var}={read[var]!r}: expected {unit}") from None
         return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,148 @@
+"""The after-cost backtest of a research run's out-of-sample predictions, through the product's backtest.
+
+For one period and horizon, every predicted day goes through :func:`kimp.backtest.daily.backtest_day`
+(what the ``backtest_report`` asset runs), scenario ``normal``, on the period's Korean venue (Bithumb for
+the hourly periods, Upbit for the daily and intraday ones) with that venue's fees (kimp.backtest.config
+.CostConfig), each day continuing from the previous day's rows (positions carried across days, the
+default of the daily reports). The strategies are the registered ones (kimp.backtest.strategies): the
+z-score rule (the baseline) and the prediction rule on a model's predictions, with their default
+parameters or ``BacktestSettings.params`` (nothing chosen on these periods). The range figures are
+:func:`kimp.reporting.summaries.range_rows` over the chained days: one run over the period.
+
+A day the backtest cannot run (a hole in the Korean candles, gaps longer than the engine allows) is
+skipped and said so; the next day continues the chain from the last day that ran (the engine notes the
+missing bars). Without order books both engines give the same figures, so only the vectorized rows are
+reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from kimp.errors import KimpError
+from kimp.models.walk_forward import PREDICTIONS
+from kimp.research.periods import Period
+
+log = logging.getLogger(__name__)
+
+# The prediction strategies traded by default: the product ensemble (the validated choice among members,
+# mixture and baselines) and the persistence baseline's predictions through the same rule.
+DEFAULT_MODELS: tuple[str, ...] = ("ensemble", "persistence")
+BASELINE = "zscore"
+FIGURES = (
+    "total_return",
+    "annualized_return",
+    "sharpe",
+    "max_drawdown",
+    "trades",
+    "round_trips",
+    "turnover",
+    "cost_total",
+    "cost_fees",
+    "pnl",
+)
+
+
+@dataclass
+class PeriodBacktest:
+    """Range rows (one per strategy and coin, plus ``coin = "all"``: the equal-capital mean of the
+    coins' daily returns), the per-day rows, and the days skipped with the reason."""
+
+    ranges: pl.DataFrame
+    days: pl.DataFrame
+    skipped: list[str] = field(default_factory=list)
+
+
+def _day_tables(frame: pl.DataFrame, day: date) -> pl.DataFrame:
+    return frame.filter(pl.col("ts").dt.date() == day)
+
+
+def backtest_period(
+    period: Period,
+    *,
+    premium: pl.DataFrame,
+    candles: pl.DataFrame,
+    predictions: pl.DataFrame,
+    models: tuple[str, ...] = DEFAULT_MODELS,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    seed: int = 7,
+) -> PeriodBacktest:
+    """Backtest ``predictions`` (a research run's ``predictions/<period>_<h>h.parquet``) of ``models``
+    against the z-score rule over the predicted days, positions carried (module docstring)."""
+    from kimp.backtest.daily import DayConfig, backtest_day
+    from kimp.reporting.summaries import range_rows
+
+    present = set(predictions["model"].unique().to_list()) if predictions.height else set()
+    chosen = tuple(m for m in models if m in present)
+    config = DayConfig(
+        strategies=(BASELINE, *chosen),
+        coins=period.coins,
+        kr_venues=(period.kr_venue,),
+        params=dict(params or {}),
+        seed=seed,
+        carry=True,
+    )
+    preds = predictions.filter(pl.col("model").is_in(list(chosen))).select(list(PREDICTIONS))
+    days = sorted(predictions["ts"].dt.date().unique().to_list()) if predictions.height else []
+    premium = premium.filter(pl.col("kr_venue") == period.kr_venue)
+    rows: list[pl.DataFrame] = []
+    skipped: list[str] = []
+    previous: pl.DataFrame | None = None
+    for day in days:
+        try:
+            out = backtest_day(
+                day,
+                "normal",
+                premium=_day_tables(premium, day),
+                candles=_day_tables(candles, day),
+                orderbook=pl.DataFrame(),
+                config=config,
+                predictions=_day_tables(preds, day),
+                previous=previous,
+            )
+        except (KimpError, ValueError) as exc:  # one bad day must not cost the period its backtest
+            skipped.append(f"{day}: {exc}".splitlines()[0])
+            log.warning("research backtest %s %s: %s", period.name, day, exc)
+            continue
+        frame = out.frame
+        previous = frame
+        rows.append(frame.filter(pl.col("engine") == "vectorized").drop("carry"))
+    if not rows:
+        return PeriodBacktest(pl.DataFrame(), pl.DataFrame(), skipped)
+    daily = pl.concat(rows, how="diagonal_relaxed")
+    ranges = range_rows(daily)
+    per_day = daily.drop("equity", "position")
+    mean = (
+        per_day.group_by("strategy", "date")
+        .agg(pl.col("total_return").mean())
+        .group_by("strategy")
+        .agg(total_return=(pl.col("total_return") + 1).product() - 1, days=pl.len())
+    )
+    sums = per_day.group_by("strategy").agg(
+        pl.col("trades").sum(), pl.col("cost_total").sum(), pl.col("cost_fees").sum()
+    )
+    allcoins = mean.join(sums, on="strategy").with_columns(coin=pl.lit("all"))
+    ranges = pl.concat([ranges, allcoins], how="diagonal_relaxed").sort("strategy", "coin")
+    return PeriodBacktest(ranges=ranges, days=per_day, skipped=skipped)
+
+
+def backtest_table(period: Period, hours: int, target: str, result: PeriodBacktest) -> pl.DataFrame:
+    """The report's rows of one period and horizon: strategy (``zscore`` or the model whose predictions
+    the prediction rule trades), coin (``all``: the coins' equal-capital mean), days and ``FIGURES``."""
+    if not result.ranges.height:
+        return pl.DataFrame()
+    frame = result.ranges
+    keep = [c for c in ("strategy", "coin", "days", *FIGURES) if c in frame.columns]
+    return frame.select(keep).with_columns(
+        period=pl.lit(period.name),
+        target=pl.lit(target),
+        hours=pl.lit(hours),
+        kr_venue=pl.lit(period.kr_venue),
+        skipped_days=pl.lit(len(result.skipped)),
+    )
