@@ -11,7 +11,10 @@
    warm-up; then reads the service's RSS.
 
     nice -n 10 env OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_serving.py \
-        [--seconds 60] [--bars 120] [--connections 16]
+        [--seconds 60] [--bars 40] [--connections 16]
+
+With the issue's 60 s runs it takes about 3-4 minutes on an idle machine (it prints its own total).
+The POST's probabilities are checked against the model's batch ``predict_proba`` on the same vector.
 
 Last line: get_rps=<n> get_p99_ms=<x> predict_rps=<n> predict_p99_ms=<x> bar_to_signal_p99_ms=<x>
 stream_bars_per_s=<n> errors=<n>
@@ -98,6 +101,8 @@ def _wrk(url: str, seconds: int, connections: int, script: Path | None = None) -
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     p99 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]  # type: ignore[union-attr]
+    m50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    _wrk.p50 = float(m50.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m50.group(2)]  # type: ignore[attr-defined,union-attr]
     _wrk.requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[attr-defined,union-attr]
     errors = sum(int(x) for x in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -122,7 +127,7 @@ def _rss_mb(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=60, help="wrk duration per route (after a warm-up)")
-    parser.add_argument("--bars", type=int, default=120, help="bars replayed through the live loop")
+    parser.add_argument("--bars", type=int, default=40, help="bars replayed through the live loop")
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -136,6 +141,7 @@ def main() -> None:
     from kimp.settings import Settings
     from kimp.streaming.config import StreamSettings
 
+    started = time.perf_counter()
     home = Path(tempfile.mkdtemp(prefix="kimp-bench-serving-"))
     uri = f"sqlite:///{home / 'mlflow.db'}"
     redis_url = REDIS if _redis_up() else None
@@ -201,17 +207,26 @@ def main() -> None:
             time.sleep(0.2)
         r = httpx.post(f"{base}/v1/predict", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 200, r.text
+        # the served probabilities are the batch path's: predict_proba on a features-table frame
+        row = {n: [v] for n, v in vector.as_dict().items()}
+        frame = pl.DataFrame({"ts": [vector.ts], "coin": ["BTC"], **row},
+                             schema_overrides={n: pl.Float32 for n in row})  # fmt: skip
+        batch = holder.get().model.predict_proba(frame)[0]
+        served = [r.json()[k] for k in ("p_down", "p_flat", "p_up")]
+        np.testing.assert_allclose(served, batch, rtol=1e-9)
         _wrk(f"{base}/v1/signal/BTC?kr_venue=upbit", 5, args.connections)  # warm-up
         _wrk(f"{base}/v1/predict", 5, args.connections, lua)
         c0 = _cpu_s(server.pid)
         get = _wrk(f"{base}/v1/signal/BTC?kr_venue=upbit", args.seconds, args.connections)
         get_cpu = (_cpu_s(server.pid) - c0) / _wrk.requests * 1000  # type: ignore[attr-defined]
-        print(f"GET /v1/signal: {get[0]:.0f} req/s, p99 {get[1]:.2f} ms, errors {get[2]}; service CPU "
+        get_p50 = _wrk.p50  # type: ignore[attr-defined]
+        print(f"GET /v1/signal: {get[0]:.0f} req/s, p50 {get_p50:.2f} ms, p99 {get[1]:.2f} ms, errors {get[2]}; service CPU "
               f"{get_cpu:.2f} ms a request (one idle core: ~{1000 / get_cpu:.0f} req/s)", flush=True)  # fmt: skip
         c0 = _cpu_s(server.pid)
         predict = _wrk(f"{base}/v1/predict", args.seconds, args.connections, lua)
         pred_cpu = (_cpu_s(server.pid) - c0) / _wrk.requests * 1000  # type: ignore[attr-defined]
-        print(f"POST /v1/predict: {predict[0]:.0f} req/s, p99 {predict[1]:.2f} ms, errors {predict[2]}; service "
+        pred_p50 = _wrk.p50  # type: ignore[attr-defined]
+        print(f"POST /v1/predict: {predict[0]:.0f} req/s, p50 {pred_p50:.2f} ms, p99 {predict[1]:.2f} ms, errors {predict[2]}; service "
               f"CPU {pred_cpu:.2f} ms a request (one idle core: ~{1000 / pred_cpu:.0f} req/s)", flush=True)  # fmt: skip
         rss = _rss_mb(server.pid)
         print(
@@ -225,6 +240,7 @@ def main() -> None:
 
             RedisStore(redis_url, prefix=prefix).clear()
         shutil.rmtree(home, ignore_errors=True)
+    print(f"benchmark took {time.perf_counter() - started:.0f} s")
     print(
         f"get_rps={get[0]:.0f} get_p99_ms={get[1]:.2f} predict_rps={predict[0]:.0f} "
         f"predict_p99_ms={predict[1]:.2f} bar_to_signal_p99_ms={np.percentile(lat, 99):.1f} "
