@@ -26,8 +26,9 @@ KIMP_DAGSTER_PG_URL  Postgres instance storage for Dagster instead of SQLite (a 
 KIMP_PLUGINS         comma-separated modules imported before the definitions are built; each registers
                      models (kimp.models.registry) and/or strategies (kimp.backtest.strategies)
 KIMP_WF_HORIZON_MINUTES, KIMP_WF_WINDOW_DAYS, KIMP_WF_TRIALS, KIMP_WF_MODELS, KIMP_WF_LSTM_SIZE,
-KIMP_WF_KR_VENUE     the walk-forward (WalkForwardConfig: horizon_minutes, window_days, n_trials, models,
-                     lstm_size, kr_venue)
+KIMP_WF_KR_VENUE, KIMP_WF_HALF_LIFE_DAYS
+                     the walk-forward (WalkForwardConfig: horizon_minutes, window_days, n_trials, models,
+                     lstm_size, kr_venue, sample_half_life_days: age-decay sample weights, unset = off)
 KIMP_BT_STRATEGIES   strategies of the daily backtests (BacktestSettings.strategies)
 KIMP_BT_CARRY        true (default): positions carry across days; false: every day starts and ends flat
 KIMP_RL_WINDOW_DAYS, KIMP_RL_EMBARGO_MINUTES, KIMP_RL_TIMESTEPS, KIMP_RL_MAX_TRAIN_SECONDS
@@ -99,6 +100,11 @@ class BacktestSettings:
             raise ValueError(f"backtest kr_venues must name upbit and/or bithumb, got {self.kr_venues}")
 
 
+# premium / price: 3-class direction (kimp.models.labels); change: the premium's change in basis points
+# (the regression target, kimp.models.regression).
+RESEARCH_TARGETS: tuple[str, ...] = ("premium", "price", "change")
+
+
 @dataclass(frozen=True)
 class ResearchSettings:
     """What ``kimp research`` / the ``research_report`` asset run (kimp.research; docs/research.md).
@@ -114,7 +120,7 @@ class ResearchSettings:
     periods: tuple[str, ...] = ()
     horizons_h: tuple[int, ...] = ()
     models: tuple[str, ...] = ("lightgbm",)
-    targets: tuple[str, ...] = ("premium",)  # premium and/or price direction (kimp.models.labels)
+    targets: tuple[str, ...] = ("premium",)  # of RESEARCH_TARGETS
     retrain_every_days: int | None = None
     window_days: int | None = None
     max_days: int | None = None
@@ -127,8 +133,12 @@ class ResearchSettings:
             raise ValueError(
                 f"research periods/models must be tuples of names, got {self.periods!r}, {self.models!r}"
             )
-        if isinstance(self.targets, str) or not self.targets or not set(self.targets) <= {"premium", "price"}:
-            raise ValueError(f"research targets must name premium and/or price, got {self.targets!r}")
+        if (
+            isinstance(self.targets, str)
+            or not self.targets
+            or not set(self.targets) <= set(RESEARCH_TARGETS)
+        ):
+            raise ValueError(f"research targets must name some of {RESEARCH_TARGETS}, got {self.targets!r}")
         if any(not 1 <= h <= 24 for h in self.horizons_h):
             raise ValueError(f"research horizons are hours 1..24, got {self.horizons_h}")
         if (self.retrain_every_days or 1) < 1 or self.bootstrap_samples < 10 or self.block_days < 1:
@@ -304,6 +314,13 @@ class Settings:
                 raise ValueError(f"KIMP_WF_MODELS={read['KIMP_WF_MODELS']!r}: name at least one model")
         if "KIMP_WF_LSTM_SIZE" in read:
             wf["lstm_size"] = read["KIMP_WF_LSTM_SIZE"].strip().lower()
+        if "KIMP_WF_HALF_LIFE_DAYS" in read:
+            try:
+                wf["sample_half_life_days"] = float(read["KIMP_WF_HALF_LIFE_DAYS"])
+            except ValueError:
+                raise ValueError(
+                    f"KIMP_WF_HALF_LIFE_DAYS={read['KIMP_WF_HALF_LIFE_DAYS']!r}: expected a number of days"
+                ) from None
         if "KIMP_WF_KR_VENUE" in read:
             wf["kr_venue"] = _choice("KIMP_WF_KR_VENUE", read["KIMP_WF_KR_VENUE"], ("upbit", "bithumb"))
         bt: dict[str, Any] = {}

@@ -488,9 +488,10 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
 @click.option(
     "--target",
     "targets",
-    type=click.Choice(["premium", "price"]),
+    type=click.Choice(["premium", "price", "change"]),
     multiple=True,
-    help="Direction of the premium and/or of the Korean price, repeatable [KIMP_RESEARCH_TARGETS, default premium].",
+    help="Direction of the premium and/or of the Korean price, and/or the premium's change in basis points "
+    "(regression), repeatable [KIMP_RESEARCH_TARGETS, default premium].",
 )
 @click.option(
     "--retrain-every",
@@ -504,6 +505,12 @@ def _print_table(settings: Settings, table: str, title: str) -> None:
     "--max-days", type=click.IntRange(1, 3650), help="Only the last N predicted days of each period."
 )
 @click.option("--bootstrap", type=click.IntRange(10, 100_000), help="Bootstrap samples [default 1000].")
+@click.option(
+    "--half-life-days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Age-decay sample weights: a training row's weight halves every N days [KIMP_WF_HALF_LIFE_DAYS; "
+    "default off].",
+)
 def research(
     start: date,
     end: date,
@@ -515,6 +522,7 @@ def research(
     window_days: int | None,
     max_days: int | None,
     bootstrap: int | None,
+    half_life_days: float | None,
 ) -> None:
     """Research on the real data (KIMP_DATA_DIR = the shared real-data folder): for each period and horizon,
     the walk-forward of the members, the ensemble and the baselines over the period's days inside
@@ -534,6 +542,8 @@ def research(
             max_days=max_days,
             bootstrap_samples=bootstrap,
         )
+        if half_life_days is not None:
+            settings = settings.with_walk_forward(sample_half_life_days=half_life_days)
         for name in settings.research.periods:
             period_registry.get(name)
         registry.members(settings.research.models)

@@ -170,6 +170,42 @@ def test_with_no_qualified_member_the_fallback_stands_in() -> None:
     assert set(fit.model.weights) == {"logistic"} and "(fallback)" in fit.left_out
 
 
+def test_the_ensemble_is_the_validated_choice_and_says_when_it_is_a_baseline(tmp_path: Path) -> None:
+    frame = _frame(300)  # last_move repeats the label 70% of the time: persistence beats a constant member
+    valid = frame.filter(pl.col("split") == "validation")
+    baselines = {"persistence": fit_persistence(frame), "majority": fit_majority(frame)}
+    members = {"flat": _Const("flat", [0.3, 0.4, 0.3])}
+    fit = fit_day_ensemble(members, frame, WalkForwardConfig(), baselines=baselines)
+    assert fit.chosen == "persistence" and set(fit.choice) == {"mixture", "flat", "persistence", "majority"}
+    assert fit.choice["persistence"] == max(fit.choice.values())  # never worse on validation than any
+    assert "baseline persistence" in fit.note and fit.model.weights == {"persistence": 1.0}
+    np.testing.assert_allclose(fit.model.predict_proba(valid), baselines["persistence"].predict_proba(valid))
+    assert fit.model.class_weights == tuple(fit.class_weights["persistence"])
+    fit.model.save(tmp_path / "ens")
+    loaded = load_model(tmp_path / "ens")
+    assert loaded.chosen == "persistence" and loaded.class_weights == fit.model.class_weights
+    # without the choice the ensemble stays the members' mixture
+    plain = fit_day_ensemble(members, frame, WalkForwardConfig(ensemble_select=False), baselines=baselines)
+    assert plain.chosen == "mixture" and plain.choice == {} and set(plain.model.weights) == {"flat"}
+
+
+def test_age_decay_weights_halve_per_half_life_and_are_off_by_default() -> None:
+    from kimp.models.dataset import age_weights
+
+    frame = _frame(300)  # one row a minute
+    train = frame.filter(pl.col("split") == "train")
+    assert age_weights(train, WalkForwardConfig()) is None
+    half_day = 100 / 1440  # a half-life of 100 minutes
+    w = age_weights(train, WalkForwardConfig(sample_half_life_days=half_day))
+    assert w is not None and w[-1] == 1.0 and w[-101] == pytest.approx(0.5) and (np.diff(w) > 0).all()
+    with pytest.raises(ValueError, match="sample_half_life_days"):
+        WalkForwardConfig(sample_half_life_days=0)
+    # the logistic baseline fits with them (and differs from the unweighted fit)
+    decayed = fit_logistic(frame, WalkForwardConfig(sample_half_life_days=half_day), features=["x"])
+    plain = fit_logistic(frame, WalkForwardConfig(), features=["x"])
+    assert not np.allclose(decayed.predict_proba(frame), plain.predict_proba(frame))
+
+
 def test_fit_weights_is_on_the_simplex() -> None:
     rng = np.random.default_rng(3)
     probas = [rng.dirichlet([1, 1, 1], size=200) for _ in range(3)]

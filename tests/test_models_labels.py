@@ -49,6 +49,14 @@ def test_classes_follow_the_flat_band_and_the_schema() -> None:
     assert dict(labels.schema) == LABELS
     assert labels["label"].to_list() == [UP, FLAT, DOWN, FLAT, None]
     assert labels["horizon"].unique().to_list() == [60]
+    # the regression target: the change itself, known when the label is, never a feature
+    assert labels["change"].to_list()[:4] == pytest.approx([0.004, -0.001, -0.005, 0.003])
+    assert labels["change"][4] is None
+    from kimp.models.dataset import RESERVED
+
+    assert {"change", "last_change"} <= RESERVED
+    lm = last_move(labels)
+    assert lm["last_change"].to_list()[:2] == pytest.approx([0.004, -0.001])  # the move that ended at ts
 
 
 def test_label_is_known_at_the_close_of_the_future_bar() -> None:

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from kimp.models.decision import choose, decide, fit_class_weights, macro_f1
 from kimp.research.bootstrap import BootstrapConfig, day_weights, score_table
-from kimp.research.decision import choose, decide, fit_class_weights, macro_f1
 from kimp.research.study import round_trip_cost
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_hourly"
@@ -106,7 +106,8 @@ def researched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from kimp_pipelines.cli import main
 
     args = ["research", "--start", "2018-01-19", "--end", "2018-01-21", "--period", "hourly_2018_euphoria"]
-    result = CliRunner().invoke(main, [*args, "--horizon", "1", "--bootstrap", "50"], env=env)
+    targets = ["--target", "premium", "--target", "change"]
+    result = CliRunner().invoke(main, [*args, "--horizon", "1", "--bootstrap", "50", *targets], env=env)
     assert result.exit_code == 0, result.output
     assert "Scores per period, horizon and model" in result.output
     return home, data
@@ -118,7 +119,7 @@ def test_kimp_research_scores_every_model_out_of_sample(
     home, _ = researched
     out = home / "research"
     scores = pl.read_parquet(out / "research_scores.parquet")
-    assert set(scores["model"]) == {"lightgbm", "ensemble", "selected", "persistence", "majority", "logistic"}
+    assert set(scores["model"]) == {"lightgbm", "ensemble", "persistence", "majority", "logistic"}
     assert scores["period"].unique().to_list() == ["hourly_2018_euphoria"] and scores[
         "hours"
     ].unique().to_list() == [1]
@@ -130,7 +131,20 @@ def test_kimp_research_scores_every_model_out_of_sample(
     # kimp.models.walk_forward.training_dataset); the label of a bar is its realized class
     assert (preds["trained_on"] <= preds["day"]).all()
     choices = pl.read_parquet(out / "choices" / "hourly_2018_euphoria_1h.parquet")
-    assert choices["chosen"].to_list()[0] in set(scores["model"]) - {"selected"}
+    # the ensemble is the product's validated choice among the mixture, the members and the baselines
+    assert choices["chosen"].to_list()[0] in {"mixture", "lightgbm", "persistence", "majority", "logistic"}
+    # the regression target (premium change in bp) beside the 3-class one, against persistence and zero
+    change = pl.read_parquet(out / "research_change.parquet")
+    by = {r["model"]: r for r in change.iter_rows(named=True)}
+    assert set(by) == {"lightgbm_change", "persistence", "zero"} and by["zero"]["hit_rate"] == 0.5
+    assert by["persistence"]["rmse_bp_vs_persistence"] == 0.0 and by["zero"]["rmse_bp_vs_zero"] == 0.0
+    assert (
+        by["lightgbm_change"]["rmse_bp_lo"]
+        <= by["lightgbm_change"]["rmse_bp"]
+        <= by["lightgbm_change"]["rmse_bp_hi"]
+    )
+    cpreds = pl.read_parquet(out / "predictions" / "hourly_2018_euphoria_1h_change.parquet")
+    assert (cpreds["trained_on"] <= cpreds["day"]).all()
     # the after-cost backtest of the predictions, positions carried over the days, on Bithumb's fees
     bt = pl.read_parquet(out / "research_backtest.parquet")
     assert set(bt["strategy"]) == {"zscore", "ensemble", "persistence"}
@@ -143,8 +157,8 @@ def test_kimp_research_scores_every_model_out_of_sample(
         and (traded["cost_total"] >= traded["cost_fees"]).all()
     )
     md = (out / "research.md").read_text()
-    assert "After-cost backtest" in md and "| z-score rule | BTC | 3 |" in md
-    assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | selected |" in md
+    assert "After-cost backtest" in md and "Regression target" in md and "| z-score rule | BTC | 3 |" in md
+    assert "Δ macro-F1 vs persistence" in md and "| hourly_2018_euphoria | premium | 1h | ensemble |" in md
     assert (out / "research.html").read_text().startswith("<!doctype html>")
     assert (out / "research_deltas.png").read_bytes()[:4] == b"\x89PNG"
     # a report combined from saved outputs recomputes the same intervals from the saved predictions
@@ -153,6 +167,7 @@ def test_kimp_research_scores_every_model_out_of_sample(
 
     combined = combine_reports([out], tmp_path / "combined", boot=BootstrapConfig(n_samples=50))
     assert combined.scores.select(scores.columns).equals(scores) and combined.backtest.equals(bt)
+    assert combined.change.equals(change)
     assert combined.summary.equals(pl.read_parquet(out / "research_summary.parquet"))
 
 
@@ -179,7 +194,7 @@ def test_research_report_asset_materializes_over_a_range(
     )
     assert result.success
     scores = result.output_for_node("research_report")
-    assert scores.filter(pl.col("model") == "selected")["days"].item() == 1
+    assert scores.filter(pl.col("model") == "ensemble")["days"].item() == 1
     assert scores["target"].unique().to_list() == ["price"]
     meta = result.asset_materializations_for_node("research_report")[0].metadata
     assert Path(meta["html"].value).exists() and "scores" in meta and "deltas" in meta

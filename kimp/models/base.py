@@ -51,7 +51,13 @@ class WalkForwardConfig:
     # A member must score this share of the validation rows (with the bars before them as history) to
     # enter the day's ensemble; every member's weight is then fitted on the rows they all scored.
     ensemble_min_coverage: float = 0.8
+    # The ensemble is the validated choice among its weighted mixture, its members and the baselines
+    # (kimp.models.walk_forward.fit_day_ensemble), so it is never worse on validation than any of them.
+    ensemble_select: bool = True
     calibrate: bool = True  # temperature-scale overconfident models on the validation rows
+    # Training rows weigh 0.5 ** (age / half-life), age from the newest training row (None: all equal);
+    # used by the boosting members and the logistic baseline (kimp.models.dataset.age_weights).
+    sample_half_life_days: float | None = None
     # Per-model parameter overrides, validated by each model's own typed parameters (e.g.
     # {"lstm": {"steps": 10}} for kimp.models.sequence.LSTMSizes, {"logistic": {"c": 0.05}}).
     model_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
@@ -84,6 +90,10 @@ class WalkForwardConfig:
             )
         if not 0 < self.ensemble_min_coverage <= 1:
             raise ValueError(f"ensemble_min_coverage is a share in (0, 1], got {self.ensemble_min_coverage}")
+        if self.sample_half_life_days is not None and not self.sample_half_life_days > 0:
+            raise ValueError(
+                f"sample_half_life_days must be > 0 days or None, got {self.sample_half_life_days}"
+            )
         if isinstance(self.models, str) or not self.models:
             raise ValueError(f"models must be a non-empty tuple of model names, got {self.models!r}")
 

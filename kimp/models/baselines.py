@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from kimp.models.base import WalkForwardConfig
-from kimp.models.dataset import feature_columns, feature_matrix
+from kimp.models.dataset import age_weights, feature_columns, feature_matrix
 from kimp.models.labels import LAST_MOVE
 
 SIDECAR = "model.json"
@@ -203,6 +203,7 @@ def fit_logistic(
     scaler = StandardScaler()
     x = scaler.fit_transform(imputer.fit_transform(feature_matrix(train, cols).astype(np.float64)))
     y = train["label"].to_numpy()
+    weight = age_weights(train, config)  # after the thinning: the rows fitted
     valid = frame.filter(pl.col("split") == "validation") if "split" in frame.columns else frame.clear()
     grid = (params.c,) if params.c is not None else tuple(sorted(params.c_grid))
     if valid.height < 20:
@@ -215,7 +216,7 @@ def fit_logistic(
         yv = valid["label"].to_numpy().astype(np.int64)
     for c in grid:  # from strong to weak regularisation
         model = LogisticRegression(C=c, max_iter=300, random_state=config.seed)  # type: ignore[arg-type]
-        model.fit(x, y)
+        model.fit(x, y, sample_weight=weight)
         if len(grid) == 1:
             best = (0.0, model)
             break

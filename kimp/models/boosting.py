@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from kimp.models.base import WalkForwardConfig
-from kimp.models.dataset import feature_columns, feature_matrix
+from kimp.models.dataset import age_weights, feature_columns, feature_matrix
 
 BoostingKind = Literal["xgboost", "lightgbm"]
 KINDS: tuple[str, ...] = ("xgboost", "lightgbm")
@@ -180,15 +180,19 @@ def train_arrays(
     *,
     seed: int,
     threads: int,
+    weight: np.ndarray | None = None,
 ) -> tuple[Any, int]:
-    """Train one booster on arrays; returns (booster, best_iteration 0-based). Used by fit and by tuning."""
+    """Train one booster on arrays; returns (booster, best_iteration 0-based). Used by fit and by tuning.
+    ``weight``: per training row (kimp.models.dataset.age_weights), None = equal."""
     rounds = int(params["num_boost_round"])
     stop = int(params["early_stopping_rounds"])
     if kind == "xgboost":
         import xgboost as xgb
 
         xp = _xgb_params(params, seed, threads)
-        dtrain = xgb.QuantileDMatrix(x_train, label=y_train, missing=np.nan, max_bin=xp["max_bin"])
+        dtrain = xgb.QuantileDMatrix(
+            x_train, label=y_train, weight=weight, missing=np.nan, max_bin=xp["max_bin"]
+        )
         evals = []
         if x_valid is not None and len(x_valid):
             evals = [(xgb.DMatrix(x_valid, label=y_valid, missing=np.nan), "validation")]
@@ -206,7 +210,9 @@ def train_arrays(
         import lightgbm as lgb
 
         lp = _lgb_params(params, seed, threads)
-        dtrain = lgb.Dataset(x_train, label=y_train, params={"max_bin": lp["max_bin"], "verbosity": -1})
+        dtrain = lgb.Dataset(
+            x_train, label=y_train, weight=weight, params={"max_bin": lp["max_bin"], "verbosity": -1}
+        )
         valid_sets, callbacks = [], []
         if x_valid is not None and len(x_valid):
             valid_sets = [lgb.Dataset(x_valid, label=y_valid, reference=dtrain)]
@@ -250,6 +256,7 @@ def fit_boosting(
         merged,
         seed=config.seed,
         threads=threads_for(config),
+        weight=age_weights(train, config),
     )
     if kind == "xgboost":
         raw = booster.get_score(importance_type="total_gain")

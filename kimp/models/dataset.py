@@ -15,13 +15,25 @@ import polars as pl
 
 from kimp.errors import KimpError
 from kimp.models.base import WalkForwardConfig
-from kimp.models.labels import LAST_MOVE
+from kimp.models.labels import LAST_CHANGE, LAST_MOVE
 from kimp.models.splits import chronological_split
 from kimp.timeutil import day_bounds, day_start
 
 # Columns that are never features: keys, targets, bookkeeping.
 RESERVED: frozenset[str] = frozenset(
-    {"ts", "coin", "horizon", "label", "label_known_at", "split", "kr_venue", "interval_s", LAST_MOVE}
+    {
+        "ts",
+        "coin",
+        "horizon",
+        "label",
+        "label_known_at",
+        "split",
+        "kr_venue",
+        "interval_s",
+        "change",
+        LAST_MOVE,
+        LAST_CHANGE,
+    }
 )
 _NUMERIC = (pl.Float32, pl.Float64, pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 
@@ -55,6 +67,18 @@ def feature_matrix(frame: pl.DataFrame, features: list[str]) -> np.ndarray:
     if missing:
         frame = frame.with_columns([pl.lit(None, dtype=pl.Float32).alias(c) for c in missing])
     return frame.select([pl.col(c).cast(pl.Float32).fill_null(float("nan")) for c in features]).to_numpy()
+
+
+def age_weights(train: pl.DataFrame, config: WalkForwardConfig) -> np.ndarray | None:
+    """Sample weights that halve every ``config.sample_half_life_days`` of a row's age, measured from the
+    newest training row (weight 1) back; None when the option is off (every row weighs the same). The age
+    comes from the training rows' own times, so the weights use nothing from validation or test."""
+    half_life = config.sample_half_life_days
+    if half_life is None or train.height == 0:
+        return None
+    t = train["ts"].dt.epoch("s").to_numpy().astype(np.float64)
+    age_days = (t.max() - t) / 86_400.0
+    return np.power(0.5, age_days / half_life)
 
 
 def training_frame(

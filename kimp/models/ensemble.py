@@ -21,6 +21,8 @@ from scipy.optimize import minimize
 from kimp.models.base import FittedModel
 
 SIDECAR = "model.json"
+# The name of the weighted mixture among the ensemble's validated options (walk_forward.fit_day_ensemble).
+MIXTURE = "mixture"
 _EPS = 1e-12
 _FLOOR = 1e-6
 
@@ -77,6 +79,10 @@ class EnsembleModel:
     members: dict[str, FittedModel]
     weights: dict[str, float]
     name: str = "ensemble"
+    # What validation chose (the mixture, or the one member or baseline that validated best) and that
+    # option's validated class weights (down, flat, up) for an arg-max decision; None: not chosen.
+    chosen: str = MIXTURE
+    class_weights: tuple[float, ...] | None = None
 
     @property
     def features(self) -> list[str]:
@@ -113,7 +119,15 @@ class EnsembleModel:
         for n, member in self.members.items():
             save_model(n, member, path / "members" / n)
         (path / SIDECAR).write_text(
-            json.dumps({"type": "ensemble", "name": self.name, "weights": self.weights})
+            json.dumps(
+                {
+                    "type": "ensemble",
+                    "name": self.name,
+                    "weights": self.weights,
+                    "chosen": self.chosen,
+                    "class_weights": list(self.class_weights) if self.class_weights else None,
+                }
+            )
         )
 
     @classmethod
@@ -123,6 +137,11 @@ class EnsembleModel:
         path = Path(path)
         meta = json.loads((path / SIDECAR).read_text())
         members = {n: load_model(path / "members" / n) for n in meta["weights"]}
+        weights = meta.get("class_weights")
         return cls(
-            members=members, weights={k: float(v) for k, v in meta["weights"].items()}, name=meta["name"]
+            members=members,
+            weights={k: float(v) for k, v in meta["weights"].items()},
+            name=meta["name"],
+            chosen=meta.get("chosen", MIXTURE),
+            class_weights=tuple(float(x) for x in weights) if weights else None,
         )

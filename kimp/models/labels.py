@@ -9,6 +9,9 @@ comparing with a bar from another time. The label is known at the close of that 
 - premium target: change = premium[ts + h] - premium[ts] (fractions, so 0.003 = 0.3 pp) against the flat
   band ``config.flat_band`` (the round-trip cost: a smaller move does not pay the spread trade).
 - price target: change = close[ts + h] / close[ts] - 1 on the Korean venue, same band as a return.
+
+Every label row also carries ``change`` itself: the regression target (kimp.models.regression predicts it
+in basis points); like the label it is known at ``label_known_at`` and is never a feature.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ LABELS: dict[str, pl.DataType] = {
     "horizon": pl.Int32(),  # minutes
     "label": pl.Int8(),  # 0 down, 1 flat, 2 up; null when the future bar is not in the data
     "label_known_at": UTC_TS,  # close of the future bar
+    "change": pl.Float64(),  # the move itself (premium: fraction, 0.003 = 0.3 pp; price: return)
 }
 
 LAST_MOVE = "last_move"  # class of the move that ENDED at the close of bar ts (persistence baseline input)
+LAST_CHANGE = "last_change"  # that move itself (the regression target's persistence baseline)
 
 
 def classify(change: pl.Expr, flat_band: float) -> pl.Expr:
@@ -77,6 +82,7 @@ def _direction_labels(
         horizon=pl.lit(horizon_minutes, dtype=pl.Int32),
         label=classify(change, flat_band),
         label_known_at=known_at.cast(UTC_TS),
+        change=change.cast(pl.Float64),
     ).sort(["coin", "ts"])
 
 
@@ -157,7 +163,11 @@ def last_move(labels: pl.DataFrame) -> pl.DataFrame:
     """The class of the move over the horizon that ended at the close of bar ts: ts, coin, last_move.
 
     It is the label of the row ``ts - horizon``; that label is known at the close of bar ts, so it may be
-    used for the row at ts (the persistence baseline predicts it will repeat).
+    used for the row at ts (the persistence baseline predicts it will repeat). ``last_change``: that
+    move's size (when the labels carry ``change``).
     """
     horizon = pl.duration(minutes=pl.col("horizon"))
-    return labels.select("coin", ts=(pl.col("ts") + horizon).cast(UTC_TS), **{LAST_MOVE: pl.col("label")})
+    extra = {LAST_CHANGE: pl.col("change")} if "change" in labels.columns else {}
+    return labels.select(
+        "coin", ts=(pl.col("ts") + horizon).cast(UTC_TS), **{LAST_MOVE: pl.col("label")}, **extra
+    )

@@ -33,7 +33,7 @@ from typing import Any
 
 from kimp.models.base import FittedModel
 
-KINDS: tuple[str, ...] = ("direction", "text", "agent")
+KINDS: tuple[str, ...] = ("direction", "regression", "text", "agent")
 ROLES: tuple[str, ...] = ("member", "baseline")
 SPEC_FILE = "spec.json"  # written next to every saved model: which spec loads it
 
@@ -104,8 +104,10 @@ def resolve_ref(ref: Ref) -> Callable[..., Any]:
 class ModelSpec:
     """One registered model (module docstring for the functions' contract).
 
-    ``kind``: ``direction`` (3-class premium direction, scored in ``predictions``; the only kind the
-    walk-forward trains today), ``text`` and ``agent`` (later kinds, each with its own asset factory in
+    ``kind``: ``direction`` (3-class premium direction, scored in ``predictions``; the kind the daily
+    walk-forward trains), ``regression`` (the premium's change in basis points, kimp.models.regression:
+    the same training frame and contract, fitted on the labels' ``change``; trained by ``kimp research``
+    beside the direction models), ``text`` and ``agent`` (later kinds, each with its own asset factory in
     kimp_pipelines.assets.models). ``role``: ``member`` (its own daily asset ``<name>_model``; an ensemble
     candidate when configured in ``WalkForwardConfig.models``) or ``baseline`` (trained every day in
     ``baseline_models`` and reported beside every model). ``calibrate``: temperature-scale it on the
@@ -319,5 +321,16 @@ register(
         role="baseline",
         asset_kinds=("scikitlearn",),
         description="multinomial logistic regression on the same features (scaled, L2 chosen on validation)",
+    )
+)
+register(
+    ModelSpec(
+        name="lightgbm_change",
+        fit="kimp.models.regression:fit_lightgbm_change",
+        load="kimp.models.regression:ChangeModel.load",
+        kind="regression",
+        calibrate=False,
+        asset_kinds=("lightgbm",),
+        description="LightGBM regression of the premium's change over the horizon in basis points",
     )
 )

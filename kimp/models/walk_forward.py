@@ -12,7 +12,8 @@ same functions in order, for benchmarks and notebooks):
    those rows (kimp.models.calibration).
 3. ``fit_day_ensemble``: every candidate scores the validation rows; one that scores fewer than
    ``config.ensemble_min_coverage`` of them is left out (and said so); the weights of the rest are fitted
-   on the rows they ALL scored, so every weight is learnt from the same rows.
+   on the rows they ALL scored, so every weight is learnt from the same rows. The ensemble is then the
+   validated choice among that mixture, its members and the baselines (``config.ensemble_select``).
 4. ``predictions_frame``: every model scores the bars of D, with ``config.history_bars`` earlier bars per
    coin for sequence models and nothing after D (kimp.models.dataset.scoring_frame).
 5. ``kimp.models.evaluation.evaluate`` scores them once labels are known.
@@ -33,7 +34,8 @@ from kimp.models import registry
 from kimp.models.base import FittedModel, WalkForwardConfig
 from kimp.models.calibration import Calibrated, fit_temperature, scale
 from kimp.models.dataset import DatasetError, cutoff, feature_columns, scoring_frame, training_frame
-from kimp.models.ensemble import EnsembleModel, fit_weights
+from kimp.models.decision import choose, fit_class_weights
+from kimp.models.ensemble import MIXTURE, EnsembleModel, fit_weights
 from kimp.models.evaluation import evaluate, scores
 from kimp.models.labels import LAST_MOVE, Target, last_move, make_labels
 from kimp.models.registry import ModelSpec
@@ -167,13 +169,37 @@ def fit_member(
 
 @dataclass
 class EnsembleFit:
-    """The day's ensemble: its weights, the rows they were fitted on, and who was left out and why."""
+    """The day's ensemble: its weights, the rows they were fitted on, who was left out and why, and the
+    validated choice (``chosen``: ``mixture`` or the member or baseline that validated best; ``choice``:
+    each option's validation macro-F1 with its validated class weights; ``class_weights``: those weights,
+    (down, flat, up))."""
 
     model: EnsembleModel
     coverage: dict[str, float]
     left_out: dict[str, str]
     rows: int
     validation: dict[str, float]
+    chosen: str = MIXTURE
+    mixture_weights: dict[str, float] = field(default_factory=dict)  # the members' mixture, chosen or not
+    choice: dict[str, float] = field(default_factory=dict)
+    class_weights: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def note(self) -> str:
+        """One line on the choice, saying so when the best validated model is a baseline."""
+        if not self.choice:
+            return f"the ensemble is the mixture of {', '.join(self.model.weights)}"
+        best = self.choice[self.chosen]
+        others = ", ".join(f"{k} {v:.3f}" for k, v in self.choice.items() if k != self.chosen)
+        kind = "baseline " if self.chosen in self.baselines else ""
+        return (
+            f"the ensemble is the {kind}{self.chosen} (best validation macro-F1 with validated class weights, "
+            f"{best:.3f}; {others})"
+        )
+
+    @property
+    def baselines(self) -> set[str]:
+        return set(registry.names(kind="direction", role="baseline"))
 
 
 def fit_day_ensemble(
@@ -182,10 +208,19 @@ def fit_day_ensemble(
     config: WalkForwardConfig,
     *,
     fallback: Mapping[str, FittedModel] | None = None,
+    baselines: Mapping[str, FittedModel] | None = None,
 ) -> EnsembleFit:
     """Weights over the candidates that score at least ``config.ensemble_min_coverage`` of the validation
     rows, fitted on the rows all of them scored (module docstring, step 3). When no candidate qualifies,
-    the ``fallback`` models (the logistic baseline) stand in, said so in ``left_out``."""
+    the ``fallback`` models (the logistic baseline) stand in, said so in ``left_out``.
+
+    With ``config.ensemble_select`` the ensemble is then the validated choice among that mixture, the
+    candidates it kept and the ``baselines``: the one whose validation macro-F1 with its validated class
+    weights (kimp.models.decision) is highest, ties to the mixture, then the members, then the baselines,
+    so the ensemble is never worse on validation than the best of them; a chosen member or baseline is
+    the ensemble alone (weight 1). All options are scored on the validation rows every one of them scored.
+    The mixture's weights were fitted on the same validation rows, so the
+    comparison slightly favours it; the test split stays untouched."""
     scored = {n: validation_scores(m, frame) for n, m in candidates.items()}
     n_rows = len(next(iter(scored.values()))[1]) if scored else 0
     coverage = {n: float(_scored(p).mean()) if len(p) else 0.0 for n, (p, _) in scored.items()}
@@ -212,13 +247,36 @@ def fit_day_ensemble(
     weights = fit_weights([scored[n][0][common] for n in names], y[common])
     model = EnsembleModel(members=kept, weights=dict(zip(names, map(float, weights), strict=True)))
     p = model.combine({n: scored[n][0] for n in names})
-    return EnsembleFit(
+    fit = EnsembleFit(
         model=model,
         coverage=coverage,
         left_out=left_out,
         rows=int(common.sum()),
         validation=validation_metrics(p, y),
+        mixture_weights=dict(model.weights),
     )
+    if not config.ensemble_select:
+        return fit
+    options: dict[str, tuple[FittedModel, np.ndarray, np.ndarray]] = {MIXTURE: (model, p, y)}
+    options.update({n: (kept[n], *scored[n]) for n in names})
+    for n, m in (baselines or {}).items():
+        if n not in options:
+            options[n] = (m, *validation_scores(m, frame))
+    # Every option is judged on the same rows (those all of them scored): one that abstains on hard rows
+    # must not win by it.
+    same = np.logical_and.reduce([_scored(pn) for _, pn, _ in options.values()])
+    for n, (_, pn, yn) in options.items():
+        w, f1 = fit_class_weights(pn[same], yn[same])
+        fit.class_weights[n] = [float(x) for x in w]
+        fit.choice[n] = f1
+    fit.chosen = choose(fit.choice)
+    if fit.chosen != MIXTURE:
+        chosen_model, pc, yc = options[fit.chosen]
+        fit.model = EnsembleModel(members={fit.chosen: chosen_model}, weights={fit.chosen: 1.0})
+        fit.validation = validation_metrics(pc, yc)
+    fit.model.chosen = fit.chosen
+    fit.model.class_weights = tuple(fit.class_weights[fit.chosen])
+    return fit
 
 
 def _predict_all(models: Mapping[str, FittedModel], frame: pl.DataFrame) -> dict[str, np.ndarray]:
@@ -345,7 +403,8 @@ def train_day(
     for spec in registry.specs(kind="direction", role="baseline"):
         fits[spec.name] = fit_member(spec, frame, config)
     fallback = {FALLBACK: fits[FALLBACK].model} if FALLBACK in fits else None
-    ensemble = fit_day_ensemble(members, frame, config, fallback=fallback)
+    baselines = {n: f.model for n, f in fits.items() if n not in members}
+    ensemble = fit_day_ensemble(members, frame, config, fallback=fallback, baselines=baselines)
     models = {**{n: f.model for n, f in fits.items()}, "ensemble": ensemble.model}
     # The test rows are the window's last: scored with every earlier bar as history, nothing after them.
     is_test = (frame["split"] == "test").fill_null(False).to_numpy()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from kimp.research.decision import f1_from_confusion
+from kimp.models.decision import f1_from_confusion
 
 _EPS = 1e-12
 

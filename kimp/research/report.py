@@ -158,8 +158,66 @@ BACKTEST_INTRO = (
 )
 
 
+CHANGE_HEADER = [
+    "period",
+    "horizon",
+    "model",
+    "rows",
+    "days",
+    "RMSE (bp)",
+    "Δ RMSE vs persistence",
+    "Δ RMSE vs zero",
+    "MAE (bp)",
+    "Δ MAE vs zero",
+    "hit rate",
+    "Δ hit rate vs persistence",
+]
+
+CHANGE_INTRO = (
+    "The premium's change over the horizon in basis points (regression target, kimp.models.regression), "
+    "out of sample: RMSE and MAE, and the directional hit rate (a zero prediction counts one half, so "
+    "`zero` scores 0.5), with 90% block-bootstrap intervals over days and paired differences; "
+    "`persistence`: the change over the last horizon repeats; `zero`: no change. Lower RMSE/MAE is better."
+)
+
+
+def change_cells(r: Mapping[str, object]) -> list[str]:
+    def g(k: str) -> float:
+        v = r.get(k)
+        return float(v) if v is not None else float("nan")  # type: ignore[arg-type]
+
+    def ci(k: str, digits: int = 1) -> str:
+        return _ci(g(k), g(f"{k}_lo"), g(f"{k}_hi"), digits)
+
+    return [
+        str(r["period"]),
+        f"{r['hours']}h",
+        str(r["model"]),
+        str(r["rows"]),
+        str(r["days"]),
+        ci("rmse_bp"),
+        ci("rmse_bp_vs_persistence"),
+        ci("rmse_bp_vs_zero"),
+        ci("mae_bp"),
+        ci("mae_bp_vs_zero"),
+        ci("hit_rate", 3),
+        ci("hit_rate_vs_persistence", 3),
+    ]
+
+
+def _change_rows(change: pl.DataFrame | None) -> list[list[str]]:
+    if change is None or not change.height:
+        return []
+    return [change_cells(r) for r in change.sort("period", "hours", "model").iter_rows(named=True)]
+
+
 def markdown(
-    scores: pl.DataFrame, summ: pl.DataFrame, notes: list[str], *, backtest: pl.DataFrame | None = None
+    scores: pl.DataFrame,
+    summ: pl.DataFrame,
+    notes: list[str],
+    *,
+    backtest: pl.DataFrame | None = None,
+    change: pl.DataFrame | None = None,
 ) -> str:
     lines = ["## Scores per period, horizon and model", ""]
     lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
@@ -179,6 +237,10 @@ def markdown(
         lines += [BACKTEST_INTRO, ""]
         lines += ["| " + " | ".join(BACKTEST_HEADER) + " |", "|" + "---|" * len(BACKTEST_HEADER)]
         lines += ["| " + " | ".join(c) + " |" for c in _backtest_rows(backtest)]
+    if rows := _change_rows(change):
+        lines += ["", "## Regression target: the premium's change in basis points", "", CHANGE_INTRO, ""]
+        lines += ["| " + " | ".join(CHANGE_HEADER) + " |", "|" + "---|" * len(CHANGE_HEADER)]
+        lines += ["| " + " | ".join(c) + " |" for c in rows]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -192,6 +254,7 @@ def html_page(
     *,
     plot: str | None = None,
     backtest: pl.DataFrame | None = None,
+    change: pl.DataFrame | None = None,
 ) -> str:
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
@@ -239,6 +302,12 @@ def html_page(
             "<h2>After-cost backtest of the predictions (positions carried across days)</h2>",
             f"<p>{html.escape(BACKTEST_INTRO)}</p>",
             table(BACKTEST_HEADER, _backtest_rows(backtest)),
+        ]
+    if rows := _change_rows(change):
+        parts += [
+            "<h2>Regression target: the premium's change in basis points</h2>",
+            f"<p>{html.escape(CHANGE_INTRO)}</p>",
+            table(CHANGE_HEADER, rows),
         ]
     if notes:
         parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in notes] + ["</ul>"]

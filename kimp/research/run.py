@@ -26,6 +26,7 @@ from kimp.research.backtest import backtest_period, backtest_table
 from kimp.research.bootstrap import BootstrapConfig, score_table
 from kimp.research.data import period_inputs, period_market
 from kimp.research.periods import Period
+from kimp.research.regression import run_change, score_change
 from kimp.research.report import delta_png, html_page, markdown, summary
 from kimp.research.study import horizon_config, run_horizon
 from kimp.settings import Settings
@@ -42,6 +43,7 @@ class ResearchResult:
     out_dir: Path
     samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = field(default_factory=dict)
     backtest: pl.DataFrame = field(default_factory=pl.DataFrame)
+    change: pl.DataFrame = field(default_factory=pl.DataFrame)  # the regression target's scores
 
     @property
     def markdown_path(self) -> Path:
@@ -92,6 +94,8 @@ def run_research(
     samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
     runs: dict[str, pl.DataFrame] = {}
     backtests: list[pl.DataFrame] = []
+    validation: list[pl.DataFrame] = []
+    changes: list[pl.DataFrame] = []
     boot = BootstrapConfig(n_samples=rs.bootstrap_samples, block_days=rs.block_days, seed=settings.seed)
     for period in periods or selected_periods(settings):
         days = _days(period, start, end, rs.max_days)
@@ -130,6 +134,27 @@ def run_research(
                 settings.walk_forward, period, hours, window_days=window, models=rs.models
             )
             t1 = time.perf_counter()
+            if target == "change":
+                preds, skipped = run_change(
+                    inputs, period, config, days=days, retrain_every_days=retrain, progress=progress
+                )
+                notes += [f"{tag}: training day skipped: {s}" for s in skipped]
+                table = score_change(preds, config=boot) if preds.height else pl.DataFrame()
+                if table.height == 0:
+                    notes.append(f"{tag}: no scored rows")
+                    continue
+                runs[f"predictions/{name}.parquet"] = preds
+                changes.append(
+                    table.with_columns(
+                        period=pl.lit(period.name),
+                        hours=pl.lit(hours),
+                        kr_venue=pl.lit(period.kr_venue),
+                        window_days=pl.lit(window),
+                        half_life_days=pl.lit(config.sample_half_life_days, dtype=pl.Float64),
+                        seconds=pl.lit(round(time.perf_counter() - t1, 1)),
+                    )
+                )
+                continue
             run = run_horizon(
                 inputs,
                 period,
@@ -157,6 +182,7 @@ def run_research(
                     kr_venue=pl.lit(period.kr_venue),
                     flat_band=pl.lit(config.flat_band),
                     window_days=pl.lit(window),
+                    half_life_days=pl.lit(config.sample_half_life_days, dtype=pl.Float64),
                     retrain_every_days=pl.lit(retrain),
                     first_day=pl.lit(days[0]),
                     last_day=pl.lit(days[-1]),
@@ -179,6 +205,11 @@ def run_research(
                 )
             if run.choices.height:
                 runs[f"choices/{name}.parquet"] = run.choices
+                validation.append(
+                    validation_rows(run.choices).with_columns(
+                        period=pl.lit(period.name), target=pl.lit(target), hours=pl.lit(hours)
+                    )
+                )
                 chosen = run.choices["chosen"].value_counts(sort=True)
                 notes.append(
                     f"{tag}: validated choice per training day: "
@@ -194,9 +225,35 @@ def run_research(
         if any(b.height for b in backtests)
         else pl.DataFrame()
     )
-    _write(out_dir, scores, summ, notes, runs, bt)
+    change = pl.concat(changes, how="diagonal_relaxed") if changes else pl.DataFrame()
+    if validation:
+        runs["research_validation.parquet"] = pl.concat(validation, how="diagonal_relaxed").with_columns(
+            half_life_days=pl.lit(settings.walk_forward.sample_half_life_days, dtype=pl.Float64)
+        )
+    _write(out_dir, scores, summ, notes, runs, bt, change)
     return ResearchResult(
-        scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples, backtest=bt
+        scores=scores,
+        summary=summ,
+        notes=notes,
+        out_dir=out_dir,
+        samples=samples,
+        backtest=bt,
+        change=change,
+    )
+
+
+def validation_rows(choices: pl.DataFrame) -> pl.DataFrame:
+    """Per option of the ensemble's choice (mixture, members, baselines): the mean over training days of
+    its VALIDATION macro-F1 with validated class weights, and the days it was chosen. What settings such
+    as the age-decay weights are judged on (never the predicted days)."""
+    cols = [c for c in choices.columns if c.startswith("val_f1_")]
+    return pl.DataFrame(
+        {
+            "option": [c.removeprefix("val_f1_") for c in cols],
+            "val_macro_f1_w": [float(choices[c].mean()) for c in cols],  # type: ignore[arg-type]
+            "chosen_days": [int((choices["chosen"] == c.removeprefix("val_f1_")).sum()) for c in cols],
+            "training_days": [choices.height] * len(cols),
+        }
     )
 
 
@@ -237,6 +294,7 @@ def _write(
     notes: list[str],
     runs: dict[str, pl.DataFrame],
     backtest: pl.DataFrame | None = None,
+    change: pl.DataFrame | None = None,
 ) -> None:
     """Everything to temporary names first, then renamed: a failure leaves the previous report whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -258,18 +316,24 @@ def _write(
     )
     stage("research_summary.parquet", summ.write_parquet)
     bt = backtest if backtest is not None else pl.DataFrame()
+    ch = change if change is not None else pl.DataFrame()
     if bt.height:
         stage("research_backtest.parquet", bt.write_parquet)
         stage("research_backtest.csv", bt.write_csv)
+    if ch.height:
+        stage("research_change.parquet", ch.write_parquet)
+        stage("research_change.csv", ch.write_csv)
     stage(
         "research.md",
-        lambda p: p.write_text("# Research report\n\n" + markdown(scores, summ, notes, backtest=bt)),
+        lambda p: p.write_text(
+            "# Research report\n\n" + markdown(scores, summ, notes, backtest=bt, change=ch)
+        ),
     )
     plot = "research_deltas.png" if scores.height else None
     stage(
         "research.html",
         lambda p: p.write_text(
-            html_page("kimp research report", scores, summ, notes, plot=plot, backtest=bt)
+            html_page("kimp research report", scores, summ, notes, plot=plot, backtest=bt, change=ch)
         ),
     )
     if plot:
@@ -285,30 +349,49 @@ def combine_reports(
     score tables side by side, and the mean over periods recomputed from their saved predictions with the
     same seeded bootstrap (``boot`` must be the one they ran with for the intervals to match)."""
     boot = boot or BootstrapConfig()
-    frames, notes, backtests = [], [], []
+    frames, notes, backtests, validation, changes = [], [], [], [], []
     samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]] = {}
     for src in sources:
         scores = pl.read_parquet(src / "research_scores.parquet")
-        if "target" not in scores.columns:
+        if scores.height and "target" not in scores.columns:
             scores = scores.with_columns(target=pl.lit("premium"))
-        frames.append(scores)
-        for period, target, hours in scores.select("period", "target", "hours").unique().iter_rows():
+        if scores.height:
+            frames.append(scores)
+        for period, target, hours in (
+            scores.select("period", "target", "hours").unique().iter_rows() if scores.height else []
+        ):
             name = f"{period}_{hours}h" + ("" if target == "premium" else f"_{target}")
             _, samples[(period, target, hours)] = score_table(
                 pl.read_parquet(src / "predictions" / f"{name}.parquet"), config=boot
             )
         if (src / "research_backtest.parquet").exists():
             backtests.append(pl.read_parquet(src / "research_backtest.parquet"))
+        if (src / "research_change.parquet").exists():
+            changes.append(pl.read_parquet(src / "research_change.parquet"))
+        if (src / "research_validation.parquet").exists():
+            validation.append(pl.read_parquet(src / "research_validation.parquet"))
         md = (src / "research.md").read_text()
         if "## Notes" in md:
             notes += [ln[2:] for ln in md.split("## Notes", 1)[1].splitlines() if ln.startswith("- ")]
     lead = ["period", "target", "hours", "model"]
-    scores = pl.concat(frames, how="diagonal_relaxed").select(*lead, pl.exclude(lead)).sort(lead)
+    scores = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if scores.height:
+        scores = scores.select(*lead, pl.exclude(lead)).sort(lead)
     summ = summary(scores, samples)
     bt = pl.concat(backtests, how="diagonal_relaxed") if backtests else pl.DataFrame()
-    _write(out_dir, scores, summ, notes, {}, bt)
+    extra = (
+        {"research_validation.parquet": pl.concat(validation, how="diagonal_relaxed")} if validation else {}
+    )
+    change = pl.concat(changes, how="diagonal_relaxed") if changes else pl.DataFrame()
+    _write(out_dir, scores, summ, notes, extra, bt, change)
     return ResearchResult(
-        scores=scores, summary=summ, notes=notes, out_dir=out_dir, samples=samples, backtest=bt
+        scores=scores,
+        summary=summ,
+        notes=notes,
+        out_dir=out_dir,
+        samples=samples,
+        backtest=bt,
+        change=change,
     )
 
 

@@ -2,11 +2,11 @@
 
 For every ``retrain_every_days``-th predicted day D the models are trained with ``train_day`` (the window
 before D minus the embargo; members of the configured list, the baselines, the ensemble), the decision
-rules are fitted on the same VALIDATION rows (kimp.research.decision), and ``predict_day`` scores D and
+rules are fitted on the same VALIDATION rows (kimp.models.decision), and ``predict_day`` scores D and
 the following days up to the next retraining with those models (older models, never newer data). The
-result is every out-of-sample prediction with its label, argmax decision and validated-weights decision,
-plus ``selected``: per training day, the model (member, ensemble or baseline) with the best validated
-macro-F1, and which one that was.
+result is every out-of-sample prediction with its label, argmax decision and validated-weights decision.
+The ``ensemble`` is the product's (kimp.models.walk_forward.fit_day_ensemble): per training day, the
+validated choice among the members' mixture, the members and the baselines; ``choices`` says which.
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ import polars as pl
 
 from kimp.models.base import WalkForwardConfig
 from kimp.models.dataset import DatasetError
+from kimp.models.decision import decide, fit_class_weights
 from kimp.models.labels import Target
 from kimp.models.walk_forward import predict_day, train_day, validation_scores
 from kimp.research.data import PeriodInputs
-from kimp.research.decision import choose, decide, fit_class_weights
 from kimp.research.periods import Period
 from kimp.timeutil import days_between
 
 log = logging.getLogger(__name__)
-
-SELECTED = "selected"
 
 
 def round_trip_cost(kr_venue: str) -> float:
@@ -61,7 +59,9 @@ class HorizonRun:
     period: str
     hours: int
     predictions: pl.DataFrame  # ts, coin, horizon, model, p_*, label, day, pred, pred_w, trained_on
-    choices: pl.DataFrame  # trained_on, chosen, validation macro-F1 per model, weights
+    choices: (
+        pl.DataFrame
+    )  # trained_on, chosen (the ensemble's validated choice), its options' scores, weights
     skipped: list[str]
     target: str = "premium"
 
@@ -111,26 +111,23 @@ def run_horizon(
             log.warning("research %s %dh: %s", period.name, hours, exc)
             continue
         weights: dict[str, np.ndarray] = {}
-        val_f1: dict[str, float] = {}
         for name, model in dm.models.items():
-            p, y = validation_scores(model, dm.frame)
-            weights[name], val_f1[name] = fit_class_weights(p, y)
-        chosen = choose(val_f1)
-        weights[SELECTED] = weights[chosen]
+            if name == "ensemble" and dm.ensemble.class_weights:  # the choice's own validated weights
+                weights[name] = np.asarray(dm.ensemble.class_weights[dm.ensemble.chosen])
+                continue
+            weights[name], _ = fit_class_weights(*validation_scores(model, dm.frame))
+        chosen = dm.ensemble.chosen
         choices.append(
             {
                 "trained_on": trained_on,
                 "chosen": chosen,
-                **{f"val_f1_{k}": v for k, v in val_f1.items()},
+                **{f"val_f1_{k}": v for k, v in dm.ensemble.choice.items()},
                 "weights": {k: [round(float(x), 3) for x in w] for k, w in weights.items()},
             }
         )
         for day in block:
             frame = predict_day(
                 dm, features, premium, day=day, config=config, target=target, candles=inputs.candles
-            )
-            frame = pl.concat(
-                [frame, frame.filter(pl.col("model") == chosen).with_columns(model=pl.lit(SELECTED))]
             )
             frame = _decisions(frame, weights).with_columns(
                 day=pl.col("ts").dt.date(), trained_on=pl.lit(trained_on)

@@ -388,19 +388,20 @@ def _ensemble_asset(
         baseline_models: pl.DataFrame,
         **member_cards: pl.DataFrame,
     ) -> Output[pl.DataFrame]:
-        """Weighted ensemble of the day's members; weights minimise log-loss on the VALIDATION rows all its
-        members scored. A member that scores too few validation rows is left out (metadata says why)."""
+        """The day's ensemble: the weighted mixture of its members (weights minimise log-loss on the
+        VALIDATION rows all its members scored; a member that scores too few is left out, metadata says why),
+        or, when a member or a baseline validates better, that one (``chosen``; metadata says so)."""
         from kimp.models.walk_forward import FALLBACK, fit_day_ensemble
 
         day = parse_day(context.partition_key)
         candidates = trained_models(*member_cards.values())
         baselines = trained_models(baseline_models)
         fallback = {FALLBACK: baselines[FALLBACK]} if FALLBACK in baselines else None
-        fit = fit_day_ensemble(candidates, training_dataset, config, fallback=fallback)
+        fit = fit_day_ensemble(candidates, training_dataset, config, fallback=fallback, baselines=baselines)
         path = modeling.model_path("ensemble", day.isoformat())
         fit.model.save(path)
         metrics = {k: v for k, v in fit.validation.items() if k in ("log_loss", "macro_f1", "accuracy")}
-        params = {**fit.model.weights, "validation_rows": fit.rows}
+        params = {**fit.model.weights, "validation_rows": fit.rows, "chosen": fit.chosen}
         run_id, version = mlflow.log_model(
             context,
             name="ensemble",
@@ -412,7 +413,10 @@ def _ensemble_asset(
         )
         for name, why in fit.left_out.items():
             context.log.warning(f"ensemble {day}: {name} left out: {why}")
-        context.log.info(f"ensemble {day}: weights {fit.model.weights} on {fit.rows} validation rows")
+        context.log.info(
+            f"ensemble {day}: mixture weights {fit.mixture_weights} on {fit.rows} validation rows"
+        )
+        context.log.info(f"ensemble {day}: {fit.note}")
         return Output(
             card(
                 "ensemble",
@@ -425,10 +429,13 @@ def _ensemble_asset(
                 version=version,
             ),
             metadata={
-                "weights": MetadataValue.json(fit.model.weights),
+                "weights": MetadataValue.json(fit.mixture_weights),
                 "validation_rows": fit.rows,
                 "coverage": MetadataValue.json({k: round(v, 4) for k, v in fit.coverage.items()}),
                 "left_out": MetadataValue.json(fit.left_out),
+                "chosen": fit.chosen,
+                "choice": MetadataValue.json({k: round(v, 4) for k, v in fit.choice.items()}),
+                "choice_note": fit.note,
                 **{f"val_{k}": round(v, 4) for k, v in fit.validation.items()},
             },
         )

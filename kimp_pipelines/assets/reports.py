@@ -128,7 +128,7 @@ def build_research_report(settings: Settings) -> AssetsDefinition:
             date.fromisoformat(config.end),
             progress=context.log.info,
         )
-        if result.scores.height == 0:
+        if result.scores.height == 0 and result.change.height == 0:
             raise ValueError(
                 f"research_report: nothing could be scored in {config.start}..{config.end}: "
                 + "; ".join(result.notes)
@@ -149,6 +149,7 @@ def build_research_report(settings: Settings) -> AssetsDefinition:
         meta = {
             "periods": result.scores["period"].n_unique(),
             "scores": frame_table(result.scores.select([c for c in shown if c in result.scores.columns])),
+            "backtests": result.backtest.height,
             "markdown": MetadataValue.path(str(result.markdown_path)),
             "html": MetadataValue.path(str(result.html_path)),
         }
