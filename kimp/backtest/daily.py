@@ -69,6 +69,13 @@ class DayConfig:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     seed: int = 7
     carry: bool = True
+    # The engines run (rows per engine). Without order books both give the same figures, so a caller
+    # that has none (the research backtest) may run the vectorized one alone.
+    engines: tuple[str, ...] = ("vectorized", "event_driven")
+
+    def __post_init__(self) -> None:
+        if not self.engines or not set(self.engines) <= {"vectorized", "event_driven"}:
+            raise ValueError(f"engines must name vectorized and/or event_driven, got {self.engines!r}")
 
     def bar_config(self) -> BacktestConfig:
         return BacktestConfig(fill="bar", flat_at_day_end=not self.carry)
@@ -233,6 +240,8 @@ def backtest_day(
                     ("vectorized", run_vectorized, bar_cfg),
                     ("event_driven", run_event_driven, book_cfg),
                 ):
+                    if engine not in config.engines:
+                        continue
                     prev = carried.get((spec.name, coin, venue, engine))
                     start = prev.closing if (prev is not None and config.carry) else None
                     result, continued = _run(run, market, out.signals, cfg, start, notes, spec.name)

@@ -11,8 +11,8 @@ parameters or ``BacktestSettings.params`` (nothing chosen on these periods). The
 
 A day the backtest cannot run (a hole in the Korean candles, gaps longer than the engine allows) is
 skipped and said so; the next day continues the chain from the last day that ran (the engine notes the
-missing bars). Without order books both engines give the same figures, so only the vectorized rows are
-reported.
+missing bars). Without order books both engines give the same figures, so only the vectorized engine
+runs (``DayConfig.engines``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,12 @@ class PeriodBacktest:
     skipped: list[str] = field(default_factory=list)
 
 
-def _day_tables(frame: pl.DataFrame, day: date) -> pl.DataFrame:
-    return frame.filter(pl.col("ts").dt.date() == day)
+def _by_day(frame: pl.DataFrame) -> dict[date, pl.DataFrame]:
+    """The rows of each UTC day (split once: filtering the whole table per day cost more than the runs)."""
+    if not frame.height:
+        return {}
+    parts = frame.with_columns(_day=pl.col("ts").dt.date()).partition_by("_day", as_dict=True)
+    return {key[0]: part.drop("_day") for key, part in parts.items()}  # type: ignore[index]
 
 
 def backtest_period(
@@ -87,10 +91,14 @@ def backtest_period(
         params=dict(params or {}),
         seed=seed,
         carry=True,
+        engines=("vectorized",),  # no order books here: the event-driven engine gives the same figures
     )
     preds = predictions.filter(pl.col("model").is_in(list(chosen))).select(list(PREDICTIONS))
     days = sorted(predictions["ts"].dt.date().unique().to_list()) if predictions.height else []
-    premium = premium.filter(pl.col("kr_venue") == period.kr_venue)
+    premium_days = _by_day(premium.filter(pl.col("kr_venue") == period.kr_venue))
+    candle_days = _by_day(candles)
+    pred_days = _by_day(preds)
+    empty = {"premium": premium.head(0), "candles": candles.head(0), "preds": preds.head(0)}
     rows: list[pl.DataFrame] = []
     skipped: list[str] = []
     previous: pl.DataFrame | None = None
@@ -99,20 +107,19 @@ def backtest_period(
             out = backtest_day(
                 day,
                 "normal",
-                premium=_day_tables(premium, day),
-                candles=_day_tables(candles, day),
+                premium=premium_days.get(day, empty["premium"]),
+                candles=candle_days.get(day, empty["candles"]),
                 orderbook=pl.DataFrame(),
                 config=config,
-                predictions=_day_tables(preds, day),
+                predictions=pred_days.get(day, empty["preds"]),
                 previous=previous,
             )
         except (KimpError, ValueError) as exc:  # one bad day must not cost the period its backtest
             skipped.append(f"{day}: {exc}".splitlines()[0])
             log.warning("research backtest %s %s: %s", period.name, day, exc)
             continue
-        frame = out.frame
-        previous = frame
-        rows.append(frame.filter(pl.col("engine") == "vectorized").drop("carry"))
+        previous = out.frame
+        rows.append(out.frame.drop("carry"))
     if not rows:
         return PeriodBacktest(pl.DataFrame(), pl.DataFrame(), skipped)
     daily = pl.concat(rows, how="diagonal_relaxed")
