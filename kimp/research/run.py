@@ -24,7 +24,7 @@ from kimp.errors import KimpError
 from kimp.research import periods as period_registry
 from kimp.research.backtest import backtest_period, backtest_table
 from kimp.research.bootstrap import BootstrapConfig, score_table
-from kimp.research.data import period_inputs, period_market
+from kimp.research.data import period_inputs
 from kimp.research.periods import Period
 from kimp.research.regression import run_change, score_change
 from kimp.research.report import delta_png, html_page, markdown, summary
@@ -393,57 +393,3 @@ def combine_reports(
         backtest=bt,
         change=change,
     )
-
-
-def backtest_saved(settings: Settings, src: Path) -> pl.DataFrame:
-    """The after-cost backtest of a saved research run's predictions (``src``: its output folder), written
-    to ``src/research_backtest.parquet|csv`` and its notes appended to ``src/research.md``'s notes, so
-    that :func:`combine_reports` includes it: for runs made before the backtest was part of the run.
-
-    A run from before the product ensemble chose among members and baselines holds that choice as
-    ``selected``: its rows are traded as the ``ensemble`` strategy (what the product ensemble now is) and
-    the old mixture's rows are left out."""
-    if settings.data_dir is None:
-        raise ValueError("backtest_saved reads the real data: set KIMP_DATA_DIR")
-    scores = pl.read_parquet(src / "research_scores.parquet")
-    if "target" not in scores.columns:
-        scores = scores.with_columns(target=pl.lit("premium"))
-    keys = (
-        scores.filter(pl.col("target") == "premium")
-        .select("period", "hours")
-        .unique()
-        .sort("period", "hours")
-    )
-    notes: list[str] = []
-    tables: list[pl.DataFrame] = []
-    markets: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
-    for name, hours in keys.iter_rows():
-        period = period_registry.get(name)
-        preds = pl.read_parquet(src / "predictions" / f"{name}_{hours}h.parquet")
-        if "selected" in set(preds["model"].unique().to_list()):
-            preds = preds.filter(pl.col("model") != "ensemble").with_columns(
-                model=pl.col("model").replace({"selected": "ensemble"})
-            )
-        if name not in markets:
-            days = preds["ts"].dt.date()
-            premium, candles, _ = period_market(
-                period,
-                Path(settings.data_dir),
-                src / "work",
-                days.min(),
-                days.max(),  # type: ignore[arg-type]
-            )
-            markets[name] = (premium, candles)
-        premium, candles = markets[name]
-        tables.append(_backtest(settings, period, int(hours), "premium", premium, candles, preds, notes))
-    bt = pl.concat([t for t in tables if t.height], how="diagonal_relaxed") if tables else pl.DataFrame()
-    if bt.height:
-        bt.write_parquet(src / "research_backtest.parquet")
-        bt.write_csv(src / "research_backtest.csv")
-    if notes:
-        md = src / "research.md"
-        text = md.read_text()
-        if "## Notes" not in text:
-            text += "\n## Notes\n\n"
-        md.write_text(text.rstrip("\n") + "\n" + "".join(f"- {n}\n" for n in notes))
-    return bt
