@@ -58,6 +58,9 @@ EXPRESSIONS: dict[str, Expr] = {
     "mean": col("z").rolling_mean(window_size=12, min_samples=6),
     "std": col("x").rolling_std(window_size=15, min_samples=7)
     + col("y").rolling_std(window_size=5, min_samples=2, ddof=0),
+    # running sums' hazards: a large offset, and small variances after huge ones left the window
+    "std_offset": (col("y") + 1e8).rolling_std(window_size=25, min_samples=10),
+    "std_regime": (col("x") ** 4).rolling_std(window_size=30, min_samples=10),
     "min_max": col("x").rolling_max(window_size=9, min_samples=4)
     - col("y").rolling_min(window_size=11, min_samples=5),
     "nan_window": col("z").rolling_max(window_size=6, min_samples=3)

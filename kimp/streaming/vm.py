@@ -7,9 +7,12 @@ new bar; ``commit=False`` computes without keeping anything (a provisional tick 
 
 Semantics are polars' (kimp.features.expr): nulls propagate through arithmetic and comparisons and are
 skipped by windows; NaN is a value that poisons windows and compares above every number; a null
-condition takes the ``otherwise`` branch; ``&``/``|`` use three-valued logic. Windows are recomputed
-from their ring (exact two-pass dispersion; windowed EMAs carry the same running sums as
-kernels.windowed_ewm), so a value never depends on where the stream started beyond the declared window.
+condition takes the ``otherwise`` branch; ``&``/``|`` use three-valued logic. Windows carry running sums
+updated from their ring (a value entering, the one leaving: O(1) a bar); a standard deviation uses its
+shifted running sums only while their rounding bound is under 1e-8 of the variance and is otherwise
+computed exactly (two passes over the ring); windowed EMAs carry the same running sums as
+kernels.windowed_ewm. A value never depends on where the stream started beyond the declared window (up
+to that bounded rounding).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ SHIFT, DIFF = 31, 32
 R_SUM, R_MEAN, R_STD, R_MIN, R_MAX = 33, 34, 35, 36, 37
 EWM, OLS, NDTR, MQUANT, GARCH = 38, 39, 40, 41, 42
 IDENT = 43
+_EPS = 2.3e-16  # a little over the float64 unit roundoff (2**-53 = 1.1e-16), doubled for safety
 
 BINARY = {"add": ADD, "sub": SUB, "mul": MUL, "div": DIV, "pow": POW}
 COMPARE = {"gt": GT, "ge": GE, "lt": LT, "le": LE, "eq": EQ, "ne": NE}
@@ -89,6 +93,55 @@ def _quantile_sorted(v: np.ndarray, n: int, q: float) -> float:
 def ip2_least(fp2, i):
     """A window's minimum non-null count (kept in fp2 for the window ops)."""
     return fp2[i]
+
+
+@njit(cache=True, nogil=True)
+def _std_exact(x0, n0, rv, rn, off, length, t, w, ddof, state, si):
+    """Two-pass standard deviation of the non-null values among the last ``w`` (the newest is ``x0``/``n0``,
+    the others are read from the ring); rebases the running sums of the R_STD node at ``state[si:]`` on
+    the window's mean."""
+    cnt = 0
+    s_sum = 0.0
+    for k in range(w):
+        if t - k < 0:
+            break
+        if k == 0:
+            x = x0
+            xn = n0
+        else:
+            p = off + (t - k) % length
+            x = rv[p]
+            xn = rn[p]
+        if xn:
+            continue
+        cnt += 1
+        s_sum += x
+    m = s_sum / cnt
+    ss = 0.0
+    s1 = 0.0
+    s_abs = 0.0
+    for k in range(w):
+        if t - k < 0:
+            break
+        if k == 0:
+            x = x0
+            xn = n0
+        else:
+            p = off + (t - k) % length
+            x = rv[p]
+            xn = rn[p]
+        if not xn:
+            d = x - m
+            ss += d * d
+            s1 += d
+            s_abs += abs(d)
+    state[si] = m
+    state[si + 1] = s1
+    state[si + 2] = ss
+    # worst-case rounding of a recursive sum of cnt terms
+    state[si + 5] = _EPS * cnt * s_abs
+    state[si + 6] = _EPS * cnt * ss
+    return math.sqrt(ss / (cnt - ddof))
 
 
 @njit(cache=True, nogil=True)
@@ -316,54 +369,56 @@ def step(
             else:
                 v = state[si] / cnt
         elif o == R_STD:
-            # exact two-pass over the ring: a sliding update loses the precision of a small variance
-            # once large deviations have left the window
+            # state at ip2[i]: [K, S1, S2, count, NaN count, err S1, err S2]: sliding sums of the window's
+            # finite values shifted by K (S1 = sum(x - K), S2 = sum((x - K)^2)) with bounds on their
+            # accumulated rounding. A sliding update loses the precision of a small variance once large
+            # deviations have left the window, so the sliding variance is used only while its error bound
+            # is under 1e-8 of it; otherwise (a flat or nearly flat window), and once per window length
+            # (staggered across nodes), the exact two-pass over the ring is computed and the sums are
+            # rebased on its mean.
+            si = ip2[i]
+            w = ip[i]
             r = ring_of[a[i]]
             off = ring_off[r]
             length = ring_len[r]
-            w = ip[i]
-            cnt = 0
-            s_sum = 0.0
-            has_nan = False
-            for k in range(w):
-                if t - k < 0:
-                    break
-                p = off + (t - k) % length
-                if k == 0:
-                    x = val[a[i]]
-                    xn = nul[a[i]]
-                else:
-                    x = rv[p]
-                    xn = rn[p]
-                if xn:
-                    continue
-                cnt += 1
+            x = val[a[i]]
+            if not nul[a[i]]:
+                state[si + 3] += 1.0
                 if math.isnan(x):
-                    has_nan = True
+                    state[si + 4] += 1.0
                 else:
-                    s_sum += x
+                    d = x - state[si]
+                    state[si + 1] += d
+                    state[si + 2] += d * d
+                    state[si + 5] += _EPS * (abs(state[si + 1]) + abs(d))
+                    state[si + 6] += _EPS * (abs(state[si + 2]) + d * d)
+            _ring_get(rv, rn, off, length, t, w, tmp)
+            if tmp[1] == 0.0:
+                state[si + 3] -= 1.0
+                if math.isnan(tmp[0]):
+                    state[si + 4] -= 1.0
+                else:
+                    d = tmp[0] - state[si]
+                    state[si + 1] -= d
+                    state[si + 2] -= d * d
+                    state[si + 5] += _EPS * (abs(state[si + 1]) + abs(d))
+                    state[si + 6] += _EPS * (abs(state[si + 2]) + d * d)
+            cnt = state[si + 3]
             ddof = fp[i]
-            if cnt < ip2_least(fp2, i) or cnt == 0 or cnt - ddof <= 0:
+            if cnt < ip2_least(fp2, i) or cnt <= 0.0 or cnt - ddof <= 0:
                 z = True
-            elif has_nan:
+            elif state[si + 4] > 0.0:
                 v = np.nan
             else:
-                m = s_sum / cnt
-                ss = 0.0
-                for k in range(w):
-                    if t - k < 0:
-                        break
-                    if k == 0:
-                        x = val[a[i]]
-                        xn = nul[a[i]]
-                    else:
-                        p = off + (t - k) % length
-                        x = rv[p]
-                        xn = rn[p]
-                    if not xn:
-                        d = x - m
-                        ss += d * d
-                v = math.sqrt(ss / (cnt - ddof))
+                s1 = state[si + 1]
+                s2 = state[si + 2]
+                m1 = s1 / cnt
+                ssq = s2 - s1 * m1
+                bound = state[si + 6] + 2.0 * abs(m1) * state[si + 5] + _EPS * (abs(s2) + abs(s1 * m1))
+                if ssq > 1e8 * bound and (t + i * 7919) % w != 0:
+                    v = math.sqrt(ssq / (cnt - ddof))
+                else:
+                    v = _std_exact(val[a[i]], nul[a[i]], rv, rn, off, length, t, w, ddof, state, si)
         elif o in (R_MIN, R_MAX):
             # state: [head, size, non-null count, NaN count, deque of bar numbers (w + 1 slots)]: the
             # window's candidates in bar order, values monotone (decreasing for a max), read from the ring
