@@ -20,6 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from kimp.features.families.sentiment import BAR_COLUMNS as SENTIMENT_BAR_COLUMNS
@@ -102,12 +103,81 @@ def _sum(values: Iterable[float]) -> float:
     return s
 
 
+def column(series: pl.Series) -> list:
+    """A column as a list, datetimes as epoch microseconds (no polars expression: each one costs a query)."""
+    if isinstance(series.dtype, pl.Datetime):
+        scale = {"ns": None, "us": 1, "ms": 1000}[series.dtype.time_unit or "us"]
+        values = series.to_physical().to_list()
+        if scale is None:
+            return [None if v is None else v // 1000 for v in values]
+        return values if scale == 1 else [None if v is None else v * scale for v in values]
+    return series.to_list()
+
+
 def records(frame: pl.DataFrame) -> list[dict]:
     """Rows as dicts, datetimes as epoch microseconds."""
-    dts = [c for c, t in frame.schema.items() if isinstance(t, pl.Datetime)]
-    if dts:
-        frame = frame.with_columns([pl.col(c).dt.epoch("us") for c in dts])
-    return frame.to_dicts()
+    names = frame.columns
+    return [dict(zip(names, values, strict=True)) for values in zip(*(column(s) for s in frame), strict=True)]
+
+
+def book_records(frame: pl.DataFrame) -> list[dict]:
+    """Order-book snapshots as records: ``ts`` (epoch us), venue, symbol, the raw top of book (for the
+    provisional candles) and ``_book``, the snapshot's values as kimp.features.inputs._book_cols computes
+    them (prepare() nulls non-finite inputs; sizes are zero-filled for the imbalances only), computed once
+    per snapshot with numpy, not at every close and tick."""
+    n = frame.height
+    px = np.column_stack([_floats(frame[c]) for c in ("bid_px_1", "ask_px_1")])
+    sizes = np.column_stack([_floats(frame[c]) for c in (*_BID_SZ, *_ASK_SZ)])
+    ok_px = np.isfinite(px)
+    ok_sz = np.isfinite(sizes)
+    filled = np.where(ok_sz, sizes, 0.0)
+    # sum_horizontal folds left to right: so does cumsum
+    cum_b = np.cumsum(filled[:, :BOOK_LEVELS], axis=1)
+    cum_a = np.cumsum(filled[:, BOOK_LEVELS:], axis=1)
+    bp, ap = px[:, 0], px[:, 1]
+    bs, as_ = sizes[:, 0], sizes[:, BOOK_LEVELS]
+    ok_mid = ok_px[:, 0] & ok_px[:, 1]
+    ok_micro = ok_mid & ok_sz[:, 0] & ok_sz[:, BOOK_LEVELS]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        imb = [(cum_b[:, k] - cum_a[:, k]) / (cum_b[:, k] + cum_a[:, k]) for k in (0, 4, 9)]
+        mid = (bp + ap) / 2
+        spread = (ap - bp) / mid * 1e4
+        micro = ((ap * bs + bp * as_) / (bs + as_) / mid - 1.0) * 1e4
+    values: dict[str, list] = {
+        "spread": _nullable(spread, ok_mid),
+        "imb1": imb[0].tolist(),
+        "imb5": imb[1].tolist(),
+        "imb10": imb[2].tolist(),
+        "micro": _nullable(micro, ok_micro),
+    }
+    for i in range(BOOK_LEVELS):
+        values[f"bsz{i + 1}"] = _nullable(sizes[:, i], ok_sz[:, i])
+        values[f"asz{i + 1}"] = _nullable(sizes[:, BOOK_LEVELS + i], ok_sz[:, BOOK_LEVELS + i])
+    names = list(values)
+    books = [dict(zip(names, vals, strict=True)) for vals in zip(*values.values(), strict=True)]
+    ts = column(frame["ts"])
+    venue, symbol = frame["venue"].to_list(), frame["symbol"].to_list()
+    raw_b, raw_a = frame["bid_px_1"].to_list(), frame["ask_px_1"].to_list()
+    return [
+        {
+            "ts": ts[k],
+            "venue": venue[k],
+            "symbol": symbol[k],
+            "bid_px_1": raw_b[k],
+            "ask_px_1": raw_a[k],
+            "_book": books[k],
+        }
+        for k in range(n)
+    ]
+
+
+def _floats(series: pl.Series) -> np.ndarray:
+    """Float64 values, null as NaN (non-finite, like null, is masked by the caller)."""
+    return np.array([np.nan if v is None else v for v in series.to_list()], dtype=np.float64)
+
+
+def _nullable(values: np.ndarray, ok: np.ndarray) -> list:
+    return [v if k else None for v, k in zip(values.tolist(), ok.tolist(), strict=True)]
 
 
 class _AsOf:
@@ -164,7 +234,9 @@ class BaseRows:
             # the batch build reads such a table as not provided (its families are null)
             self.unusable.add(table)
             return
-        self.see(table, frame["ts"].max())  # type: ignore[arg-type]
+        self.seen[table] = max(
+            self.seen.get(table, -(2**62)), *(v for v in column(frame["ts"]) if v is not None)
+        )
         if table == "news":
             tone = news_tone(frame)
             self._bar_local(table, records(tone))
@@ -174,6 +246,8 @@ class BaseRows:
             keyed = frame.with_columns(_bar=pl.col("ts").dt.epoch("us") // self.iv_us * self.iv_us)
             for (b,), part in keyed.partition_by("_bar", as_dict=True).items():
                 self.bars[table].setdefault(int(b), []).append(part.drop("_bar"))  # type: ignore[arg-type]
+        elif table == "orderbook":
+            self._bar_local(table, book_records(frame))
         elif table in BAR_LOCAL:
             self._bar_local(table, records(frame))
         else:
@@ -456,30 +530,11 @@ class BaseRows:
         last: dict[str, float | None] = {}
         last_ts = None
         for s in sorted(snaps, key=lambda r: r["ts"]):
-            bid = [_fin(s[c]) for c in _BID_SZ]
-            ask = [_fin(s[c]) for c in _ASK_SZ]
-            b0 = [x if x is not None else 0.0 for x in bid]
-            a0 = [x if x is not None else 0.0 for x in ask]
-            bp, ap = _fin(s["bid_px_1"]), _fin(s["ask_px_1"])
-            imb = []
-            for n in (1, 5, 10):
-                sb, sa = _sum(b0[:n]), _sum(a0[:n])
-                imb.append(_div(sb - sa, sb + sa))
-            mid = (bp + ap) / 2 if bp is not None and ap is not None else None
-            spread = _div(ap - bp, mid) * 1e4 if mid is not None else None  # type: ignore[operator]
-            bs, as_ = bid[0], ask[0]
-            micro = None
-            if mid is not None and bs is not None and as_ is not None:
-                m = _div(ap * bs + bp * as_, bs + as_)  # type: ignore[operator]
-                micro = (_div(m, mid) - 1.0) * 1e4
-            if spread is not None:
-                spreads.append(spread)
-            imbs.append(imb[0])
+            last = s["_book"]
             last_ts = s["ts"]
-            last = {"spread": spread, "imb1": imb[0], "imb5": imb[1], "imb10": imb[2], "micro": micro}
-            for i in range(BOOK_LEVELS):
-                last[f"bsz{i + 1}"] = bid[i]
-                last[f"asz{i + 1}"] = ask[i]
+            if last["spread"] is not None:
+                spreads.append(last["spread"])  # type: ignore[arg-type]
+            imbs.append(last["imb1"])  # type: ignore[arg-type]
         fresh = close - last_ts <= self.max_book_age_us  # type: ignore[operator]
         for name in _BOOK_LAST:
             row[f"{prefix}_ob_{name}"] = last[name] if fresh else None
