@@ -37,11 +37,12 @@ import polars as pl
 from kimp.features.build import feature_set_version, lookback_days
 from kimp.features.inputs import base_frame, ensure_columns, kr_venues, prepare
 from kimp.features.types import FeatureConfig, FeatureInputs
-from kimp.market_data.schemas import KR_VENUES
+from kimp.market_data.schemas import CANDLES, FX, KR_VENUES
+from kimp.premium import FX_LOOKBACK_DAYS
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.evaluator import TailEvaluator
 from kimp.streaming.events import BarClose, Event, FeatureVector, Rows
-from kimp.streaming.rows import AS_OF, BAR_LOCAL, BaseRows, from_us, to_us
+from kimp.streaming.rows import AS_OF, BAR_LOCAL, DAY_US, BaseRows, from_us, to_us
 from kimp.timeutil import day_start
 
 
@@ -235,6 +236,21 @@ class StreamingEngine:
             compute_ms=(time.perf_counter() - t0) * 1000,
         )
 
+    @property
+    def raw(self) -> dict[str, pl.DataFrame | None]:
+        """The candles of the bars the engine still holds (the closing one and the one before) and the FX
+        rows their premium reads (per bar, the newest published by its close in the asset's 7 days), as
+        frames: what kimp.serving.live's ``bars`` table recomputes the premium from."""
+        bars = sorted(self.rows.bars["candles"])
+        candles = [r for b in bars for r in self.rows.bars["candles"][b]]
+        fx = []
+        for b in bars:
+            d0 = b - b % DAY_US
+            row = self.rows.fx_at(b + self.rows.iv_us, d0 - FX_LOOKBACK_DAYS * DAY_US)
+            if row is not None and all(row is not r for r in fx):
+                fx.append(row)
+        return {"candles": _frame(candles, CANDLES), "fx": _frame(fx, FX)}
+
     # ------------------------------------------------------------------ tick refresh
     def _tick_vectors(self, event: Rows) -> list[FeatureVector]:
         """The open bar's provisional row: its candles are the books' mids seen so far (open = first,
@@ -264,6 +280,24 @@ class StreamingEngine:
             raise ValueError(f"bar times must be timezone-aware UTC, got {ts!r}")
         if int(ts.timestamp()) % self.interval_s:
             raise ValueError(f"{ts.isoformat()} is not the open of a {self.interval_s} s bar")
+
+
+def _frame(records: list[dict], schema: dict[str, pl.DataType]) -> pl.DataFrame | None:
+    """Records (datetimes as epoch us) as a frame of ``schema``; None without records."""
+    if not records:
+        return None
+    data = {c: [r.get(c) for r in records] for c in schema}
+    frame = pl.DataFrame(
+        data,
+        schema={c: (pl.Int64 if isinstance(t, pl.Datetime) else t) for c, t in schema.items()},
+    )
+    return frame.with_columns(
+        [
+            pl.from_epoch(c, time_unit="us").dt.replace_time_zone("UTC")
+            for c, t in schema.items()
+            if isinstance(t, pl.Datetime)
+        ]
+    )
 
 
 def _row_frame(row: dict[str, object], like: pl.DataFrame | None) -> pl.DataFrame:

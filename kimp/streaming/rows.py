@@ -372,7 +372,7 @@ class BaseRows:
         return out
 
     def _premium_row(self, k: dict, f: dict | None, u: dict | None, d0: int, close_at: int) -> dict:
-        fx = self._fx_at(close_at, d0 - FX_LOOKBACK_DAYS * DAY_US)
+        fx = self.fx_at(close_at, d0 - FX_LOOKBACK_DAYS * DAY_US)
         usdkrw = fx["close"] if fx is not None else None
         kr_vol = k["volume"]
         bn_vol = f["volume"] if f is not None and f["volume"] is not None else 1.0
@@ -400,7 +400,7 @@ class BaseRows:
             "stale": stale,
         }
 
-    def _fx_at(self, close_at: int, since: int) -> dict | None:
+    def fx_at(self, close_at: int, since: int) -> dict | None:
         """The USD/KRW row the premium joins: newest (published_at, ts) published by the close, among the
         rows of the days the asset reads."""
         i = self.fx.upto(close_at)
