@@ -36,7 +36,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-
 import polars as pl
 
 from kimp.features import FeatureConfig, build_features
