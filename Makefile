@@ -27,9 +27,11 @@ demo: setup
 	$(BIN)/kimp demo
 
 # Two workers (the machine has two cores; most tests are single-threaded Python); a test file stays on one
-# worker, so module fixtures (a walk-forward, a trained text model) are built once.
+# worker, so module fixtures (a walk-forward, a trained text model) are built once. --no-loadscope-reorder:
+# files go out in the order tests/conftest.py collects them (longest first); xdist's default re-sorts them
+# by their number of tests, which sent the 4-test test_cli.py (the demo, the longest test) near the end.
 test: setup
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=30
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 lint: setup
 	$(BIN)/ruff check .

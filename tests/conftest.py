@@ -25,7 +25,9 @@ def kimp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 # The longest files first. `make test` runs two xdist workers with one file per worker; collected in
 # alphabetical order, test_walk_forward_cli.py (a whole walk-forward in its fixture) started last and left the
-# other worker idle for minutes. Stable sort: every other test keeps its order.
+# other worker idle for minutes. Stable sort: every other test keeps its order. xdist hands the files out in
+# this order only with --no-loadscope-reorder (the Makefile passes it); by default it re-sorts them by their
+# number of tests.
 LONGEST_FIRST = ("test_walk_forward_cli.py", "test_model_assets.py", "test_cli.py")
 
 
