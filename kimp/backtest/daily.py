@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from kimp.backtest.carry import ClosingState
-from kimp.backtest.config import BacktestConfig
+from kimp.backtest.config import BacktestConfig, CostConfig
 from kimp.backtest.event_driven import run_event_driven
 from kimp.backtest.market import US, Market, market_from_tables
 from kimp.backtest.result import BacktestResult
@@ -72,16 +72,17 @@ class DayConfig:
     # The engines run (rows per engine). Without order books both give the same figures, so a caller
     # that has none (the research backtest) may run the vectorized one alone.
     engines: tuple[str, ...] = ("vectorized", "event_driven")
+    costs: CostConfig = field(default_factory=CostConfig)  # the engines' cost models (fees by venue...)
 
     def __post_init__(self) -> None:
         if not self.engines or not set(self.engines) <= {"vectorized", "event_driven"}:
             raise ValueError(f"engines must name vectorized and/or event_driven, got {self.engines!r}")
 
     def bar_config(self) -> BacktestConfig:
-        return BacktestConfig(fill="bar", flat_at_day_end=not self.carry)
+        return BacktestConfig(fill="bar", flat_at_day_end=not self.carry, costs=self.costs)
 
     def book_config(self) -> BacktestConfig:
-        return BacktestConfig(fill="book", flat_at_day_end=not self.carry)
+        return BacktestConfig(fill="book", flat_at_day_end=not self.carry, costs=self.costs)
 
 
 @dataclass

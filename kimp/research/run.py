@@ -278,6 +278,7 @@ def _backtest(
         seed=settings.seed,
     )
     tag = f"{period.name} {hours}h"
+    notes += [f"{tag} backtest: {n}" for n in result.notes]
     if result.skipped:
         notes.append(
             f"{tag} backtest: {len(result.skipped)} day(s) not backtested (the chain continues over them), "
