@@ -62,7 +62,7 @@ def in_process(home: Path, names: tuple[str, ...]) -> None:
 
     from kimp.features.types import FeatureConfig
     from kimp.serving.champion import ChampionHolder
-    from kimp.serving.service import _lookup, feature_row, model_frame
+    from kimp.serving.service import columns, feature_row, model_frame
 
     holder = ChampionHolder(f"sqlite:///{home / 'mlflow.db'}", "lightgbm")
     holder.poll()
@@ -70,8 +70,8 @@ def in_process(home: Path, names: tuple[str, ...]) -> None:
     rng = np.random.default_rng(1)
     features = {n: float(v) for n, v in zip(names, rng.normal(size=len(names)), strict=True)}
     raw = orjson.dumps({"coin": "BTC", "features": features})
-    lookup = _lookup(loaded, FeatureConfig(), "upbit")
-    row = feature_row(loaded, lookup, features)
+    cols = columns(loaded, FeatureConfig(), "upbit")
+    row = feature_row(cols, features)
     booster, rounds = loaded.model.booster, loaded.model.best_iteration + 1
     now = datetime.now(UTC)
 
@@ -83,7 +83,7 @@ def in_process(home: Path, names: tuple[str, ...]) -> None:
         return (time.thread_time() - t0) / n * 1e6
 
     print(f"orjson.loads of the body ({len(raw)} B): {us(lambda: orjson.loads(raw)):.0f} us")
-    print(f"features -> model row (feature_row): {us(lambda: feature_row(loaded, lookup, features)):.0f} us")
+    print(f"features -> model row (feature_row): {us(lambda: feature_row(cols, features)):.0f} us")
     frame_us = us(lambda: loaded.predict(model_frame(loaded, [("BTC", [now], row[None, :])])), 50)
     print(f"score via a frame (model_frame + predict_proba): {frame_us:.0f} us; via the row "
           f"(predict_proba_rows): {us(lambda: loaded.predict_rows(row[None, :])):.0f} us")  # fmt: skip

@@ -28,7 +28,6 @@ import numpy as np
 import polars as pl
 
 from kimp.backtest.signals import prediction_signals, prediction_state, prediction_step
-from kimp.errors import MarketDataError
 from kimp.serving.champion import ChampionHolder, LoadedModel, NoModelError
 from kimp.serving.metrics import Metrics
 from kimp.serving.service import model_frame
@@ -125,8 +124,10 @@ class LiveLoop:
     # ------------------------------------------------------------------ one event
     def on_event(self, event: Event) -> list[Signal]:
         t0, c0 = time.perf_counter(), time.thread_time()
-        # the closing bars' candles and FX, taken before the engine trims them (for the bars table)
-        inputs = self._bar_inputs() if self.timeseries is not None and isinstance(event, BarClose) else None
+        # the closing bars' candles, taken before the engine trims them (for the bars table)
+        closing = (
+            self._closing(event) if self.timeseries is not None and isinstance(event, BarClose) else None
+        )
         vectors = self.engine.on_event(event)
         engine_cpu = time.thread_time() - c0
         if not vectors:
@@ -156,16 +157,31 @@ class LiveLoop:
         if self.timeseries is not None:  # the audit trail, after the signal is readable
             for signal in signals:
                 self.timeseries.append_signal(signal)
-            if inputs is not None:
-                self.timeseries.append_bars(bar_rows(*inputs, sorted({v.ts for v in closes})))
+            if closing:
+                self._append_bars(closing)
         if self.on_signal is not None:
             for signal in signals:
                 self.on_signal(signal, elapsed * 1000)
         return signals
 
-    def _bar_inputs(self) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
-        raw = self.engine.raw  # polars frames are immutable: holding them costs no copy
-        return raw.get("candles"), raw.get("fx")
+    def _closing(self, event: BarClose) -> list[tuple[int, list[dict]]]:
+        """(bar open in epoch us, its candle records) of every bar this close will close."""
+        from kimp.streaming.rows import to_us
+
+        first = self.engine.next_bar or event.ts
+        candles = self.engine.rows.bars["candles"]
+        step = self.engine.interval_s * 1_000_000
+        return [(bar, list(candles.get(bar, ()))) for bar in range(to_us(first), to_us(event.ts) + 1, step)]
+
+    def _append_bars(self, closing: list[tuple[int, list[dict]]]) -> None:
+        """The closed bars' premium rows into the time-series store, as the engine computed them for the
+        features (kimp.streaming.rows: compute_premium's rules for one bar, FX as of each close). A failure
+        here is counted and logged; it never stops the signals."""
+        try:
+            self.timeseries.append_bars(bar_frame(self.engine, closing))
+        except Exception:
+            self.metrics.errors.labels("stream_bars").inc()
+            log.exception("live loop: bars not appended to PostgreSQL")
 
     def _matrix(self, loaded: LoadedModel, vec: FeatureVector) -> np.ndarray:
         """The vector's values in the model's feature order (NaN for a feature the catalog lacks)."""
@@ -256,30 +272,23 @@ class LiveLoop:
         return self.stats
 
 
-def bar_rows(candles: pl.DataFrame | None, fx: pl.DataFrame | None, bars: list[datetime]) -> pl.DataFrame:
-    """The premium rows of the bars that opened at ``bars`` (the ``bars`` table of the time-series store),
-    computed by the kimchi_premium asset's own function from the candles and FX the engine held (FX of
-    the same look-back days the asset reads)."""
-    from kimp.market_data.schemas import KR_VENUES, PREMIUM, empty
-    from kimp.premium import FX_LOOKBACK_DAYS, compute_premium
-    from kimp.timeutil import day_start
+def bar_frame(engine: Any, closing: list[tuple[int, list[dict]]]) -> pl.DataFrame:
+    """The premium rows (the time-series store's ``bars`` columns) of the bars in ``closing``, from the
+    engine's own premium of each bar (engine.rows.premium, equal to the kimchi_premium asset's rows)."""
+    from kimp.market_data.schemas import PREMIUM
+    from kimp.streaming.rows import from_us
+    from kimp.streaming.timeseries import BAR_COLUMNS
 
-    if candles is None or not bars:
-        return empty(PREMIUM)
-    parts = []
-    for day in sorted({b.date() for b in bars}):
-        opens = [b for b in bars if b.date() == day]
-        closed = candles.filter(pl.col("ts").is_in(opens))
-        if closed.height == 0:
-            continue
-        since = day_start(day) - timedelta(days=FX_LOOKBACK_DAYS)
-        day_fx = fx.filter(pl.col("ts") >= since) if fx is not None else pl.DataFrame()
-        kr = {v: closed.filter(pl.col("venue") == v) for v in KR_VENUES}
-        try:
-            parts.append(compute_premium(kr, closed.filter(pl.col("venue") == "binance"), day_fx, day=day))
-        except MarketDataError:
-            continue  # no Korean candle in these bars: no premium row (as in the asset's table)
-    return pl.concat(parts) if parts else empty(PREMIUM)
+    columns = ("ts", "coin", "kr_venue", *BAR_COLUMNS)
+    out = []
+    for bar, candles in closing:
+        for (coin, venue), row in engine.rows.premium(bar, candles).items():
+            out.append(
+                {**row, "ts": from_us(bar), "coin": coin, "kr_venue": venue, "interval_s": engine.interval_s}
+            )
+    return pl.DataFrame(
+        [tuple(r.get(c) for c in columns) for r in out], schema={c: PREMIUM[c] for c in columns}, orient="row"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- building

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal as signals
 import threading
@@ -142,6 +143,10 @@ def serve(settings: Any, *, host: str, port: int, stream: StreamOptions | None =
         server_header=False,
     )
     server = uvicorn.Server(config)
+    # the imports' and the model's objects (millions: MLflow, polars, the booster) are never garbage:
+    # frozen out of the collector, a full collection no longer walks them in the middle of a request
+    gc.collect()
+    gc.freeze()
     try:
         server.run()
     finally:

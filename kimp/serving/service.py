@@ -188,7 +188,7 @@ class SignalService:
         return orjson.dumps(self.predict(body))
 
     def predict(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):  # the exact type first: ABC checks cost
             raise RequestError(
                 "body", 'expected a JSON object {"coin": ..., "kr_venue": ..., "features": {...}}'
             )
@@ -199,11 +199,11 @@ class SignalService:
             raise RequestError("coin", "required")
         coin, venue = self._coin(body["coin"]), self._venue(body.get("kr_venue"))
         features = body.get("features")
-        if not isinstance(features, Mapping):
+        if type(features) is not dict and not isinstance(features, Mapping):
             raise RequestError("features", "required: an object of feature name -> number or null")
         ts = self._ts(body.get("ts"))
         loaded = self.model()
-        row = feature_row(loaded, _lookup(loaded, self.features, venue), features)
+        row = feature_row(columns(loaded, self.features, venue), features)
         proba = loaded.predict_rows(row[None, :])[0]
         return {
             "coin": coin,
@@ -284,35 +284,56 @@ class SignalService:
         return not problems, details
 
 
-def _lookup(loaded: LoadedModel, config: FeatureConfig, venue: str) -> dict[str, int]:
-    """Every name a request may send for ``venue`` (the catalog's and the model's) -> its column in the
-    model's row, -1 for a catalog feature the model does not read. Built once per model and venue."""
-    cache = loaded.__dict__.get("_lookup_cache")
+class Columns:
+    """Where a request's feature names go in the model's row, for one model and venue: every name a
+    request may send (the catalog's and the model's) -> its column, -1 for a catalog feature the model
+    does not read. Remembers the positions of the last name order seen: clients send the same vector
+    shape request after request, and orjson hands back the same (cached) key strings, so comparing the
+    names is cheaper than looking each one up again."""
+
+    def __init__(self, index: dict[str, int], width: int) -> None:
+        self.index, self.width = index, width
+        self.last: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
+
+    def positions(self, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(which of the request's values the model reads, where they go in its row)."""
+        last = self.last
+        if last is not None and last[0] == names:
+            return last[1], last[2]
+        try:
+            idx = np.fromiter(map(self.index.__getitem__, names), np.int64, len(names))
+        except KeyError:
+            unknown = [k for k in names if k not in self.index]
+            shown = ", ".join(map(repr, unknown[:5])) + (
+                f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            )
+            raise RequestError(f"features.{unknown[0]}", f"unknown feature name(s) {shown}") from None
+        take = np.flatnonzero(idx >= 0)
+        self.last = (names, take, idx[take])
+        return take, idx[take]
+
+
+def columns(loaded: LoadedModel, config: FeatureConfig, venue: str) -> Columns:
+    """The model's ``Columns`` for ``venue``, built once per model and venue (kept with the model)."""
+    cache = loaded.__dict__.get("_columns_cache")
     if cache is None:
         cache = {}
-        object.__setattr__(loaded, "_lookup_cache", cache)  # frozen dataclass: kept with the model
-    lookup = cache.get(venue)
-    if lookup is None:
+        object.__setattr__(loaded, "_columns_cache", cache)  # frozen dataclass: kept with the model
+    found = cache.get(venue)
+    if found is None:
         _, catalog_names = feature_names(config, venue)
-        lookup = dict.fromkeys(catalog_names, -1)
-        lookup.update((n, i) for i, n in enumerate(loaded.features))
-        cache[venue] = lookup
-    return lookup
+        index = dict.fromkeys(catalog_names, -1)
+        index.update((n, i) for i, n in enumerate(loaded.features))
+        found = cache[venue] = Columns(index, len(loaded.features))
+    return found  # type: ignore[no-any-return]
 
 
-def feature_row(loaded: LoadedModel, lookup: dict[str, int], features: Mapping[str, Any]) -> np.ndarray:
+def feature_row(cols: Columns, features: Mapping[str, Any]) -> np.ndarray:
     """The request's ``features`` as one float32 row in the model's order (NaN where missing or null).
 
-    The common case (known names, numbers or nulls) runs in C (a map over the names, one numpy
-    conversion of the values); anything else takes the per-field path that names the bad field."""
-    try:
-        idx = np.fromiter(map(lookup.__getitem__, features), np.int64, len(features))
-    except KeyError:
-        unknown = [k for k in features if k not in lookup]
-        shown = ", ".join(map(repr, unknown[:5])) + (
-            f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        )
-        raise RequestError(f"features.{unknown[0]}", f"unknown feature name(s) {shown}") from None
+    The common case (known names, numbers or nulls) runs in C (the names' positions, one numpy conversion
+    of the values); anything else takes the per-field path that names the bad field."""
+    take, dest = cols.positions(tuple(features))
     values = list(features.values())
     try:
         if not _NUMBER_TYPES.issuperset(map(type, values)):
@@ -329,9 +350,8 @@ def feature_row(loaded: LoadedModel, lookup: dict[str, int], features: Mapping[s
                     f"features.{name}", f"expected a number in float range, got {value}"
                 ) from None
         raise
-    row = np.full(len(loaded.features), np.nan, dtype=np.float32)
-    keep = idx >= 0
-    row[idx[keep]] = vals[keep]
+    row = np.full(cols.width, np.nan, dtype=np.float32)
+    row[dest] = vals[take]
     return row
 
 
