@@ -12,6 +12,7 @@ import pytest
 from kimp.features import FeatureConfig, catalog
 from kimp.features.inputs import base_frame, ensure_columns, prepare
 from kimp.market_data.simulated import SimulatedSource
+from kimp.premium import compute_premium
 from kimp.streaming import BarClose, StreamingEngine
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.events import Rows
@@ -113,6 +114,15 @@ def test_missing_bars_become_rows_and_repeated_or_misaligned_closes_are_handled(
         )
         out = engine.on_event(BarClose(bar, 60))
         assert [v.ts for v in out if v.coin == "BTC"] == [t0 + timedelta(minutes=m) for m in bars]
+    # the premium rows the engine computed for the closed bars: the kimchi_premium asset's (bar 4 only:
+    # bars 2 and 3 had no candles)
+    bars = [t0 + timedelta(minutes=m) for m in (2, 3, 4)]
+    day_candles = inputs.candles.filter(pl.col("ts") == bars[-1])
+    kr = {v: day_candles.filter(pl.col("venue") == v) for v in ("upbit", "bithumb")}
+    want = compute_premium(
+        kr, day_candles.filter(pl.col("venue") == "binance"), pl.DataFrame(), day=t0.date()
+    )
+    assert engine.bar_premium(bars).equals(want) and want.height == 4
     gap = {v.ts: v for v in out if v.coin == "BTC"}
     assert gap[t0 + timedelta(minutes=2)].as_dict()["prem_usdt"] is None  # no candles: null, never stale
     assert gap[t0 + timedelta(minutes=4)].as_dict()["prem_usdt"] is not None

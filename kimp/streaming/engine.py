@@ -37,7 +37,7 @@ import polars as pl
 from kimp.features.build import feature_set_version, lookback_days
 from kimp.features.inputs import base_frame, ensure_columns, kr_venues, prepare
 from kimp.features.types import FeatureConfig, FeatureInputs
-from kimp.market_data.schemas import CANDLES, FX, KR_VENUES
+from kimp.market_data.schemas import CANDLES, FX, KR_VENUES, PREMIUM, empty
 from kimp.premium import FX_LOOKBACK_DAYS
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.evaluator import TailEvaluator
@@ -90,6 +90,7 @@ class StreamingEngine:
         self.history_start: dict[str, datetime | None] = {c: None for c in self.coins}
         self.venues: dict[str, tuple[str, str | None, str | None]] = {}
         self.rows = BaseRows(self.config, self.interval_s, self.lookback)
+        self._premium: dict[int, dict] = {}  # premium rows of the newest closed bars (bar_premium)
         self.next_bar: datetime | None = None  # open time of the first bar not yet closed
         self.last: dict[str, FeatureVector] = {}  # newest bar-close vector per coin
 
@@ -152,6 +153,8 @@ class StreamingEngine:
         if ts < self.next_bar:
             return []  # already closed (a duplicate or late close)
         out: list[FeatureVector] = []
+        held = to_us(self.next_bar) - self.rows.iv_us  # bar_premium: this close's bars and the one before
+        self._premium = {b: p for b, p in self._premium.items() if b >= held}
         while self.next_bar <= ts:
             day_end = day_start(self.next_bar.date()) + timedelta(days=1)
             end = min(ts + self.iv, day_end)  # the new bars of one UTC day (the asset's partition)
@@ -180,6 +183,8 @@ class StreamingEngine:
         if provisional:
             candles += self.rows.provisional_candles(bar)
         premium = self.rows.premium(bar, candles)
+        if not provisional:
+            self._premium[bar] = premium
         out = {}
         for coin in self.coins:
             if coin not in self.venues:
@@ -235,6 +240,20 @@ class StreamingEngine:
             tick=tick,
             compute_ms=(time.perf_counter() - t0) * 1000,
         )
+
+    def bar_premium(self, bars: Iterable[datetime]) -> pl.DataFrame:
+        """The premium rows (PREMIUM schema: the ``kimchi_premium`` asset's rows, as prepare() leaves them)
+        the engine computed for the bars of its newest close (and the bar before) among ``bars``: for the
+        ``bars`` table of the time-series store, without computing them again."""
+        rows = []
+        for bar in sorted(bars):
+            for (coin, venue), p in self._premium.get(to_us(bar), {}).items():
+                rows.append(
+                    {"ts": to_us(bar), "coin": coin, "kr_venue": venue, "interval_s": self.interval_s, **p}
+                )
+        if not rows:
+            return empty(PREMIUM)
+        return _frame(rows, PREMIUM).sort("coin", "kr_venue", "ts")  # type: ignore[union-attr]
 
     @property
     def raw(self) -> dict[str, pl.DataFrame | None]:

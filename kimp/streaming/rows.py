@@ -117,7 +117,20 @@ def column(series: pl.Series) -> list:
 def records(frame: pl.DataFrame) -> list[dict]:
     """Rows as dicts, datetimes as epoch microseconds."""
     names = frame.columns
-    return [dict(zip(names, values, strict=True)) for values in zip(*(column(s) for s in frame), strict=True)]
+    if frame.height > 64:  # column by column (a few polars calls per column)
+        return [
+            dict(zip(names, values, strict=True)) for values in zip(*(column(s) for s in frame), strict=True)
+        ]
+    # a live event's few rows: Python values, datetimes converted here (cheaper than a query per column)
+    dts = [i for i, t in enumerate(frame.dtypes) if isinstance(t, pl.Datetime)]
+    out = []
+    for values in frame.iter_rows():
+        row = dict(zip(names, values, strict=True))
+        for i in dts:
+            v = values[i]
+            row[names[i]] = None if v is None else to_us(v if v.tzinfo else v.replace(tzinfo=UTC))
+        out.append(row)
+    return out
 
 
 def book_records(frame: pl.DataFrame) -> list[dict]:
@@ -155,7 +168,7 @@ def book_records(frame: pl.DataFrame) -> list[dict]:
         values[f"asz{i + 1}"] = _nullable(sizes[:, BOOK_LEVELS + i], ok_sz[:, BOOK_LEVELS + i])
     names = list(values)
     books = [dict(zip(names, vals, strict=True)) for vals in zip(*values.values(), strict=True)]
-    ts = column(frame["ts"])
+    ts = [to_us(v) for v in frame["ts"].to_list()]
     venue, symbol = frame["venue"].to_list(), frame["symbol"].to_list()
     raw_b, raw_a = frame["bid_px_1"].to_list(), frame["ask_px_1"].to_list()
     return [
@@ -173,7 +186,7 @@ def book_records(frame: pl.DataFrame) -> list[dict]:
 
 def _floats(series: pl.Series) -> np.ndarray:
     """Float64 values, null as NaN (non-finite, like null, is masked by the caller)."""
-    return np.array([np.nan if v is None else v for v in series.to_list()], dtype=np.float64)
+    return series.to_numpy().astype(np.float64, copy=False)
 
 
 def _nullable(values: np.ndarray, ok: np.ndarray) -> list:
@@ -234,24 +247,28 @@ class BaseRows:
             # the batch build reads such a table as not provided (its families are null)
             self.unusable.add(table)
             return
-        self.seen[table] = max(
-            self.seen.get(table, -(2**62)), *(v for v in column(frame["ts"]) if v is not None)
-        )
         if table == "news":
-            tone = news_tone(frame)
-            self._bar_local(table, records(tone))
+            rows = records(news_tone(frame))
+            self._bar_local(table, rows)
         elif table == "news_sentiment":
             # kept as frames: the batch bar_sums runs on a bar's rows at its close (sanitized as prepare does)
             frame = _sanitize(table, frame, [])
             keyed = frame.with_columns(_bar=pl.col("ts").dt.epoch("us") // self.iv_us * self.iv_us)
             for (b,), part in keyed.partition_by("_bar", as_dict=True).items():
                 self.bars[table].setdefault(int(b), []).append(part.drop("_bar"))  # type: ignore[arg-type]
+            rows = [{"ts": v} for v in column(frame["ts"])]
         elif table == "orderbook":
-            self._bar_local(table, book_records(frame))
+            rows = book_records(frame)
+            self._bar_local(table, rows)
         elif table in BAR_LOCAL:
-            self._bar_local(table, records(frame))
+            rows = records(frame)
+            self._bar_local(table, rows)
         else:
-            self._as_of(table, records(frame))
+            rows = records(frame)
+            self._as_of(table, rows)
+        latest = max((r["ts"] for r in rows if r["ts"] is not None), default=None)
+        if latest is not None and latest > self.seen.get(table, -(2**62)):
+            self.seen[table] = latest
 
     def see(self, table: str, latest: datetime) -> None:
         """Note that the source provides ``table`` (rows up to ``latest``) without keeping the rows."""
