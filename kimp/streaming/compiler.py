@@ -25,6 +25,7 @@ from kimp.features.types import FeatureConfig
 from kimp.streaming import vm
 
 DAY_S = 86_400
+NAN = float("nan")
 
 
 class Unsupported(Exception):
@@ -367,25 +368,39 @@ class CompiledFeatures:
         self.t = 0  # bars stepped (committed)
         self.history_start_us: int | None = None
         self._zones = {s.tz: ZoneInfo(s.tz) for s in program.inputs if s.tz}
+        # set_row's plan: (column, calendar field, zone) per slot, filled into Python lists then copied once
+        self._slots = [(s.column, s.field, self._zones[s.tz] if s.tz else None) for s in program.inputs]
+        self._values: list[object] = [NAN] * len(program.inputs)
+        self._nulls = [True] * len(program.inputs)
+        ok = program.outputs >= 0
+        self._out_ok, self._out_idx = ok, program.outputs[ok]
 
     def set_row(self, row: dict[str, object]) -> None:
         """Load the input slots from one base-frame row (column -> value; datetimes as datetime)."""
-        for k, slot in enumerate(self.p.inputs):
-            value = row.get(slot.column)
+        values = self._values
+        nulls = self._nulls
+        for k, (column, fld, zone) in enumerate(self._slots):
+            value = row.get(column)
             if value is None:
-                self.inputs[k] = np.nan
-                self.input_null[k] = True
+                values[k] = NAN
+                nulls[k] = True
                 continue
+            nulls[k] = False
             if isinstance(value, datetime):
-                if slot.field is not None:
-                    local = value.astimezone(self._zones[slot.tz]) if slot.tz else value
-                    value = {"hour": local.hour, "minute": local.minute, "weekday": local.isoweekday()}[
-                        slot.field
-                    ]
+                if fld is not None:
+                    local = value.astimezone(zone) if zone is not None else value
+                    value = (
+                        local.hour
+                        if fld == "hour"
+                        else local.minute
+                        if fld == "minute"
+                        else local.isoweekday()
+                    )
                 else:
                     value = _epoch_us(value)
-            self.inputs[k] = float(value)  # type: ignore[arg-type]
-            self.input_null[k] = False
+            values[k] = value
+        self.inputs[:] = values
+        self.input_null[:] = nulls
 
     def input_matrix(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """The input slots of every row of a base frame: (values, nulls), datetimes in epoch us."""
@@ -480,12 +495,13 @@ class CompiledFeatures:
         )
         if commit:
             self.t += 1
+        idx = self._out_idx
+        values = self.val[idx]
+        values[self.nul[idx] | ~np.isfinite(values)] = np.nan
+        if len(idx) == len(self.p.names):
+            return values
         out = np.full(len(self.p.names), np.nan)
-        ok = self.p.outputs >= 0
-        idx = self.p.outputs[ok]
-        values = np.where(self.nul[idx], np.nan, self.val[idx])
-        values[~np.isfinite(values)] = np.nan
-        out[ok] = values
+        out[self._out_ok] = values
         return out
 
     # -------------------------------------------------------------- GARCH parameters
