@@ -222,6 +222,12 @@ def test_predict_bad_input_is_a_422_naming_the_field(client: TestClient, body: b
     _error(r, 422, field)
 
 
+def test_predict_body_over_the_limit_is_a_413(client: TestClient) -> None:
+    body = b'{"coin": "BTC", "features": {"prem_fx": ' + b" " * 1_100_000 + b"1.0}}"
+    r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert "MB" in _error(r, 413, "body")
+
+
 def test_healthz_fails_when_features_are_stale_or_missing(client: TestClient) -> None:
     store = client.service.store  # type: ignore[attr-defined]
     r = client.get("/healthz")

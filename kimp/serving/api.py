@@ -32,6 +32,7 @@ def _json(payload: Any, status: int = 200) -> Response:
 
 SIGNAL_ROUTE, PREDICT_ROUTE = "/v1/signal/{coin}", "/v1/predict"
 SIGNAL_PREFIX = "/v1/signal/"
+MAX_BODY = 1_000_000  # bytes of a POST body read at most
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -77,7 +78,13 @@ class FastRoutes:
         elif method == "POST" and path == PREDICT_ROUTE:
             route = PREDICT_ROUTE
             raw = await _body(receive)
-            status, body = self._answer(self.service.predict_json, raw)
+            if raw is None:
+                status, body = 413, orjson.dumps(
+                    {"error": f"the body is over {MAX_BODY // 1_000_000} MB (a full feature vector is ~30 KB)",
+                     "field": "body"}
+                )  # fmt: skip
+            else:
+                status, body = self._answer(self.service.predict_json, raw)
         else:
             await self._framework(scope, receive, send, t0)
             return
@@ -123,13 +130,18 @@ def _venue(query: bytes) -> str | None:
     return venue
 
 
-async def _body(receive: Any) -> bytes:
-    chunks = []
+async def _body(receive: Any) -> bytes | None:
+    """The request body, or None past MAX_BODY (the rest is not read: the client gets a 413)."""
+    chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
