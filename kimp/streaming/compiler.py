@@ -91,6 +91,7 @@ class _Builder:
             return hit
         if state:
             params["ip2"] = self._state(state)
+            params["ns"] = state
         self.nodes.append({"op": op, "args": args, **params})
         i = len(self.nodes) - 1
         self.index[key] = i
@@ -276,6 +277,7 @@ def _assemble(
         "fp": np.zeros(n, np.float64),
         "fp2": np.zeros(n, np.float64),
         "ring_of": np.full(n, -1, np.int64),
+        "ns": np.zeros(n, np.int64),  # state floats of the node's own, at ip2 (saved around a tick)
     }
     holds: list[tuple[int, int]] = []
     for i, node in enumerate(b.nodes):
@@ -284,7 +286,7 @@ def _assemble(
         for k, name in enumerate(("a", "b", "c")):
             if k < len(args):
                 arr[name][i] = args[k]
-        for name in ("ip", "ip2", "fp", "fp2"):
+        for name in ("ip", "ip2", "fp", "fp2", "ns"):
             if name in node:
                 arr[name][i] = node[name]
         if node["op"] == vm.MQUANT:
@@ -444,6 +446,7 @@ class CompiledFeatures:
                 a["ip2"],
                 a["fp"],
                 a["fp2"],
+                a["ns"],
                 a["ring_of"],
                 a["ring_off"],
                 a["ring_len"],
@@ -477,6 +480,7 @@ class CompiledFeatures:
             a["ip2"],
             a["fp"],
             a["fp2"],
+            a["ns"],
             a["ring_of"],
             a["ring_off"],
             a["ring_len"],

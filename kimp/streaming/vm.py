@@ -155,6 +155,7 @@ def step(
     ip2,
     fp,
     fp2,
+    ns,
     ring_of,
     ring_off,
     ring_len,
@@ -175,8 +176,11 @@ def step(
     n = op.shape[0]
     tmp = np.empty(2)
     n_saved = 0
-    if not commit:
-        saved_state[:] = state[:]
+    if not commit:  # save the state of the nodes this step computes (a tick's are a fraction of all)
+        for i in range(n):
+            if active[i] and ns[i] > 0:
+                for k in range(ip2[i], ip2[i] + ns[i]):
+                    saved_state[k] = state[k]
     for i in range(n):
         if not active[i]:
             continue
@@ -614,7 +618,7 @@ def step(
             rv[p] = v
             rn[p] = z
     if not commit:
-        # undo: ring slots in reverse order of writing, state wholesale
+        # undo: ring slots in reverse order of writing, then the saved state
         k = n_saved
         for i in range(n - 1, -1, -1):
             if not active[i]:
@@ -625,7 +629,10 @@ def step(
                 p = ring_off[r] + t % ring_len[r]
                 rv[p] = saved_v[k]
                 rn[p] = saved_n[k]
-        state[:] = saved_state[:]
+        for i in range(n):
+            if active[i] and ns[i] > 0:
+                for k in range(ip2[i], ip2[i] + ns[i]):
+                    state[k] = saved_state[k]
 
 
 @njit(cache=True, nogil=True)
@@ -639,6 +646,7 @@ def run(
     ip2,
     fp,
     fp2,
+    ns,
     ring_of,
     ring_off,
     ring_len,
@@ -666,6 +674,7 @@ def run(
             ip2,
             fp,
             fp2,
+            ns,
             ring_of,
             ring_off,
             ring_len,
