@@ -34,8 +34,14 @@ DAY = date(2024, 1, 4)
 PROBA = ["p_down", "p_flat", "p_up"]
 TINY_LSTM = {"steps": 6, "lstm1": 8, "lstm2": 4, "heads": 2, "dense": 8, "max_epochs": 3, "threads": 1}
 FAST = {"num_boost_round": 40, "learning_rate": 0.2}
+# Every run materializes the whole models group, the Optuna study included: 2 trials (the walk-forward CLI
+# test's and the demo's budget) run the study asset's production path; 20 (the default) made the study
+# about 60% of each run's CPU, and no assertion here reads the study. tests/test_models_tuning_tracking.py
+# tests the search itself (seeded TPE, persistence, the budget).
+TRIALS = 2
 CONFIG = WalkForwardConfig(
     window_days=2,
+    n_trials=TRIALS,
     models=("xgboost", "lightgbm", "lstm"),
     model_params={"lstm": TINY_LSTM},
 )
@@ -196,7 +202,7 @@ def test_shuffled_labels_give_chance(tmp_path: Path) -> None:
         for _, g in premium.group_by("coin", maintain_order=True)
     ]
     shuffled = pl.concat(parts)
-    config = WalkForwardConfig(window_days=2, models=("lightgbm",))
+    config = WalkForwardConfig(window_days=2, n_trials=TRIALS, models=("lightgbm",))
     result, settings = run_day(tmp_path, features, shuffled, config)
     assert result.success
     metrics = {r["model"]: r for r in stored(settings, "model_evaluation").iter_rows(named=True)}
@@ -206,7 +212,7 @@ def test_shuffled_labels_give_chance(tmp_path: Path) -> None:
 
 def test_a_member_that_scores_too_few_validation_rows_is_left_out(tmp_path: Path) -> None:
     features, premium = market()
-    config = WalkForwardConfig(window_days=2, models=("lightgbm", "sparse"))
+    config = WalkForwardConfig(window_days=2, n_trials=TRIALS, models=("lightgbm", "sparse"))
     result, _ = run_day(tmp_path, features, premium, config, plugins=("tests.sparse_model",))
     assert result.success
     ensemble = meta(result, "ensemble")
@@ -217,7 +223,7 @@ def test_a_member_that_scores_too_few_validation_rows_is_left_out(tmp_path: Path
 
 def test_a_model_added_in_one_module_trains_predicts_ensembles_and_registers(tmp_path: Path) -> None:
     features, premium = market()
-    config = WalkForwardConfig(window_days=2, models=("lightgbm", "centroid"))
+    config = WalkForwardConfig(window_days=2, n_trials=TRIALS, models=("lightgbm", "centroid"))
     result, settings = run_day(tmp_path, features, premium, config, plugins=("tests.plugin_model",))
     assert result.success
     assert "centroid" in registry.names(role="member")
