@@ -198,3 +198,31 @@ def test_research_report_asset_materializes_over_a_range(
     assert scores["target"].unique().to_list() == ["price"]
     meta = result.asset_materializations_for_node("research_report")[0].metadata
     assert Path(meta["html"].value).exists() and "scores" in meta and "deltas" in meta
+
+
+def test_backtest_falls_back_to_fixed_slippage_only_where_candles_lack_volume() -> None:
+    from kimp.research.backtest import _bars_without_volume
+    from kimp.research.periods import get
+
+    period = get("daily_2021")
+    ts = [datetime(2021, 1, d, tzinfo=UTC) for d in (1, 2, 3)]
+    premium = pl.DataFrame({"ts": ts, "coin": ["BTC"] * 3, "kr_venue": ["upbit"] * 3})
+    preds = pl.DataFrame({"ts": ts[:2], "model": ["ensemble"] * 2})  # the predicted days: Jan 1 and 2
+    full = pl.DataFrame(
+        {
+            "ts": ts * 2,
+            "venue": ["upbit"] * 3 + ["binance"] * 3,
+            "base": ["BTC"] * 6,
+            "volume": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+    assert _bars_without_volume(premium, full, period, preds) == 0
+    # a null foreign volume on a predicted day, a missing Korean candle, and a NaN on a day not predicted
+    holes = full.with_columns(
+        volume=pl.when((pl.col("venue") == "binance") & (pl.col("ts") == ts[0]))
+        .then(None)
+        .when(pl.col("ts") == ts[2])
+        .then(float("nan"))
+        .otherwise(pl.col("volume"))
+    ).filter(~((pl.col("venue") == "upbit") & (pl.col("ts") == ts[1])))
+    assert _bars_without_volume(premium, holes, period, preds) == 2

@@ -1,9 +1,11 @@
-"""The research report: a table (one row per period, horizon and model) as Markdown and HTML.
+"""The research report: tables (one row per period, horizon and model; the after-cost backtest; the
+regression target) as Markdown and HTML.
 
 Each number is the out-of-sample value over the predicted days with its block-bootstrap interval
 (kimp.research.bootstrap); ``delta`` columns are paired differences to persistence. The summary answers
-the issue's question: averaged over the periods that allow a 1-hour horizon, is the ensemble (or the
-validated choice) at least 5 macro-F1 points above persistence, and which horizon comes closest.
+the issue's question: averaged over the periods that allow a 1-hour horizon, is the ensemble (the
+validated choice among members and baselines) at least 5 macro-F1 points above persistence, and which
+horizon comes closest.
 """
 
 from __future__ import annotations
@@ -316,7 +318,7 @@ def html_page(
 
 
 def delta_png(
-    scores: pl.DataFrame, path: Path, *, models: tuple[str, ...] = ("ensemble", "selected", "logistic")
+    scores: pl.DataFrame, path: Path, *, models: tuple[str, ...] = ("ensemble", "lightgbm", "logistic")
 ) -> Path:
     """Macro-F1 difference to persistence with its 90% interval, per period-horizon (rows) and model."""
     import matplotlib

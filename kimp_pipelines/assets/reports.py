@@ -114,7 +114,8 @@ def build_research_report(settings: Settings) -> AssetsDefinition:
     @asset(group_name="research", kinds={"polars", "parquet", "html"})
     def research_report(context: AssetExecutionContext, config: ResearchConfig) -> Output[pl.DataFrame]:
         """Research on the real data: for each period and horizon in the range, macro-F1 and log-loss of the
-        members, the ensemble, the validated choice and the baselines, with block-bootstrap intervals over
+        members, the ensemble (the validated choice among them and the baselines) and the baselines, the
+        after-cost backtest of the predictions and the regression target, with block-bootstrap intervals over
         days and differences to persistence; the Markdown and HTML reports are written beside it
         ($KIMP_HOME/research)."""
         from datetime import date
