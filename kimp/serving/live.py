@@ -25,7 +25,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import polars as pl
 
 from kimp.backtest.signals import prediction_signals, prediction_state, prediction_step
 from kimp.serving.champion import ChampionHolder, LoadedModel, NoModelError
@@ -124,10 +123,6 @@ class LiveLoop:
     # ------------------------------------------------------------------ one event
     def on_event(self, event: Event) -> list[Signal]:
         t0, c0 = time.perf_counter(), time.thread_time()
-        # the closing bars' candles, taken before the engine trims them (for the bars table)
-        closing = (
-            self._closing(event) if self.timeseries is not None and isinstance(event, BarClose) else None
-        )
         vectors = self.engine.on_event(event)
         engine_cpu = time.thread_time() - c0
         if not vectors:
@@ -157,28 +152,18 @@ class LiveLoop:
         if self.timeseries is not None:  # the audit trail, after the signal is readable
             for signal in signals:
                 self.timeseries.append_signal(signal)
-            if closing:
-                self._append_bars(closing)
+            self._append_bars(sorted({v.ts for v in closes}))
         if self.on_signal is not None:
             for signal in signals:
                 self.on_signal(signal, elapsed * 1000)
         return signals
 
-    def _closing(self, event: BarClose) -> list[tuple[int, list[dict]]]:
-        """(bar open in epoch us, its candle records) of every bar this close will close."""
-        from kimp.streaming.rows import to_us
-
-        first = self.engine.next_bar or event.ts
-        candles = self.engine.rows.bars["candles"]
-        step = self.engine.interval_s * 1_000_000
-        return [(bar, list(candles.get(bar, ()))) for bar in range(to_us(first), to_us(event.ts) + 1, step)]
-
-    def _append_bars(self, closing: list[tuple[int, list[dict]]]) -> None:
+    def _append_bars(self, bars: list[datetime]) -> None:
         """The closed bars' premium rows into the time-series store, as the engine computed them for the
-        features (kimp.streaming.rows: compute_premium's rules for one bar, FX as of each close). A failure
-        here is counted and logged; it never stops the signals."""
+        features (StreamingEngine.bar_premium: the kimchi_premium asset's rows). A failure here is counted
+        and logged; it never stops the signals."""
         try:
-            self.timeseries.append_bars(bar_frame(self.engine, closing))
+            self.timeseries.append_bars(self.engine.bar_premium(bars))
         except Exception:
             self.metrics.errors.labels("stream_bars").inc()
             log.exception("live loop: bars not appended to PostgreSQL")
@@ -270,25 +255,6 @@ class LiveLoop:
             if self.recorder is not None:
                 self.recorder.close()
         return self.stats
-
-
-def bar_frame(engine: Any, closing: list[tuple[int, list[dict]]]) -> pl.DataFrame:
-    """The premium rows (the time-series store's ``bars`` columns) of the bars in ``closing``, from the
-    engine's own premium of each bar (engine.rows.premium, equal to the kimchi_premium asset's rows)."""
-    from kimp.market_data.schemas import PREMIUM
-    from kimp.streaming.rows import from_us
-    from kimp.streaming.timeseries import BAR_COLUMNS
-
-    columns = ("ts", "coin", "kr_venue", *BAR_COLUMNS)
-    out = []
-    for bar, candles in closing:
-        for (coin, venue), row in engine.rows.premium(bar, candles).items():
-            out.append(
-                {**row, "ts": from_us(bar), "coin": coin, "kr_venue": venue, "interval_s": engine.interval_s}
-            )
-    return pl.DataFrame(
-        [tuple(r.get(c) for c in columns) for r in out], schema={c: PREMIUM[c] for c in columns}, orient="row"
-    )
 
 
 # ---------------------------------------------------------------------------------------------- building
