@@ -203,7 +203,7 @@ class _Builder:
             x = self.emit(e.args[0])
             self._ring(x, w + 1)
             code = vm.ROLLING[op]
-            size = {vm.R_SUM: 3, vm.R_MEAN: 3, vm.R_STD: 7}.get(code, 5 + w)
+            size = {vm.R_SUM: 3, vm.R_MEAN: 3, vm.R_STD: 12}.get(code, 5 + w)
             return self._node(code, (x,), state=size, ip=w, fp=float(kw.get("ddof", 0)), fp2=float(least))
         if op == "ewm":
             x = self.emit(e.args[0])

@@ -175,6 +175,9 @@ def step(
     """Compute every active node for bar ``t`` (bars counted from the stream's first)."""
     n = op.shape[0]
     tmp = np.empty(2)
+    q_key = np.full(5, -1, np.int64)  # MQUANT: the series whose sorted marks q_sorted holds (this bar)
+    q_step = -1.0
+    q_sorted = np.empty(0)
     n_saved = 0
     if not commit:  # save the state of the nodes this step computes (a tick's are a fraction of all)
         for i in range(n):
@@ -373,13 +376,15 @@ def step(
             else:
                 v = state[si] / cnt
         elif o == R_STD:
-            # state at ip2[i]: [K, S1, S2, count, NaN count, err S1, err S2]: sliding sums of the window's
-            # finite values shifted by K (S1 = sum(x - K), S2 = sum((x - K)^2)) with bounds on their
-            # accumulated rounding. A sliding update loses the precision of a small variance once large
+            # state at ip2[i]: [K, S1, S2, count, NaN count, err S1, err S2, newest value, bar its run of
+            # equal values began, memo value, memo count, memo result]: sliding sums of the window's finite
+            # values shifted by K (S1 = sum(x - K), S2 = sum((x - K)^2)) with bounds on their accumulated
+            # rounding. A sliding update loses the precision of a small variance once large
             # deviations have left the window, so the sliding variance is used only while its error bound
             # is under 1e-8 of it; otherwise (a flat or nearly flat window), and once per window length
             # (staggered across nodes), the exact two-pass over the ring is computed and the sums are
-            # rebased on its mean.
+            # rebased on its mean. A window of one repeated value (a flat input: a daily macro series, a
+            # stale price) reuses the two passes' result while the value and count stay the same.
             si = ip2[i]
             w = ip[i]
             r = ring_of[a[i]]
@@ -387,6 +392,9 @@ def step(
             length = ring_len[r]
             x = val[a[i]]
             if not nul[a[i]]:
+                if x != state[si + 7]:  # (NaN too) the newest run of equal values starts here
+                    state[si + 7] = x
+                    state[si + 8] = t
                 state[si + 3] += 1.0
                 if math.isnan(x):
                     state[si + 4] += 1.0
@@ -421,8 +429,16 @@ def step(
                 bound = state[si + 6] + 2.0 * abs(m1) * state[si + 5] + _EPS * (abs(s2) + abs(s1 * m1))
                 if ssq > 1e8 * bound and (t + i * 7919) % w != 0:
                     v = math.sqrt(ssq / (cnt - ddof))
+                elif state[si + 8] <= t - w + 1 and state[si + 9] == state[si + 7] and state[si + 10] == cnt:
+                    # every value in the window equals the last one, with the count of the last exact pass
+                    # over such a window: the two passes would add the same numbers again
+                    v = state[si + 11]
                 else:
                     v = _std_exact(val[a[i]], nul[a[i]], rv, rn, off, length, t, w, ddof, state, si)
+                    if state[si + 8] <= t - w + 1:
+                        state[si + 9] = state[si + 7]
+                        state[si + 10] = cnt
+                        state[si + 11] = v
         elif o in (R_MIN, R_MAX):
             # state: [head, size, non-null count, NaN count, deque of bar numbers (w + 1 slots)]: the
             # window's candidates in bar order, values monotone (decreasing for a max), read from the ring
@@ -541,17 +557,31 @@ def step(
                 state[si + 5 + seen % w] = np.nan if nul[b[i]] else x
                 seen += 1
                 state[si] = seen
-                m = min(seen, w)
-                buf = np.empty(m)
-                cnt = 0
-                for k in range(m):
-                    y = state[si + 5 + k]
-                    if not math.isnan(y):
-                        buf[cnt] = y
-                        cnt += 1
+                # the quantiles of one series (same marks, values, window and minimum) share one sort
+                same = (
+                    q_key[0] == a[i]
+                    and q_key[1] == b[i]
+                    and q_key[2] == w
+                    and q_key[3] == c[i]
+                    and q_key[4] == seen
+                    and q_step == fp2[i]
+                )
+                if not same:
+                    m = min(seen, w)
+                    buf = np.empty(m)
+                    cnt = 0
+                    for k in range(m):
+                        y = state[si + 5 + k]
+                        if not math.isnan(y):
+                            buf[cnt] = y
+                            cnt += 1
+                    q_sorted = np.sort(buf[:cnt])
+                    q_key[0], q_key[1], q_key[2], q_key[3], q_key[4] = a[i], b[i], w, c[i], seen
+                    q_step = fp2[i]
+                cnt = q_sorted.shape[0]
                 z = cnt < c[i] or cnt == 0
                 if not z:
-                    v = _quantile_sorted(np.sort(buf[:cnt]), cnt, fp[i])
+                    v = _quantile_sorted(q_sorted, cnt, fp[i])
                     z = math.isnan(v)
                 state[si + 1] = v
                 state[si + 2] = 1.0 if z else 0.0
