@@ -7,7 +7,8 @@ and several apps in one process never share counters).
 - ``kimp_feature_age_seconds`` (gauge; coin, kr_venue): age of the newest stored feature vector, read at
   scrape time;
 - ``kimp_errors_total`` (counter; where): bad requests (``request_4xx``), failures inside the service
-  (``request_5xx``), the loop's failed bars (``stream``), failed registry polls (``model_poll``);
+  (``request_5xx``), the loop's failed bars (``stream``), bars not appended to PostgreSQL
+  (``stream_bars``), failed registry polls (``model_poll``);
 - ``kimp_model_info`` (gauge 1; model, version, via) and ``kimp_model_load_seconds``;
 - ``kimp_stream_bars_total``, ``kimp_signals_total``.
 """
