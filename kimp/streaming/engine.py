@@ -37,12 +37,11 @@ import polars as pl
 from kimp.features.build import feature_set_version, lookback_days
 from kimp.features.inputs import base_frame, ensure_columns, kr_venues, prepare
 from kimp.features.types import FeatureConfig, FeatureInputs
-from kimp.market_data.schemas import CANDLES, FX, KR_VENUES, PREMIUM, empty
-from kimp.premium import FX_LOOKBACK_DAYS
+from kimp.market_data.schemas import KR_VENUES, PREMIUM, empty
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.evaluator import TailEvaluator
 from kimp.streaming.events import BarClose, Event, FeatureVector, Rows
-from kimp.streaming.rows import AS_OF, BAR_LOCAL, DAY_US, BaseRows, from_us, to_us
+from kimp.streaming.rows import AS_OF, BAR_LOCAL, BaseRows, from_us, to_us
 from kimp.timeutil import day_start
 
 
@@ -254,21 +253,6 @@ class StreamingEngine:
         if not rows:
             return empty(PREMIUM)
         return _frame(rows, PREMIUM).sort("coin", "kr_venue", "ts")  # type: ignore[union-attr]
-
-    @property
-    def raw(self) -> dict[str, pl.DataFrame | None]:
-        """The candles of the bars the engine still holds (the closing one and the one before) and the FX
-        rows their premium reads (per bar, the newest published by its close in the asset's 7 days), as
-        frames: what kimp.serving.live's ``bars`` table recomputes the premium from."""
-        bars = sorted(self.rows.bars["candles"])
-        candles = [r for b in bars for r in self.rows.bars["candles"][b]]
-        fx = []
-        for b in bars:
-            d0 = b - b % DAY_US
-            row = self.rows.fx_at(b + self.rows.iv_us, d0 - FX_LOOKBACK_DAYS * DAY_US)
-            if row is not None and all(row is not r for r in fx):
-                fx.append(row)
-        return {"candles": _frame(candles, CANDLES), "fx": _frame(fx, FX)}
 
     # ------------------------------------------------------------------ tick refresh
     def _tick_vectors(self, event: Rows) -> list[FeatureVector]:
