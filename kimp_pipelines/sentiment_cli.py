@@ -36,6 +36,12 @@ def sentiment() -> None:
 @click.option(
     "--max-steps", type=click.IntRange(1), default=None, help="Stop after this many optimizer steps."
 )
+@click.option("--layers", type=click.IntRange(1, 48), default=None,
+              help="Keep only the lowest N encoder layers (default: the FineTuneConfig default).")  # fmt: skip
+@click.option("--freeze-layers", type=click.IntRange(0, 48), default=None,
+              help="Keep the lowest N encoder layers frozen (default: the FineTuneConfig default).")  # fmt: skip
+@click.option("--bf16/--no-bf16", default=None,
+              help="bfloat16 autocast for the training steps where the CPU has bf16 kernels.")  # fmt: skip
 @click.option(
     "--register/--no-register", default=True, show_default=True, help="Register the version in MLflow."
 )
@@ -50,6 +56,9 @@ def train(
     threads: int | None,
     max_train: int | None,
     max_steps: int | None,
+    layers: int | None,
+    freeze_layers: int | None,
+    bf16: bool | None,
     register: bool,
 ) -> None:
     """Fine-tune, export, evaluate beside the baselines and register a new kimp-sentiment version."""
@@ -62,9 +71,10 @@ def train(
 
     settings = _settings()
     try:
+        overrides = {k: v for k, v in (("layers", layers), ("freeze_layers", freeze_layers), ("bf16", bf16))
+                     if v is not None}  # fmt: skip
         config = FineTuneConfig(epochs=epochs, batch_size=batch_size, threads=threads or settings.sentiment.threads,
-                                seed=settings.seed,
-                                max_steps=max_steps)  # fmt: skip
+                                seed=settings.seed, max_steps=max_steps, **overrides)  # type: ignore[arg-type]  # fmt: skip
         mapping = parse_label_map(label_map)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

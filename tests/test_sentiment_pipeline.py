@@ -183,3 +183,48 @@ def test_news_sentiment_on_real_news_and_without_a_model(trained: tuple[Path, st
     assert not failed.success
     text = str(failed.all_events)
     assert "kimp sentiment train" in text
+
+
+def test_the_text_model_is_fitted_and_loaded_through_the_model_registry(
+    trained: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kimp.models import registry
+    from kimp.sentiment.runtime import SentimentModel
+
+    spec = registry.get("sentiment")
+    assert spec.kind == "text" and registry.names(kind="text") == ["sentiment"]
+    assert "sentiment" not in registry.names(kind="direction")  # not a walk-forward member or strategy
+    home, _ = trained
+    folder = Path(_model_dir(home))  # written by `kimp sentiment train` through the spec
+    assert json.loads((folder / "spec.json").read_text()) == {"spec": "sentiment"}
+    assert registry.saved_kind(folder) == "text"
+    model = registry.load_model(folder, threads=1)
+    assert isinstance(model, SentimentModel) and model.features == ["text"]
+    texts = ["Bitcoin surges to a record high", "Exchange hacked, customer funds lost", ""]
+    probs = model.predict_proba(texts)
+    assert np.allclose(model.predict_proba(pl.DataFrame({"text": texts})), probs)
+    copy = registry.save_model("sentiment", model, tmp_path / "copy")
+    assert np.array_equal(registry.load_model(copy).predict_proba(texts), probs)
+
+    # fit reads the train and validation rows only: the held-out test rows never reach the fine-tune
+    seen: dict[str, list[str]] = {}
+
+    def fake_fine_tune(base, train_texts, train_labels, stop_texts, stop_labels, config, **kw):  # type: ignore[no-untyped-def]
+        seen.update(train=list(train_texts), stop=list(stop_texts))
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr("kimp.sentiment.finetune.fine_tune", fake_fine_tune)
+    frame = pl.DataFrame(
+        {
+            "text": ["up", "down", "flat", "held out"],
+            "label": [2, 0, 1, None],
+            "split": ["train", "train", "validation", "test"],
+        }
+    )
+    with pytest.raises(RuntimeError, match="stopped before training"):
+        spec.fit_model(frame, None, features=["text"])
+    assert seen == {"train": ["up", "down"], "stop": ["flat"]}
+    with pytest.raises(ValueError, match="labels outside"):
+        spec.fit_model(frame.with_columns(label=pl.lit(7)), None, features=["text"])
+    with pytest.raises(ValueError, match="unknown parameter"):
+        spec.fit_model(frame, None, features=["text"], params={"epochz": 1})

@@ -18,7 +18,12 @@ The contract of a spec's functions:
   every feature column); fit on ``split == "train"`` rows, may early-stop on ``"validation"`` rows, never
   reads ``"test"`` rows. ``features`` is the column list the spec's feature policy chose; ``params`` are
   tuned parameters (the newest Optuna study's best) or None. Seed every random draw from ``config.seed``.
-- ``load(path) -> FittedModel``: read what ``FittedModel.save(path)`` wrote.
+- ``load(path, **options) -> FittedModel``: read what ``FittedModel.save(path)`` wrote (``options``: what the
+  kind needs to serve, e.g. ``threads`` for the text model).
+
+A ``text`` model's frame holds one text column (its ``features``), ``label`` (0 negative, 1 neutral,
+2 positive) and ``split`` with the same meaning (kimp.sentiment.model); ``config`` is its own fine-tuning
+config, and its ``predict_proba`` takes the frame or a list of texts.
 - ``search_space(trial) -> dict``: the parameters an Optuna trial tries (passed to ``fit`` as ``params``).
 """
 
@@ -34,6 +39,8 @@ from typing import Any
 from kimp.models.base import FittedModel
 
 KINDS: tuple[str, ...] = ("direction", "regression", "text", "agent")
+# kinds whose models score the training frame's feature columns (MLflow serves them as pyfunc with a signature)
+FRAME_KINDS: tuple[str, ...] = ("direction", "regression")
 ROLES: tuple[str, ...] = ("member", "baseline")
 SPEC_FILE = "spec.json"  # written next to every saved model: which spec loads it
 
@@ -107,8 +114,9 @@ class ModelSpec:
     ``kind``: ``direction`` (3-class premium direction, scored in ``predictions``; the kind the daily
     walk-forward trains), ``regression`` (the premium's change in basis points, kimp.models.regression:
     the same training frame and contract, fitted on the labels' ``change``; trained by ``kimp research``
-    beside the direction models), ``text`` and ``agent`` (later kinds, each with its own asset factory in
-    kimp_pipelines.assets.models). ``role``: ``member`` (its own daily asset ``<name>_model``; an ensemble
+    beside the direction models), ``text`` (``sentiment``: fitted by ``kimp sentiment train`` on labelled
+    text, scored daily by the ``news_sentiment`` asset with the newest registered version) and ``agent`` (a
+    later kind, with its own asset factory in kimp_pipelines.assets.models). ``role``: ``member`` (its own daily asset ``<name>_model``; an ensemble
     candidate when configured in ``WalkForwardConfig.models``) or ``baseline`` (trained every day in
     ``baseline_models`` and reported beside every model). ``calibrate``: temperature-scale it on the
     validation rows when ``WalkForwardConfig.calibrate``. ``asset_kinds``: Dagster kind tags shown in the UI.
@@ -152,8 +160,8 @@ class ModelSpec:
     ) -> FittedModel:
         return resolve_ref(self.fit)(frame, config, features=features, params=params)  # type: ignore[no-any-return]
 
-    def load_model(self, path: Path) -> FittedModel:
-        return resolve_ref(self.load)(Path(path))  # type: ignore[no-any-return]
+    def load_model(self, path: Path, **options: Any) -> FittedModel:
+        return resolve_ref(self.load)(Path(path), **options)  # type: ignore[no-any-return]
 
     def suggest(self, trial: Any) -> dict[str, Any]:
         if self.search_space is None:
@@ -226,39 +234,62 @@ def save_model(spec_name: str, model: FittedModel, path: Path) -> Path:
     return path
 
 
-def load_model(path: Path) -> FittedModel:
-    """Any saved model: the spec named in ``spec.json`` loads it, with the temperature it was saved with.
+# model.json "type" of folders written before spec.json existed -> the spec (or the ensemble) that reads them
+_LEGACY_TYPES = {
+    "boosting": "xgboost",
+    "majority": "majority",
+    "persistence": "persistence",
+    "logistic": "logistic",
+    "ensemble": "ensemble",
+    "sentiment": "sentiment",
+}
 
-    Folders written before ``spec.json`` existed are read by their own sidecar (``model.json`` type, or the
-    LSTM's ``lstm_config.json``)."""
-    from kimp.models.calibration import with_saved_calibration
 
+def saved_spec(path: Path) -> str | None:
+    """The spec that loads the model saved at ``path`` (``"ensemble"`` for the day's combination), from its
+    ``spec.json``, or for folders written before it existed from their own sidecar (``model.json`` type, the
+    LSTM's ``lstm_config.json``); None when ``path`` holds nothing the registry reads."""
     path = Path(path)
     sidecar = path / SPEC_FILE
     if sidecar.exists():
-        spec = get(json.loads(sidecar.read_text())["spec"])
-        return with_saved_calibration(spec.load_model(path), path)
+        return str(json.loads(sidecar.read_text())["spec"])
     if (path / "lstm_config.json").exists():
-        return get("lstm").load_model(path)
+        return "lstm"
     legacy = path / "model.json"
     if not legacy.exists():
+        return None
+    return _LEGACY_TYPES.get(json.loads(legacy.read_text()).get("type"))
+
+
+def saved_kind(path: Path) -> str | None:
+    """The kind (``direction``, ``text``, ``agent``) of the model saved at ``path``; None when the registry
+    cannot read it (no model, or its spec is not registered in this process)."""
+    name = saved_spec(path)
+    if name == "ensemble":
+        return "direction"
+    return _REGISTRY[name].kind if name in _REGISTRY else None
+
+
+def load_model(path: Path, **options: Any) -> FittedModel:
+    """Any saved model: the spec named in ``spec.json`` (or the legacy sidecar, :func:`saved_spec`) loads
+    it, with the temperature it was saved with. ``options`` go to the spec's ``load`` (e.g. ``threads`` for
+    the text model)."""
+    from kimp.models.calibration import with_saved_calibration
+
+    path = Path(path)
+    name = saved_spec(path)
+    if name is None:
+        if (path / "model.json").exists():
+            kind = json.loads((path / "model.json").read_text()).get("type")
+            raise ValueError(f"{path}: unknown model type {kind!r} in model.json")
         raise FileNotFoundError(
             f"{path}: no {SPEC_FILE} or model.json; expected a folder written by save_model()"
         )
-    kind = json.loads(legacy.read_text()).get("type")
-    if kind == "ensemble":
+    if name == "ensemble":
         from kimp.models.ensemble import EnsembleModel
 
         return EnsembleModel.load(path)
-    by_type = {
-        "boosting": "xgboost",
-        "majority": "majority",
-        "persistence": "persistence",
-        "logistic": "logistic",
-    }
-    if kind not in by_type:
-        raise ValueError(f"{path}: unknown model type {kind!r} in model.json")
-    return get(by_type[kind]).load_model(path)
+    return with_saved_calibration(get(name).load_model(path, **options), path)
 
 
 # --- the built-in models: one registration each -----------------------------------------------------
@@ -332,5 +363,17 @@ register(
         calibrate=False,
         asset_kinds=("lightgbm",),
         description="LightGBM regression of the premium's change over the horizon in basis points",
+    )
+)
+register(
+    ModelSpec(
+        name="sentiment",
+        fit="kimp.sentiment.model:fit",
+        load="kimp.sentiment.model:load",
+        kind="text",
+        calibrate=False,
+        asset_kinds=("onnx",),
+        description="news sentiment (negative / neutral / positive): a BERT-family encoder fine-tuned on "
+        "finance tweets, served with ONNX Runtime; scores news_sentiment",
     )
 )

@@ -325,7 +325,7 @@ def log_trained_model(
     A direction model (a folder ``kimp.models.registry.load_model`` reads) is logged as an MLflow pyfunc
     model with a signature; its ``metrics`` are validation metrics, logged (and tagged on the version) as
     ``val_<name>`` unless already prefixed (``val_``, ``oos_``, ``test_``). Any other model folder (e.g.
-    ``kimp-sentiment``, a text model with its own loader) is logged as its files, metrics as given.
+    ``kimp-sentiment``, the registry's text model) is logged as its files, metrics as given.
     ``window`` says what it was trained on (e.g. ``2024-03-01..2024-03-03``); ``feature_set`` is the
     feature catalog's hash; ``description`` replaces the generated one; ``input_example`` (a polars frame
     the model scores, e.g. its training rows) is stored with the model (first rows only).
@@ -334,13 +334,12 @@ def log_trained_model(
     mlf = _mlflow(mlflow)
     from mlflow import pyfunc
 
-    from kimp.models.registry import load_model
+    from kimp.models.registry import FRAME_KINDS, load_model, saved_kind
 
     model_dir = Path(model_dir)
-    try:
-        model = load_model(model_dir)
-    except (ValueError, FileNotFoundError):
-        model = None  # not a direction model: logged as its files (its own code loads it)
+    # a direction or regression model is served by pyfunc with its feature signature; a text model (or any
+    # other folder) is logged as its files, which its spec's loader reads
+    model = load_model(model_dir) if saved_kind(model_dir) in FRAME_KINDS else None
     if model is None:
         return _log_files(mlf, name, day, model_dir, params, metrics, artifacts, tags, register, description)
     features = list(model.features)

@@ -12,6 +12,8 @@ Modules (each imports its heavy libraries lazily, so ``import kimp.sentiment`` i
   out of the training data, seeded).
 - ``runtime``: ``SentimentModel``, the saved classifier (tokenizers + ONNX Runtime, int8 or fp32, or PyTorch),
   export and the choice of the fastest runtime that keeps macro-F1.
+- ``model``: the registry's text model ``sentiment`` (kind ``text``): ``fit`` and ``load`` under the model
+  contract (kimp.models.registry), the training frame of a text set.
 - ``training``: the whole ``kimp sentiment train`` run: data, fine-tune, export, evaluation beside the
   baselines, MLflow registration as ``kimp-sentiment``.
 - ``scoring``: score a headlines table (``news_sentiment``) or any CSV.

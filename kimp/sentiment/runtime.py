@@ -1,13 +1,13 @@
 """The saved sentiment classifier and how it is served: Rust tokenizer + ONNX Runtime (int8 or fp32), or PyTorch.
 
 A model folder holds ``model.json`` (labels, runtime, max length, base, training figures), ``tokenizer.json``
-and either ``model.onnx`` (runtime ``onnx-int8`` / ``onnx-fp32``) or ``hf/`` (runtime ``torch``, a
+and either ``model.onnx`` (runtime ``onnx-int8`` / ``onnx-int8-matmul`` / ``onnx-fp32``) or ``hf/`` (runtime ``torch``, a
 transformers folder). Serving an ONNX model imports neither torch nor transformers, which is what keeps
 loading under a few seconds.
 
 ``choose_runtime`` exports the fine-tuned model to ONNX (``torch.onnx.export(..., dynamo=False)``: one file),
-quantizes it to int8 (ONNX Runtime dynamic quantization), times the three candidates (CPU seconds, one
-thread) on the early-stopping texts and keeps the fastest whose macro-F1 there is within ``tolerance`` (1 point) of the
+quantizes it to int8 two ways (ONNX Runtime dynamic quantization, ``INT8_RECIPES``), times the four
+candidates (CPU seconds, one thread) on the early-stopping texts and keeps the fastest whose macro-F1 there is within ``tolerance`` (1 point) of the
 PyTorch model's. Its choice and every candidate's figures are written into ``model.json``.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from kimp.sentiment import LABELS
 from kimp.sentiment.data import normalize
@@ -30,7 +31,14 @@ MODEL_JSON = "model.json"
 TOKENIZER_JSON = "tokenizer.json"
 ONNX_FILE = "model.onnx"
 HF_DIR = "hf"
-RUNTIMES = ("onnx-int8", "onnx-fp32", "torch")
+RUNTIMES = ("onnx-int8", "onnx-int8-matmul", "onnx-fp32", "torch")
+ONNX_RUNTIMES = RUNTIMES[:3]
+# int8 recipes (ONNX Runtime dynamic quantization): every quantizable op with one scale per tensor; or the
+# MatMuls only (embeddings and attention left in float) with one scale per output channel, which loses less
+INT8_RECIPES: dict[str, dict[str, Any]] = {
+    "onnx-int8": {},
+    "onnx-int8-matmul": {"op_types_to_quantize": ["MatMul"], "per_channel": True},
+}
 NORMALIZATION = "links-removed-v1"  # kimp.sentiment.data.normalize
 
 
@@ -41,20 +49,39 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class SentimentModel:
-    """A fine-tuned 3-class sentiment classifier loaded from its folder."""
+    """A fine-tuned 3-class sentiment classifier: the ``FittedModel`` of the registry's ``sentiment`` spec.
+
+    Built in memory by ``kimp.sentiment.model.fit`` (the ONNX file's bytes, or the PyTorch model) or read
+    from a folder by :meth:`load`; :meth:`save` writes the folder either way. ``features`` is the one text
+    column it reads when ``predict_proba`` is given a frame.
+    """
 
     name = "sentiment"
 
     def __init__(
-        self, path: Path, meta: dict[str, Any], tokenizer: Any, session: Any, torch_model: Any
+        self,
+        meta: dict[str, Any],
+        tokenizer: Any,
+        *,
+        session: Any = None,
+        onnx_bytes: bytes | None = None,
+        torch_model: Any = None,
+        path: Path | None = None,
     ) -> None:
+        if (session is None) == (torch_model is None):
+            raise ValueError(
+                "a sentiment model runs on an ONNX Runtime session or a PyTorch model, one of them"
+            )
         self.path = path
         self.meta = meta
         self.tokenizer = tokenizer
         self._session = session
+        self._onnx_bytes = onnx_bytes
         self._torch = torch_model
         self.pad_id = int(meta.get("pad_id", 0))
         self.version = str(meta.get("version", ""))
+        self.features = [str(meta.get("text_column", "text"))]
+        self.history: list[dict[str, float]] = []  # the fine-tune's evaluations (set by fit; not saved here)
 
     @property
     def runtime(self) -> str:
@@ -78,22 +105,55 @@ class SentimentModel:
             raise ValueError(f"{path}: model.json says type {meta.get('type')!r}, expected 'sentiment'")
         tokenizer = _tokenizer(path / TOKENIZER_JSON, int(meta["max_length"]))
         runtime = meta.get("runtime")
-        if runtime in ("onnx-int8", "onnx-fp32"):
-            return cls(path, meta, tokenizer, onnx_session(path / ONNX_FILE, threads), None)
+        if runtime in ONNX_RUNTIMES:
+            return cls(meta, tokenizer, session=onnx_session(path / ONNX_FILE, threads), path=path)
         if runtime == "torch":
             import torch
 
             from kimp.sentiment.finetune import load_classifier
 
             torch.set_num_threads(threads)
-            return cls(path, meta, tokenizer, None, load_classifier(path / HF_DIR).eval())
+            return cls(meta, tokenizer, torch_model=load_classifier(path / HF_DIR).eval(), path=path)
         raise ValueError(f"{path}: unknown runtime {runtime!r} in model.json; expected one of {RUNTIMES}")
+
+    def save(self, path: Path) -> None:
+        """Write the model folder (``model.json``, ``tokenizer.json``, ``model.onnx`` or ``hf/``)."""
+        path = Path(path)
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime {self.runtime!r}: expected one of {RUNTIMES}")
+        path.mkdir(parents=True, exist_ok=True)
+        same = self.path is not None and self.path.resolve() == path.resolve()
+        if not same:
+            for stale in (path / ONNX_FILE, path / HF_DIR):
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                elif stale.exists():
+                    stale.unlink()
+            self.tokenizer.save(str(path / TOKENIZER_JSON))
+            if self._torch is not None:
+                self._torch.save_pretrained(str(path / HF_DIR))
+            elif self._onnx_bytes is not None:
+                (path / ONNX_FILE).write_bytes(self._onnx_bytes)
+            elif self.path is not None:
+                shutil.copyfile(self.path / ONNX_FILE, path / ONNX_FILE)
+            else:  # pragma: no cover - the constructor's check makes this unreachable
+                raise ValueError("an ONNX sentiment model without its file")
+        body = {
+            **self.meta,
+            "type": "sentiment",
+            "labels": list(LABELS),
+            "normalization": NORMALIZATION,
+        }
+        (path / MODEL_JSON).write_text(json.dumps(body, indent=2, sort_keys=True, default=str))
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return encode(self.tokenizer, [normalize(t) for t in texts])
 
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(n, 3) probabilities (p_neg, p_neu, p_pos), in input order."""
+    def predict_proba(self, texts: Sequence[str] | pl.DataFrame, batch_size: int = 64) -> np.ndarray:
+        """(n, 3) probabilities (p_neg, p_neu, p_pos), in input order; ``texts`` is a list of texts or a frame
+        with the model's text column (``features[0]``; null text scores as empty)."""
+        if isinstance(texts, pl.DataFrame):
+            texts = [t or "" for t in texts[self.features[0]].to_list()]
         ids = self.encode(texts)
         if self._torch is not None:
             return torch_predict_proba(self._torch, ids, self.pad_id, batch_size)
@@ -109,7 +169,8 @@ def _tokenizer(path: Path, max_length: int) -> Any:
     return tok
 
 
-def onnx_session(path: Path, threads: int = 1) -> Any:
+def onnx_session(model: Path | bytes, threads: int = 1) -> Any:
+    """An ONNX Runtime session on ``threads`` intra-op threads, from a file or the file's bytes."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -117,7 +178,8 @@ def onnx_session(path: Path, threads: int = 1) -> Any:
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
 def onnx_predict_proba(
@@ -168,10 +230,10 @@ def export_onnx(model: Any, path: Path) -> Path:
     return path
 
 
-def quantize_int8(fp32: Path, int8: Path) -> Path:
+def quantize_int8(fp32: Path, int8: Path, recipe: str = "onnx-int8") -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8)
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, **INT8_RECIPES[recipe])
     return int8
 
 
@@ -215,8 +277,10 @@ def choose_runtime(
             "texts_per_s": _rate(lambda: torch_predict_proba(model, ids, pad_id), len(ids)),
         }
         fp32 = export_onnx(model, workdir / "model-fp32.onnx")
-        int8 = quantize_int8(fp32, workdir / "model-int8.onnx")
-        for name, file in (("onnx-fp32", fp32), ("onnx-int8", int8)):
+        candidates = [("onnx-fp32", fp32)] + [
+            (recipe, quantize_int8(fp32, workdir / f"model-{recipe}.onnx", recipe)) for recipe in INT8_RECIPES
+        ]
+        for name, file in candidates:
             session = onnx_session(file, 1)
             p = onnx_predict_proba(session, ids, pad_id)
             figures[name] = {
@@ -232,39 +296,3 @@ def choose_runtime(
     ok = [r for r in RUNTIMES if figures[r]["macro_f1"] >= floor]
     chosen = max(ok, key=lambda r: figures[r]["texts_per_s"])
     return chosen, figures, files
-
-
-def save_model(
-    folder: Path,
-    *,
-    model: Any,
-    tokenizer: Any,
-    runtime: str,
-    onnx_file: Path | None,
-    meta: dict[str, Any],
-) -> Path:
-    """Write the model folder (replacing what was there) and return it."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f"runtime {runtime!r}: expected one of {RUNTIMES}")
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in (folder / ONNX_FILE, folder / HF_DIR):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
-    tokenizer.save(str(folder / TOKENIZER_JSON))
-    if runtime == "torch":
-        model.save_pretrained(str(folder / HF_DIR))
-    else:
-        if onnx_file is None:
-            raise ValueError(f"runtime {runtime} needs its ONNX file")
-        shutil.copyfile(onnx_file, folder / ONNX_FILE)
-    body = {
-        "type": "sentiment",
-        "labels": list(LABELS),
-        "runtime": runtime,
-        "normalization": NORMALIZATION,
-        **meta,
-    }
-    (folder / MODEL_JSON).write_text(json.dumps(body, indent=2, sort_keys=True, default=str))
-    return folder

@@ -1,7 +1,8 @@
 """Find and load the newest registered ``kimp-sentiment`` version from MLflow (any tracking server works).
 
 A version's files are downloaded once into a local cache folder (``<cache>/<version>``) and loaded from
-there; a registry with no version is a clear error that says how to make one.
+there through the model registry (the ``sentiment`` spec's ``load``, kimp.sentiment.model); a registry with
+no version is a clear error that says how to make one.
 """
 
 from __future__ import annotations
@@ -60,8 +61,25 @@ def fetch_latest(tracking_uri: str, cache_dir: Path, name: str = REGISTERED_NAME
     return model_folder(target), str(version.version)
 
 
+def load_folder(path: Path, *, threads: int = 1) -> SentimentModel:
+    """The text model saved in ``path``, read by the spec its ``spec.json`` names (registry.load_model)."""
+    from kimp.models import registry
+
+    path = Path(path)
+    kind = registry.saved_kind(path)
+    if kind != "text":
+        raise ValueError(
+            f"{path}: not a saved text model (registry kind {kind!r}); expected a folder written by "
+            "`kimp sentiment train`"
+        )
+    model = registry.load_model(path, threads=threads)
+    if not isinstance(model, SentimentModel):
+        raise ValueError(f"{path}: the text model's loader returned a {type(model).__name__}")
+    return model
+
+
 def load_latest(tracking_uri: str, cache_dir: Path, *, threads: int = 1) -> SentimentModel:
     folder, version = fetch_latest(tracking_uri, cache_dir)
-    model = SentimentModel.load(folder, threads=threads)
+    model = load_folder(folder, threads=threads)
     model.version = version
     return model

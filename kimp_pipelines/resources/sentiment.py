@@ -20,12 +20,11 @@ class SentimentResource(ConfigurableResource):
 
     def scorer(self) -> Any:
         if self._scorer is None:
-            from kimp.sentiment.runtime import SentimentModel
             from kimp.sentiment.scoring import Scorer
-            from kimp.sentiment.store import load_latest
+            from kimp.sentiment.store import load_folder, load_latest
 
             if self.model_dir:
-                model = SentimentModel.load(Path(self.model_dir), threads=self.threads)
+                model = load_folder(Path(self.model_dir), threads=self.threads)
             else:
                 model = load_latest(self.mlflow_uri, Path(self.cache_dir), threads=self.threads)
             self._scorer = Scorer.for_model(model)
