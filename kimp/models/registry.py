@@ -20,11 +20,11 @@ The contract of a spec's functions:
   tuned parameters (the newest Optuna study's best) or None. Seed every random draw from ``config.seed``.
 - ``load(path, **options) -> FittedModel``: read what ``FittedModel.save(path)`` wrote (``options``: what the
   kind needs to serve, e.g. ``threads`` for the text model).
+- ``search_space(trial) -> dict``: the parameters an Optuna trial tries (passed to ``fit`` as ``params``).
 
 A ``text`` model's frame holds one text column (its ``features``), ``label`` (0 negative, 1 neutral,
 2 positive) and ``split`` with the same meaning (kimp.sentiment.model); ``config`` is its own fine-tuning
 config, and its ``predict_proba`` takes the frame or a list of texts.
-- ``search_space(trial) -> dict``: the parameters an Optuna trial tries (passed to ``fit`` as ``params``).
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ class ModelSpec:
     the same training frame and contract, fitted on the labels' ``change``; trained by ``kimp research``
     beside the direction models), ``text`` (``sentiment``: fitted by ``kimp sentiment train`` on labelled
     text, scored daily by the ``news_sentiment`` asset with the newest registered version) and ``agent`` (a
-    later kind, with its own asset factory in kimp_pipelines.assets.models). ``role``: ``member`` (its own daily asset ``<name>_model``; an ensemble
-    candidate when configured in ``WalkForwardConfig.models``) or ``baseline`` (trained every day in
+    later kind, with its own asset factory in kimp_pipelines.assets.models). ``role``: ``member`` (its own
+    daily asset ``<name>_model``; an ensemble candidate when configured in ``WalkForwardConfig.models``) or ``baseline`` (trained every day in
     ``baseline_models`` and reported beside every model). ``calibrate``: temperature-scale it on the
     validation rows when ``WalkForwardConfig.calibrate``. ``asset_kinds``: Dagster kind tags shown in the UI.
     """
