@@ -12,9 +12,10 @@ import pytest
 from kimp.models.base import DOWN, FLAT, UP, FittedModel, WalkForwardConfig
 from kimp.models.baselines import fit_logistic, fit_majority, fit_persistence
 from kimp.models.ensemble import EnsembleModel, combine, fit_weights
-from kimp.models.labels import LAST_MOVE
-from kimp.models.registry import load_model, save_model
+from kimp.models.labels import LAST_MOVE, label_rule, rule_config
+from kimp.models.registry import get, load_model, save_model
 from kimp.models.walk_forward import fit_day_ensemble
+from kimp.serving.champion import label_rule_of
 
 T0 = datetime(2024, 2, 1, tzinfo=UTC)
 
@@ -173,9 +174,11 @@ def test_with_no_qualified_member_the_fallback_stands_in() -> None:
 def test_the_ensemble_is_the_validated_choice_and_says_when_it_is_a_baseline(tmp_path: Path) -> None:
     frame = _frame(300)  # last_move repeats the label 70% of the time: persistence beats a constant member
     valid = frame.filter(pl.col("split") == "validation")
-    baselines = {"persistence": fit_persistence(frame), "majority": fit_majority(frame)}
+    config = WalkForwardConfig(horizon_minutes=120, premium_column="premium_usdt")
+    persistence = get("persistence").fit_model(frame, config, features=[LAST_MOVE])  # the daily asset's fit
+    baselines = {"persistence": persistence, "majority": fit_majority(frame)}
     members = {"flat": _Const("flat", [0.3, 0.4, 0.3])}
-    fit = fit_day_ensemble(members, frame, WalkForwardConfig(), baselines=baselines)
+    fit = fit_day_ensemble(members, frame, config, baselines=baselines)
     assert fit.chosen == "persistence" and set(fit.choice) == {"mixture", "flat", "persistence", "majority"}
     assert fit.choice["persistence"] == max(fit.choice.values())  # never worse on validation than any
     assert "baseline persistence" in fit.note and fit.model.weights == {"persistence": 1.0}
@@ -184,6 +187,8 @@ def test_the_ensemble_is_the_validated_choice_and_says_when_it_is_a_baseline(tmp
     fit.model.save(tmp_path / "ens")
     loaded = load_model(tmp_path / "ens")
     assert loaded.chosen == "persistence" and loaded.class_weights == fit.model.class_weights
+    # the label rule its last_move was made with travels with it, for serving (kimp.serving.live)
+    assert label_rule_of(loaded) == label_rule(config) and rule_config(label_rule(config)).flat_band == 0.003
     # without the choice the ensemble stays the members' mixture
     plain = fit_day_ensemble(members, frame, WalkForwardConfig(ensemble_select=False), baselines=baselines)
     assert plain.chosen == "mixture" and plain.choice == {} and set(plain.model.weights) == {"flat"}

@@ -188,6 +188,9 @@ def test_predict_scores_a_partial_vector_missing_features_null(client: TestClien
     # a catalog feature the model does not read is accepted and ignored; nulls are accepted
     r = client.post("/v1/predict", json={"coin": "ETH", "features": {"prem_usdt": 0.1, "prem_fx": None}})
     assert r.status_code == 200 and r.json()["missing"] == 3
+    # last_move (the persistence input, not a catalog feature) too, by a champion that does not read it
+    r = client.post("/v1/predict", json={"coin": "BTC", "features": {"prem_fx": 1.5, "last_move": 2}})
+    assert r.status_code == 200 and r.json()["p_up"] == body["p_up"]
 
 
 @pytest.mark.parametrize(
@@ -411,3 +414,91 @@ def test_kimp_serve_stream_smoke_on_the_simulated_feed(registry: dict, tmp_path:
             proc.kill()
             out, _ = proc.communicate()
     assert '"message": "champion loaded"' in out, out[-3000:]  # structured logs
+
+
+class _Holder:
+    """ChampionHolder's get() for a model loaded from its saved folder (the registry is tested above)."""
+
+    def __init__(self, loaded) -> None:  # type: ignore[no-untyped-def]
+        self.loaded = loaded
+
+    def get(self):  # type: ignore[no-untyped-def]
+        return self.loaded
+
+
+def test_live_last_move_equals_batch_and_a_persistence_champion_scores_as_in_batch(tmp_path: Path) -> None:
+    """An ensemble that chose the persistence baseline, saved and loaded, served by the live loop on a short
+    replay of the simulated market: the loop's last_move (the saved label rule on the engine's premium rows)
+    equals walk_forward's batch last_move bar for bar, and every signal's probabilities are the model's
+    batch predict_proba on the batch rows."""
+    from kimp.market_data.source import build_source
+    from kimp.models.baselines import PersistenceModel
+    from kimp.models.ensemble import EnsembleModel
+    from kimp.models.labels import LAST_MOVE, label_rule
+    from kimp.models.registry import load_model
+    from kimp.models.walk_forward import labels_with_last_move
+    from kimp.premium import compute_premium
+    from kimp.serving.champion import LoadedModel
+    from kimp.serving.live import LiveLoop, StreamOptions, open_stream
+
+    # premium_usdt: a cold start has no FX rows; a band small enough for all three classes in an hour
+    config = WalkForwardConfig(horizon_minutes=60, premium_column="premium_usdt", round_trip_cost=0.0002)
+    persistence = PersistenceModel(
+        hit_rate=0.6, priors=np.array([0.3, 0.5, 0.2]), label_rule=label_rule(config)
+    )
+    model = load_model(
+        save_model(
+            "ensemble",
+            EnsembleModel(
+                members={"persistence": persistence}, weights={"persistence": 1.0}, chosen="persistence"
+            ),
+            tmp_path / "ensemble",
+        )
+    )
+    loaded = LoadedModel(name="ensemble", registered="kimp-ensemble", version="1", via="test", model=model,
+                         features=tuple(model.features), history=1, load_s=0.0, loaded_at=datetime.now(UTC),
+                         feature_set=None)  # fmt: skip
+    settings = Settings(home=tmp_path)
+    day, bars = date(2024, 3, 4), 64  # the horizon (60 bars) and a few with a last move
+    options = StreamOptions(source="simulated", start=day, end=day, warmup_days=0, max_bars=bars)
+    engine, _feed, warm_up = open_stream(settings, options)
+    engine.tick = False  # signals are per bar; the tick refreshes between closes would only cost time
+    store = SQLiteStore(tmp_path / "online.db")
+    seen: list[Signal] = []
+    loop = LiveLoop(engine, store, _Holder(loaded), horizon=60, on_signal=lambda s, ms: seen.append(s))  # type: ignore[arg-type]
+    loop.run(warm_up(), max_bars=bars)
+    assert loop.stats.errors == 0 and len(seen) == 2 * bars
+
+    source = build_source("simulated", seed=settings.seed)
+    kr = {v: source.candles(v, day) for v in ("upbit", "bithumb")}
+    batch = labels_with_last_move(
+        config, premium=compute_premium(kr, source.candles("binance", day), pl.DataFrame(), day=day)
+    )
+    moves = {ts: loop._last_moves(loaded, ts) or {} for ts in {s.ts for s in seen}}  # the loop's own rule
+    live = pl.DataFrame(
+        [(s.ts, s.coin, moves[s.ts].get(s.coin, np.nan)) for s in seen],
+        schema={"ts": batch.schema["ts"], "coin": pl.String, "live": pl.Float64},
+        orient="row",
+    )
+    both = batch.join(live, on=["ts", "coin"], how="right").sort("coin", "ts")
+    assert both.height == 2 * bars
+    want = both[LAST_MOVE].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    np.testing.assert_array_equal(both["live"].to_numpy(), want)
+    assert np.isnan(want[:60]).all() and len(set(want[~np.isnan(want)])) >= 2  # known after one horizon
+
+    # POST /v1/predict: last_move is sent like any feature; without it, the priors (NaN -> priors)
+    from kimp.serving.service import SignalService
+
+    service = SignalService(store, _Holder(loaded), stream=StreamSettings(), features=CONFIG, horizon=60)  # type: ignore[arg-type]
+    sent = service.predict({"coin": "BTC", "features": {LAST_MOVE: 2, "prem_fx": 0.01}})
+    assert [sent["p_down"], sent["p_flat"], sent["p_up"]] == pytest.approx([0.2, 0.2, 0.6])
+    assert sent["missing"] == 0
+    unsent = service.predict({"coin": "BTC", "features": {"prem_fx": 0.01}})
+    assert [unsent["p_down"], unsent["p_flat"], unsent["p_up"]] == pytest.approx([0.3, 0.5, 0.2])
+
+    mine = sorted(seen, key=lambda s: (s.coin, s.ts))
+    frame = both.select("ts", "coin", LAST_MOVE)
+    np.testing.assert_allclose(
+        [[s.p_down, s.p_flat, s.p_up] for s in mine], model.predict_proba(frame), rtol=1e-12
+    )
+    store.close()

@@ -213,3 +213,24 @@ def test_base_rows_equal_the_batch_base_frame_with_placeholders_gaps_and_bad_val
                 assert same, f"{coin} {want['ts']} {name}: batch {a!r}, streaming {b!r}"
                 checked += a is not None
     assert checked > 2 * 120 * 100
+
+
+def test_bar_premium_keeps_premium_history_warm_up_bars_included() -> None:
+    """With ``premium_history`` the engine keeps the premium rows that far back (the live loop's last_move
+    reads the bar one horizon before): warm-up bars as prepare() left them, then the closes' own."""
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    inputs = synthetic_inputs(t0, 1, orderbook_every_s=None, seed=2)
+    until, hour = t0 + timedelta(hours=2), timedelta(hours=1)
+    engine = StreamingEngine(CONFIG, interval_s=60, tick=False, premium_history=hour)
+    engine.warm_up(inputs, until=until)
+    premium = prepare(inputs, start=until - timedelta(minutes=1), end=until, config=CONFIG).tables["premium"]
+    assert premium is not None
+    bars = [until - hour - timedelta(minutes=1), until - hour, until - timedelta(minutes=1)]
+    want = premium.filter(pl.col("ts").is_in(bars[1:])).sort("coin", "kr_venue", "ts")
+    assert want.height == 8 and engine.bar_premium(bars).equals(want)  # the bar before the hour: gone
+    engine.on_event(
+        Rows("candles", inputs.candles.filter(pl.col("ts") == until), until + timedelta(minutes=1))
+    )
+    engine.on_event(BarClose(until, 60))
+    # at the close of bar ``until`` the bar one hour back is still kept, the one before it long gone
+    assert engine.bar_premium([*bars, until])["ts"].unique().sort().to_list() == [*bars[1:], until]

@@ -24,7 +24,7 @@ import polars as pl
 
 from kimp.models.base import WalkForwardConfig
 from kimp.models.dataset import age_weights, feature_columns, feature_matrix
-from kimp.models.labels import LAST_MOVE
+from kimp.models.labels import LAST_MOVE, label_rule
 
 SIDECAR = "model.json"
 
@@ -74,6 +74,10 @@ class PersistenceModel:
     priors: np.ndarray
     name: str = "persistence"
     features: list[str] = field(default_factory=lambda: [LAST_MOVE])
+    # The label rule its ``last_move`` input was made with (kimp.models.labels.LABEL_RULE fields of the
+    # training config: horizon, flat band, venue, premium column), so that serving computes the same input
+    # from live premium rows (kimp.serving.live); None for models saved before it was kept.
+    label_rule: dict[str, Any] | None = None
 
     def predict_proba(self, frame: pl.DataFrame) -> np.ndarray:
         if LAST_MOVE not in frame.columns:
@@ -98,13 +102,19 @@ class PersistenceModel:
             "name": self.name,
             "hit_rate": self.hit_rate,
             "priors": self.priors.tolist(),
+            "label_rule": self.label_rule,
         }
         (path / SIDECAR).write_text(json.dumps(meta))
 
     @classmethod
     def load(cls, path: Path) -> PersistenceModel:
         meta = json.loads((Path(path) / SIDECAR).read_text())
-        return cls(hit_rate=float(meta["hit_rate"]), priors=np.asarray(meta["priors"]), name=meta["name"])
+        return cls(
+            hit_rate=float(meta["hit_rate"]),
+            priors=np.asarray(meta["priors"]),
+            name=meta["name"],
+            label_rule=meta.get("label_rule"),
+        )
 
 
 @dataclass(frozen=True)
@@ -166,15 +176,20 @@ def fit_majority(frame: pl.DataFrame) -> MajorityModel:
     return MajorityModel(priors=class_frequencies(_train(frame)["label"].to_numpy()))
 
 
-def fit_persistence(frame: pl.DataFrame) -> PersistenceModel:
-    """Hit rate of 'the last move repeats' on the training rows that have a last move."""
+def fit_persistence(frame: pl.DataFrame, config: WalkForwardConfig | None = None) -> PersistenceModel:
+    """Hit rate of 'the last move repeats' on the training rows that have a last move. ``config``: the
+    training config whose label rule made ``last_move`` (kept with the model for serving)."""
     train = _train(frame)
     if LAST_MOVE not in train.columns:
         raise ValueError(f"persistence needs the {LAST_MOVE!r} column (kimp.models.labels.last_move)")
     known = train.filter(pl.col(LAST_MOVE).is_not_null())
     hits = int((known[LAST_MOVE] == known["label"]).sum()) if known.height else 0
     hit_rate = (hits + 1.0) / (known.height + 3.0)  # smoothed towards 1/3 on little data
-    return PersistenceModel(hit_rate=hit_rate, priors=class_frequencies(train["label"].to_numpy()))
+    return PersistenceModel(
+        hit_rate=hit_rate,
+        priors=class_frequencies(train["label"].to_numpy()),
+        label_rule=label_rule(config) if config is not None else None,
+    )
 
 
 def fit_logistic(
@@ -242,7 +257,7 @@ def fit_majority_spec(
 def fit_persistence_spec(
     frame: pl.DataFrame, config: WalkForwardConfig, *, features: list[str], params: dict[str, Any] | None
 ) -> PersistenceModel:
-    return fit_persistence(frame)
+    return fit_persistence(frame, config)
 
 
 def fit_logistic_spec(

@@ -16,8 +16,9 @@ in basis points); like the label it is known at ``label_known_at`` and is never 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -38,6 +39,9 @@ LABELS: dict[str, pl.DataType] = {
 
 LAST_MOVE = "last_move"  # class of the move that ENDED at the close of bar ts (persistence baseline input)
 LAST_CHANGE = "last_change"  # that move itself (the regression target's persistence baseline)
+# The WalkForwardConfig fields the premium label rule reads (horizon, flat band = round_trip_cost, venue and
+# premium column): what a model whose input is ``last_move`` keeps, so serving applies the same rule.
+LABEL_RULE: tuple[str, ...] = ("horizon_minutes", "round_trip_cost", "kr_venue", "premium_column")
 
 
 def classify(change: pl.Expr, flat_band: float) -> pl.Expr:
@@ -157,6 +161,16 @@ def make_labels(
             raise ValueError("target='price' needs the Korean venue's candles")
         return price_labels(candles, config)
     raise ValueError(f"target must be 'premium' or 'price', got {target!r}")
+
+
+def label_rule(config: WalkForwardConfig) -> dict[str, Any]:
+    """The config's premium label rule (LABEL_RULE fields), JSON-ready; ``rule_config`` reads it back."""
+    return {f: getattr(config, f) for f in LABEL_RULE}
+
+
+def rule_config(rule: Mapping[str, Any]) -> WalkForwardConfig:
+    """A config with the saved label rule (the other fields default: the label functions read only these)."""
+    return WalkForwardConfig(**{f: rule[f] for f in LABEL_RULE})
 
 
 def last_move(labels: pl.DataFrame) -> pl.DataFrame:

@@ -70,6 +70,19 @@ def _history_of(model: Any) -> int:
     return _history_of(inner) if inner is not None and inner is not model else 1
 
 
+def label_rule_of(model: Any) -> dict[str, Any] | None:
+    """The label rule (kimp.models.labels.LABEL_RULE) kept by the model, or by a member or calibrated
+    wrapper of it, that reads ``last_move`` (the persistence baseline); None when none keeps one."""
+    members = getattr(model, "members", None)
+    if isinstance(members, dict):
+        return next((r for m in members.values() if (r := label_rule_of(m)) is not None), None)
+    rule = getattr(model, "label_rule", None)
+    if rule is not None:
+        return dict(rule)
+    inner = getattr(model, "model", None)
+    return label_rule_of(inner) if inner is not None and inner is not model else None
+
+
 def resolve(client: Any, registered: str) -> tuple[str, str]:
     """(version, how) of the served version: the ``champion`` alias, else the newest version."""
     from mlflow.exceptions import MlflowException

@@ -25,15 +25,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from kimp.backtest.signals import prediction_signals, prediction_state, prediction_step
-from kimp.serving.champion import ChampionHolder, LoadedModel, NoModelError
+from kimp.models.base import WalkForwardConfig
+from kimp.models.labels import LAST_MOVE, last_move, premium_labels, rule_config
+from kimp.serving.champion import ChampionHolder, LoadedModel, NoModelError, label_rule_of
 from kimp.serving.metrics import Metrics
 from kimp.serving.service import model_frame
 from kimp.streaming.events import BarClose, Event, FeatureVector
 from kimp.streaming.online import OnlineStore, Signal
 
 log = logging.getLogger("kimp.serving.live")
+# The premium rows the engine keeps for last_move: the bar one horizon back, for the longest horizon a
+# model may have (WalkForwardConfig: 24 hours).
+PREMIUM_HISTORY = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ class LiveLoop:
         self.stats = LoopStats()
         self._columns: tuple[tuple[str, ...], np.ndarray] | None = None  # model features -> vector index
         self._n = -1
+        # (the loaded model, its last_move label config or None): kimp.models.labels' rule it was fitted with
+        self._rule: tuple[LoadedModel, WalkForwardConfig | None] | None = None
 
     # ------------------------------------------------------------------ one event
     def on_event(self, event: Event) -> list[Signal]:
@@ -179,6 +187,50 @@ class LiveLoop:
         out = np.where(idx >= 0, vec.values[np.maximum(idx, 0)], np.nan)
         return out
 
+    def _label_config(self, loaded: LoadedModel) -> WalkForwardConfig | None:
+        """The label rule the champion's ``last_move`` input was made with (kept by its persistence model);
+        None when it does not read ``last_move``, or (said once) when it was saved without its rule."""
+        if self._rule is not None and self._rule[0] is loaded:
+            return self._rule[1]
+        config = None
+        if LAST_MOVE in loaded.features:
+            rule = label_rule_of(loaded.model)
+            if rule is None:
+                log.warning(
+                    "the champion reads last_move but kept no label rule (saved before it was kept): "
+                    "last_move is null live, so its persistence part predicts its class priors",
+                    extra={"model": loaded.registered, "version": loaded.version},
+                )
+            else:
+                config = rule_config(rule)
+                need = timedelta(minutes=config.horizon_minutes) // timedelta(microseconds=1)
+                if getattr(self.engine, "premium_keep_us", 0) < need:
+                    log.warning(
+                        "the engine keeps less premium history than the champion's horizon: last_move is "
+                        "null until it covers it (StreamingEngine premium_history)",
+                        extra={"model": loaded.registered, "horizon": config.horizon_minutes},
+                    )
+        self._rule = (loaded, config)
+        return config
+
+    def _last_moves(self, loaded: LoadedModel, ts: datetime) -> dict[str, float] | None:
+        """Each coin's ``last_move`` at bar ``ts`` by the batch rule (kimp.models.labels.premium_labels and
+        last_move, the champion's saved label config) on the premium rows the engine computed for bar ts
+        and the bar one horizon before (StreamingEngine.bar_premium); None when the champion does not read
+        it. NaN where the batch value would be null (a bar missing, a null premium)."""
+        config = self._label_config(loaded)
+        if config is None:
+            return None
+        try:
+            premium = self.engine.bar_premium([ts - timedelta(minutes=config.horizon_minutes), ts])
+            moves = last_move(premium_labels(premium, config)).filter(pl.col("ts") == ts)
+        except Exception:  # a bad premium row must not stop the signals: last_move null, priors
+            self.metrics.errors.labels("stream_last_move").inc()
+            log.exception("live loop: last_move not computed", extra={"bar": ts.isoformat()})
+            return {}
+        values = moves[LAST_MOVE].cast(pl.Float64).fill_null(float("nan")).to_list()
+        return dict(zip(moves["coin"].to_list(), values, strict=True))
+
     def _signals(self, ts: datetime, vectors: list[FeatureVector]) -> list[Signal]:
         try:
             loaded = self.holder.get()
@@ -186,12 +238,16 @@ class LiveLoop:
             self.metrics.errors.labels("stream_no_model").inc()
             log.warning("no model: bar scored by nothing", extra={"bar": ts.isoformat(), "error": str(exc)})
             return []
+        moves = self._last_moves(loaded, ts)
         rows = []
         for vec in vectors:
+            row = self._matrix(loaded, vec)
+            if moves is not None:  # not in the streamed vector: the batch rule's value, in its column
+                row[loaded.features.index(LAST_MOVE)] = moves.get(vec.coin, np.nan)
             hist = self.history.setdefault(vec.coin, deque(maxlen=max(loaded.history, 1)))
             if hist.maxlen != max(loaded.history, 1):
                 hist = self.history[vec.coin] = deque(hist, maxlen=max(loaded.history, 1))
-            hist.append((vec.ts, self._matrix(loaded, vec)))
+            hist.append((vec.ts, row))
             rows.append((vec.coin, [t for t, _ in hist], np.vstack([m for _, m in hist])))
         if loaded.history <= 1:  # no member reads earlier bars: the rows straight to the model, no frame
             x = np.vstack([r[2][-1] for r in rows]).astype(np.float32)  # float32, as the features table
@@ -322,7 +378,9 @@ def open_stream(settings: Any, options: StreamOptions) -> tuple[Any, Any, Callab
         from kimp.streaming.exchange_feed import ExchangeFeed
 
         feed = ExchangeFeed(websocket=True)
-        engine = StreamingEngine(config, interval_s=feed.interval_s, kr_venue=venue)
+        engine = StreamingEngine(
+            config, interval_s=feed.interval_s, kr_venue=venue, premium_history=PREMIUM_HISTORY
+        )
         return engine, feed, feed.events
     source = build_source(
         options.source,
@@ -347,7 +405,9 @@ def open_stream(settings: Any, options: StreamOptions) -> tuple[Any, Any, Callab
     if options.warmup_days:
         source = HistoryFrom(source, start.date() - timedelta(days=options.warmup_days))
     feed = StoredFeed(source, start=start, end=end, speed=speed)
-    engine = StreamingEngine(config, interval_s=feed.interval_s, kr_venue=venue)
+    engine = StreamingEngine(
+        config, interval_s=feed.interval_s, kr_venue=venue, premium_history=PREMIUM_HISTORY
+    )
 
     def warm_up() -> Iterator[Event]:
         t0 = time.perf_counter()

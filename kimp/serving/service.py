@@ -20,6 +20,7 @@ import orjson
 import polars as pl
 
 from kimp.features.types import FeatureConfig
+from kimp.models.labels import LAST_MOVE
 from kimp.serving.champion import ChampionHolder, LoadedModel, NoModelError
 from kimp.serving.metrics import Metrics
 from kimp.streaming.config import KR_VENUES, StreamSettings
@@ -323,6 +324,9 @@ def columns(loaded: LoadedModel, config: FeatureConfig, venue: str) -> Columns:
     if found is None:
         _, catalog_names = feature_names(config, venue)
         index = dict.fromkeys(catalog_names, -1)
+        # last_move (the label rule's input, not a catalog feature) is accepted like a catalog feature the
+        # model does not read, so the same request body serves a champion with or without persistence
+        index[LAST_MOVE] = -1
         index.update((n, i) for i, n in enumerate(loaded.features))
         found = cache[venue] = Columns(index, len(loaded.features))
     return found  # type: ignore[no-any-return]

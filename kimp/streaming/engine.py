@@ -41,7 +41,7 @@ from kimp.market_data.schemas import KR_VENUES, PREMIUM, empty
 from kimp.streaming.compiler import CompiledFeatures, compile_features
 from kimp.streaming.evaluator import TailEvaluator
 from kimp.streaming.events import BarClose, Event, FeatureVector, Rows
-from kimp.streaming.rows import AS_OF, BAR_LOCAL, BaseRows, from_us, to_us
+from kimp.streaming.rows import AS_OF, BAR_LOCAL, BaseRows, from_us, records, to_us
 from kimp.timeutil import day_start
 
 
@@ -64,7 +64,10 @@ class StreamingEngine:
         interval_s: int,
         kr_venue: str | None = None,
         tick: bool = True,
+        premium_history: timedelta | None = None,
     ) -> None:
+        """``premium_history``: how far back bar_premium keeps the closed bars' premium rows, warm-up bars
+        included (the live loop's ``last_move`` reads the bar one horizon back); default one bar."""
         self.config = config_for_venue(config or FeatureConfig(), kr_venue)
         self.interval_s = int(interval_s)
         self.iv = timedelta(seconds=self.interval_s)
@@ -90,6 +93,7 @@ class StreamingEngine:
         self.venues: dict[str, tuple[str, str | None, str | None]] = {}
         self.rows = BaseRows(self.config, self.interval_s, self.lookback)
         self._premium: dict[int, dict] = {}  # premium rows of the newest closed bars (bar_premium)
+        self.premium_keep_us = max(premium_history or self.iv, self.iv) // timedelta(microseconds=1)
         self.next_bar: datetime | None = None  # open time of the first bar not yet closed
         self.last: dict[str, FeatureVector] = {}  # newest bar-close vector per coin
 
@@ -107,6 +111,7 @@ class StreamingEngine:
                 )
             premium = prep.tables["premium"]
             assert premium is not None
+            self._keep_premium(premium, until)
             for coin in self.coins:
                 self.venues[coin] = kr_venues(premium, coin, self.config)
                 base, _ = base_frame(prep, coin, end=until, config=self.config, venues=self.venues[coin])
@@ -152,8 +157,10 @@ class StreamingEngine:
         if ts < self.next_bar:
             return []  # already closed (a duplicate or late close)
         out: list[FeatureVector] = []
-        held = to_us(self.next_bar) - self.rows.iv_us  # bar_premium: this close's bars and the one before
-        self._premium = {b: p for b, p in self._premium.items() if b >= held}
+        # bar_premium: this close's bars and those of premium_history before (by default the bar before)
+        held = to_us(self.next_bar) - self.premium_keep_us
+        for b in [b for b in self._premium if b < held]:
+            del self._premium[b]
         while self.next_bar <= ts:
             day_end = day_start(self.next_bar.date()) + timedelta(days=1)
             end = min(ts + self.iv, day_end)  # the new bars of one UTC day (the asset's partition)
@@ -240,10 +247,26 @@ class StreamingEngine:
             compute_ms=(time.perf_counter() - t0) * 1000,
         )
 
+    def _keep_premium(self, premium: pl.DataFrame, until: datetime) -> None:
+        """The history's premium rows of the last ``premium_history`` before ``until``, as the closes keep
+        theirs (bar_premium reads warm-up bars like live ones)."""
+        since = until - timedelta(microseconds=self.premium_keep_us)
+        tail = premium.filter(
+            (pl.col("ts") >= since)
+            & (pl.col("ts") < until)
+            & (pl.col("interval_s") == self.interval_s)
+            & pl.col("coin").is_in(list(self.coins))
+        ).sort("ts")
+        for row in records(tail):
+            bar, key = row.pop("ts"), (row.pop("coin"), row.pop("kr_venue"))
+            row.pop("interval_s")
+            self._premium.setdefault(bar, {})[key] = row
+
     def bar_premium(self, bars: Iterable[datetime]) -> pl.DataFrame:
         """The premium rows (PREMIUM schema: the ``kimchi_premium`` asset's rows, as prepare() leaves them)
-        the engine computed for the bars of its newest close (and the bar before) among ``bars``: for the
-        ``bars`` table of the time-series store, without computing them again."""
+        the engine computed for the bars of its newest close (and ``premium_history`` before it, warm-up
+        bars included) among ``bars``: for the ``bars`` table of the time-series store and the live loop's
+        ``last_move``, without computing them again."""
         rows = []
         for bar in sorted(bars):
             for (coin, venue), p in self._premium.get(to_us(bar), {}).items():
