@@ -27,8 +27,17 @@ def kimp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # alphabetical order, test_walk_forward_cli.py (a whole walk-forward in its fixture) started last and left the
 # other worker idle for minutes. Stable sort: every other test keeps its order. xdist hands the files out in
 # this order only with --no-loadscope-reorder (the Makefile passes it); by default it re-sorts them by their
-# number of tests.
-LONGEST_FIRST = ("test_walk_forward_cli.py", "test_model_assets.py", "test_cli.py")
+# number of tests. Measured 2026-11-29 one file at a time (shared 2-core machine, load 1-5, warm numba
+# cache): test_walk_forward_cli.py ~175 s, test_cli.py 120 s (the demo 112 s), test_sentiment_pipeline.py
+# 81 s, test_model_assets.py 54 s, test_instance_safety.py 33 s; every other file under 25 s, so the
+# alphabetical rest evens out the end. CI (a fresh clone: numba compiles, cold caches) is 2-3x slower.
+LONGEST_FIRST = (
+    "test_walk_forward_cli.py",
+    "test_cli.py",
+    "test_sentiment_pipeline.py",
+    "test_model_assets.py",
+    "test_instance_safety.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
