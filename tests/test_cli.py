@@ -71,6 +71,9 @@ def test_demo_runs_end_to_end_and_says_where_to_look(kimp_env: Path, monkeypatch
     assert "walk-forward metrics" in result.output and "backtest summary" in result.output
     assert "BTC,upbit,2024-03-01,1440," in result.output
     assert "/runs?workflowType=machine_learning" in result.output  # MLflow opens on the experiment's runs
+    # It ends with live signals of the champion just registered: 4 bars of both coins, each scored.
+    assert "Live signals:" in result.output and "4 bars, 8 signals" in result.output, result.output
+    assert "live signals failed" not in result.output
     store = kimp_env / "store"
     for table in ("features", "feature_catalog", "predictions", "model_evaluation", "backtest_report"):
         assert list((store / table).glob("*.parquet")), table
