@@ -215,21 +215,32 @@ def run_research(
                     f"{tag}: validated choice per training day: "
                     + ", ".join(f"{r['chosen']} {r['count']}x" for r in chosen.iter_rows(named=True))
                 )
+    if validation:
+        runs["research_validation.parquet"] = pl.concat(validation, how="diagonal_relaxed").with_columns(
+            half_life_days=pl.lit(settings.walk_forward.sample_half_life_days, dtype=pl.Float64)
+        )
+    return _assemble(out_dir, frames, samples, notes, runs, backtests, changes)
+
+
+def _assemble(
+    out_dir: Path,
+    frames: list[pl.DataFrame],
+    samples: dict[tuple[str, str, int], dict[str, dict[str, np.ndarray]]],
+    notes: list[str],
+    runs: dict[str, pl.DataFrame],
+    backtests: list[pl.DataFrame],
+    changes: list[pl.DataFrame],
+) -> ResearchResult:
+    """The report of a run (or of runs combined): scores sorted, the summary over periods, the backtests
+    and regression rows concatenated, everything written to ``out_dir``."""
     lead = ["period", "target", "hours", "model"]
     scores = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
     if scores.height:
         scores = scores.select(*lead, pl.exclude(lead)).sort(lead)
     summ = summary(scores, samples)
-    bt = (
-        pl.concat([b for b in backtests if b.height], how="diagonal_relaxed")
-        if any(b.height for b in backtests)
-        else pl.DataFrame()
-    )
+    kept = [b for b in backtests if b.height]
+    bt = pl.concat(kept, how="diagonal_relaxed") if kept else pl.DataFrame()
     change = pl.concat(changes, how="diagonal_relaxed") if changes else pl.DataFrame()
-    if validation:
-        runs["research_validation.parquet"] = pl.concat(validation, how="diagonal_relaxed").with_columns(
-            half_life_days=pl.lit(settings.walk_forward.sample_half_life_days, dtype=pl.Float64)
-        )
     _write(out_dir, scores, summ, notes, runs, bt, change)
     return ResearchResult(
         scores=scores,
@@ -374,23 +385,7 @@ def combine_reports(
         md = (src / "research.md").read_text()
         if "## Notes" in md:
             notes += [ln[2:] for ln in md.split("## Notes", 1)[1].splitlines() if ln.startswith("- ")]
-    lead = ["period", "target", "hours", "model"]
-    scores = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    if scores.height:
-        scores = scores.select(*lead, pl.exclude(lead)).sort(lead)
-    summ = summary(scores, samples)
-    bt = pl.concat(backtests, how="diagonal_relaxed") if backtests else pl.DataFrame()
     extra = (
         {"research_validation.parquet": pl.concat(validation, how="diagonal_relaxed")} if validation else {}
     )
-    change = pl.concat(changes, how="diagonal_relaxed") if changes else pl.DataFrame()
-    _write(out_dir, scores, summ, notes, extra, bt, change)
-    return ResearchResult(
-        scores=scores,
-        summary=summ,
-        notes=notes,
-        out_dir=out_dir,
-        samples=samples,
-        backtest=bt,
-        change=change,
-    )
+    return _assemble(out_dir, frames, samples, notes, extra, backtests, changes)
